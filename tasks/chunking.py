@@ -1,0 +1,167 @@
+"""Sentence splitting and packing of text into token-limited chunks.
+
+Chunks hold whole sentences up to the token limit. A sentence longer than the limit is split at word
+boundaries (and a single over-long "word" at character boundaries), so no chunk ever exceeds its limit.
+Nothing is dropped or repeated: the pieces of a text, joined back, give the text again (up to the
+whitespace at chunk edges). The limit applies to the chunk *as the agent sees it*, wrapper included.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .tokenization import TokenCounter
+
+# A sentence ends after . ! ? (plus closing quotes/brackets) and the whitespace that follows, or at a
+# line break. Spans keep their trailing whitespace so that "".join(spans) == text.
+_BOUNDARY = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])[\"'\u201d\u2019)\]]*\s+|\n\s*")
+_WORD = re.compile(r"\S+\s*|\s+")
+
+Budget = int | Callable[[int], int]
+Wrap = Callable[[int, str], str]
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split `text` into sentence spans; their concatenation is exactly `text`."""
+    spans: list[str] = []
+    start = 0
+    for match in _BOUNDARY.finditer(text):
+        end = match.end()
+        if end > start:
+            spans.append(text[start:end])
+            start = end
+    if start < len(text):
+        spans.append(text[start:])
+    return spans
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str  # the wrapped chunk, as stored
+    body: str  # the packed source text inside the wrapper
+    units: tuple[int, ...]  # indices of the units this chunk holds (wholly or in part)
+
+
+@dataclass
+class _Piece:
+    unit: int
+    text: str
+    tokens: int
+
+
+def _join(pieces: Sequence[_Piece], sep: str) -> str:
+    out: list[str] = []
+    prev_unit = None
+    for piece in pieces:
+        if prev_unit is not None and piece.unit != prev_unit:
+            out[-1] = out[-1].rstrip()
+            out.append(sep)
+        out.append(piece.text)
+        prev_unit = piece.unit
+    return "".join(out).strip()
+
+
+def _split_piece(piece: _Piece, limit: int, counter: TokenCounter) -> list[_Piece]:
+    """Split one over-long piece into pieces of at most `limit` tokens (estimated; verified by the packer)."""
+    words = _WORD.findall(piece.text)
+    if len(words) <= 1:  # one enormous word: cut by characters, halving until each part fits
+        text = piece.text
+        size = max(1, len(text) // 2)
+        parts = [text[i : i + size] for i in range(0, len(text), size)]
+        counts = counter.count_many(parts)
+        if max(counts) > limit and size > 1:
+            out: list[_Piece] = []
+            for part, count in zip(parts, counts, strict=True):
+                out.extend(_split_piece(_Piece(piece.unit, part, count), limit, counter))
+            return out
+        return [_Piece(piece.unit, p, c) for p, c in zip(parts, counts, strict=True)]
+    counts = counter.count_many(words)
+    out = []
+    group: list[str] = []
+    total = 0
+    for word, count in zip(words, counts, strict=True):
+        if group and total + count > limit:
+            out.append(_Piece(piece.unit, "".join(group), total))
+            group, total = [], 0
+        group.append(word)
+        total += count
+    if group:
+        out.append(_Piece(piece.unit, "".join(group), total))
+    return out
+
+
+def pack(
+    units: Sequence[str],
+    counter: TokenCounter,
+    budget: Budget,
+    *,
+    sep: str = "\n\n",
+    wrap: Wrap | None = None,
+) -> list[Chunk]:
+    """Pack units (paragraphs, documents, example lines) into chunks of whole sentences.
+
+    `budget` is the token limit of every chunk, or a function of the chunk index (for the random
+    chunk sizes of the Mem-alpha builders). `wrap(index, body)` turns a body into the stored chunk;
+    the limit holds for the wrapped text.
+    """
+    wrap = wrap or (lambda _i, body: body)
+    budget_of = budget if callable(budget) else (lambda _i: budget)
+    sentence_units: list[int] = []
+    sentences: list[str] = []
+    for unit_index, unit in enumerate(units):
+        for sentence in split_sentences(unit):
+            if sentence.strip():
+                sentences.append(sentence)
+                sentence_units.append(unit_index)
+    counts = counter.count_many(sentences)
+    queue = deque(_Piece(u, s, c) for u, s, c in zip(sentence_units, sentences, counts, strict=True))
+
+    chunks: list[Chunk] = []
+    while queue:
+        index = len(chunks)
+        limit = budget_of(index)
+        overhead = counter.count(wrap(index, ""))
+        room = limit - overhead
+        if room <= 0:
+            raise ValueError(f"chunk budget {limit} leaves no room after the {overhead}-token wrapper")
+        taken: list[_Piece] = []
+        total = 0
+        while queue:
+            piece = queue[0]
+            if piece.tokens > room:
+                if taken:
+                    break
+                queue.popleft()
+                queue.extendleft(reversed(_split_piece(piece, room, counter)))
+                continue
+            if total + piece.tokens > room:
+                break
+            taken.append(queue.popleft())
+            total += piece.tokens
+        # Token counts are not exactly additive under BPE: verify, and give back pieces until it fits.
+        while True:
+            body = _join(taken, sep)
+            text = wrap(index, body)
+            actual = counter.count(text)
+            if actual <= limit:
+                break
+            if len(taken) > 1:
+                queue.appendleft(taken.pop())
+                continue
+            piece = taken.pop()
+            smaller = max(1, min(room, piece.tokens) - (actual - limit) - 1)
+            parts = _split_piece(piece, smaller, counter)
+            if len(parts) == 1:
+                raise ValueError(f"cannot fit text into a {limit}-token chunk: {piece.text[:80]!r}")
+            queue.extendleft(reversed(parts[1:]))
+            taken = [parts[0]]
+        chunks.append(Chunk(text=text, body=body, units=tuple(dict.fromkeys(p.unit for p in taken))))
+    return chunks
+
+
+def chunk_text(text: str, counter: TokenCounter, max_tokens: int, *, wrap: Wrap | None = None) -> list[Chunk]:
+    """Chunk one long text (a book, a haystack) into sentence chunks of at most `max_tokens`."""
+    return pack([text], counter, max_tokens, wrap=wrap)

@@ -1,0 +1,73 @@
+"""Where an LLM plugs into a build: the closed-book filter, keyword extraction, answer shortening.
+
+The task layer only defines the interface and the steps (our own prompts); the scoring harness
+provides implementations backed by its reader backends. A build without an LLM skips these steps
+and says so in its manifest (`llm_steps`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Protocol
+
+Message = dict[str, str]
+
+
+class BuilderLLM(Protocol):
+    """Anything that answers a batch of chat conversations (greedy decoding is expected)."""
+
+    def describe(self) -> dict[str, object]: ...
+
+    def generate(self, conversations: Sequence[list[Message]], *, max_tokens: int) -> list[str]: ...
+
+
+CLOSED_BOOK_SYSTEM = "Answer the question from your own knowledge. Reply with the answer only, as briefly as possible."
+KEYWORDS_SYSTEM = (
+    "You extract the key content of a summary: the names, places, objects and events a faithful "
+    "summary must mention. Reply with one comma-separated line of short keywords (one to three words each)."
+)
+SHORTEN_SYSTEM = (
+    "Rewrite the answer as the few short key phrases (at most three words each) that any correct answer "
+    "must contain, separated by semicolons. Reply with that line only."
+)
+
+_THINK = re.compile(r"<think>.*?</think>", re.S)
+
+
+def _clean(text: str) -> str:
+    return _THINK.sub("", text).strip()
+
+
+def closed_book_keep(llm: BuilderLLM, questions: Sequence[str], golds: Sequence[str]) -> list[bool]:
+    """True for each question the model cannot answer without the context (gold not in its answer).
+
+    This is what keeps the memory tasks about memory: questions answerable from parametric knowledge
+    are dropped.
+    """
+    convs = [[{"role": "system", "content": CLOSED_BOOK_SYSTEM}, {"role": "user", "content": q}] for q in questions]
+    answers = llm.generate(convs, max_tokens=256)
+    return [gold.lower() not in _clean(a).lower() for gold, a in zip(golds, answers, strict=True)]
+
+
+def extract_keywords(llm: BuilderLLM, summaries: Sequence[str]) -> list[list[str]]:
+    """A keyword list per reference summary (the gold of keyword-recall tasks)."""
+    convs = [[{"role": "system", "content": KEYWORDS_SYSTEM}, {"role": "user", "content": s}] for s in summaries]
+    out = []
+    for reply in llm.generate(convs, max_tokens=512):
+        words = [w.strip(" .\"'") for w in _clean(reply).replace("\n", ",").split(",")]
+        out.append(list(dict.fromkeys(w for w in words if w)))
+    return out
+
+
+def shorten_answers(llm: BuilderLLM, questions: Sequence[str], answers: Sequence[str]) -> list[list[str]]:
+    """Short key phrases per long free-text answer (PerLTQA-style answers)."""
+    convs = [
+        [{"role": "system", "content": SHORTEN_SYSTEM}, {"role": "user", "content": f"Question: {q}\nAnswer: {a}"}]
+        for q, a in zip(questions, answers, strict=True)
+    ]
+    out = []
+    for reply in llm.generate(convs, max_tokens=128):
+        parts = [p.strip(" .") for p in _clean(reply).split(";")]
+        out.append([p for p in parts if p])
+    return out

@@ -1,0 +1,73 @@
+"""Shared steps of the extractive-QA builders (SQuAD, HotpotQA, length scaling)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .. import wrappers
+from ..build import BuildContext
+from ..chunking import Chunk, pack
+from ..llm import closed_book_keep
+from ..schema import Question
+from .common import answer_in_chunks
+
+
+@dataclass
+class QA:
+    question_id: str
+    question: str
+    answers: list[str]
+
+
+def dialogue_chunks(
+    ctx: BuildContext,
+    texts: Sequence[str],
+    *,
+    salt: str,
+    min_tokens: int | None = None,
+    date_index: Callable[[int], int] = lambda i: i,
+) -> list[Chunk]:
+    """Pack texts into dialogue-wrapped chunks; sizes drawn uniformly from [min_tokens, chunk_size]
+    when `min_tokens` is given (the original's variable chunk sizes), else the full chunk size."""
+    size_rng = ctx.rng(salt, "sizes")
+    sizes: list[int] = []
+
+    def budget(i: int) -> int:
+        while len(sizes) <= i:
+            sizes.append(size_rng.randint(min_tokens, ctx.chunk_size) if min_tokens else ctx.chunk_size)
+        return sizes[i]
+
+    def wrap(i: int, body: str) -> str:
+        return wrappers.dialogue(body, wrappers.date_for(date_index(i)), ctx.rng(salt, "wrap", i))
+
+    return pack(texts, ctx.counter, budget, wrap=wrap)
+
+
+def select_questions(
+    ctx: BuildContext,
+    instance_id: str,
+    qas: Sequence[QA],
+    chunks: Sequence[str],
+    *,
+    max_answer_tokens: int | None,
+    cap: int | None,
+) -> list[Question]:
+    """The original's question selection, made deterministic.
+
+    Keeps a QA when its first gold answer is short (< `max_answer_tokens`), some gold occurs verbatim in
+    a chunk, and (when an LLM is configured) the model cannot answer it closed-book; then samples at
+    most `cap` of them, keeping their order.
+    """
+    kept = [qa for qa in qas if answer_in_chunks(qa.answers, chunks)]
+    if max_answer_tokens is not None and kept:
+        lengths = ctx.count_many([qa.answers[0] for qa in kept])
+        kept = [qa for qa, n in zip(kept, lengths, strict=True) if n < max_answer_tokens]
+    llm = ctx.llm_step("closed_book_filter", "drop questions the reader answers without the context")
+    if llm is not None and kept:
+        keep = closed_book_keep(llm, [qa.question for qa in kept], [qa.answers[0] for qa in kept])
+        kept = [qa for qa, k in zip(kept, keep, strict=True) if k]
+    if cap is not None and len(kept) > cap:
+        chosen = set(ctx.rng(instance_id, "questions").sample(range(len(kept)), cap))
+        kept = [qa for i, qa in enumerate(kept) if i in chosen]
+    return [Question(qa.question_id, qa.question, list(qa.answers)) for qa in kept]

@@ -1,0 +1,119 @@
+"""Token counters used for chunking and for `context_tokens`.
+
+A counter is named in the registry and on the command line (`--tokenizer`):
+
+- ``qwen3``: the Qwen3 tokenizer at a pinned hub revision (the default; the reader is Qwen3-32B);
+- ``simple``: a dependency-free, offline counter (one token per word or punctuation mark);
+- a local directory or ``tokenizer.json`` file, or ``org/name[@revision]`` on the hub.
+
+The manifest of every built task records which counter was used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+from .errors import SourceUnavailableError, TaskError
+
+QWEN3_REPO = "Qwen/Qwen3-32B"
+QWEN3_REVISION = "9216db5781bf21249d130ec9da846c4624c16137"
+
+_SIMPLE_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+class TokenCounter(Protocol):
+    """Counts tokens; `describe()` is what the manifest records."""
+
+    def count(self, text: str) -> int: ...
+
+    def count_many(self, texts: Sequence[str]) -> list[int]: ...
+
+    def describe(self) -> dict[str, str | None]: ...
+
+
+class SimpleCounter:
+    """One token per run of word characters or per punctuation mark; needs nothing, works offline."""
+
+    name = "simple"
+
+    def count(self, text: str) -> int:
+        return len(_SIMPLE_TOKEN.findall(text))
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        findall = _SIMPLE_TOKEN.findall
+        return [len(findall(t)) for t in texts]
+
+    def describe(self) -> dict[str, str | None]:
+        return {"name": "simple", "revision": None, "kind": "regex \\w+|[^\\w\\s]"}
+
+
+@dataclass
+class HFTokenizerCounter:
+    """A Hugging Face `tokenizers` tokenizer (Rust, batched); special tokens are not added."""
+
+    name: str
+    revision: str | None
+    tokenizer_file: Path
+
+    def __post_init__(self) -> None:
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(self.tokenizer_file))
+        self._tok.no_truncation()
+        self._tok.no_padding()
+
+    def count(self, text: str) -> int:
+        return len(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encs = self._tok.encode_batch_fast(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encs]
+
+    def describe(self) -> dict[str, str | None]:
+        return {"name": self.name, "revision": self.revision, "kind": "huggingface-tokenizers"}
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _from_hub(repo: str, revision: str | None) -> HFTokenizerCounter:
+    from huggingface_hub import hf_hub_download
+
+    try:
+        path = hf_hub_download(repo, "tokenizer.json", revision=revision)
+    except Exception as exc:  # offline, gated, unknown repo: all end the same way for the user
+        raise SourceUnavailableError(
+            f"cannot fetch the tokenizer {repo}@{revision or 'main'} from the Hugging Face hub ({exc}); "
+            "on a machine without hub access use --tokenizer simple or a local tokenizer directory"
+        ) from exc
+    return HFTokenizerCounter(name=repo, revision=revision, tokenizer_file=Path(path))
+
+
+@lru_cache(maxsize=8)
+def get_counter(spec: str = "qwen3") -> TokenCounter:
+    """Resolve a `--tokenizer` value to a counter (cached: loading a tokenizer takes a moment)."""
+    if spec == "simple":
+        return SimpleCounter()
+    if spec == "qwen3":
+        return _from_hub(QWEN3_REPO, QWEN3_REVISION)
+    path = Path(spec)
+    if path.exists():
+        file = path / "tokenizer.json" if path.is_dir() else path
+        if not file.is_file():
+            raise TaskError(f"{path}: no tokenizer.json there; --tokenizer needs a tokenizer.json or its folder")
+        return HFTokenizerCounter(name=str(path), revision=f"sha256:{_file_sha256(file)}", tokenizer_file=file)
+    if "/" in spec:
+        repo, _, revision = spec.partition("@")
+        return _from_hub(repo, revision or None)
+    raise TaskError(
+        f"unknown tokenizer {spec!r}: use 'qwen3', 'simple', a local tokenizer folder, or org/name[@revision]"
+    )

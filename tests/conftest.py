@@ -1,0 +1,28 @@
+"""Shared fixtures: the real raw samples (skipped only when $MEMALPHA_RAW_DIR is unset), offline hub."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def raw_dir() -> Path:
+    """The folder of real raw samples (`../shared/data/raw` in CI)."""
+    value = os.environ.get("MEMALPHA_RAW_DIR")
+    if not value:
+        pytest.skip("MEMALPHA_RAW_DIR is not set")
+    path = Path(value)
+    assert path.is_dir(), f"MEMALPHA_RAW_DIR={value} is not a folder"
+    return path
+
+
+@pytest.fixture(scope="session")
+def built_dir(tmp_path_factory) -> Path:
+    """A session-wide output folder for tasks built once and read by several tests."""
+    return tmp_path_factory.mktemp("built")
