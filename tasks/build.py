@@ -7,7 +7,8 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -181,6 +182,21 @@ class BuildResult:
     manifest: dict[str, Any]
 
 
+@contextmanager
+def _datasets_progress(enabled: bool) -> Iterator[None]:
+    """`datasets` draws its own bars; silence them for quiet builds."""
+    import datasets
+
+    was_enabled = not datasets.are_progress_bars_disabled()
+    if not enabled:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled and not enabled:
+            datasets.enable_progress_bars()
+
+
 def default_origin(spec: TaskSpec) -> Origin:
     return "hub" if "hub" in spec.origins else spec.origins[0]
 
@@ -256,6 +272,7 @@ def build_task(
         "competency": spec.competency,
         "metric": spec.metric,
         "chunk_size": spec.chunk_size,
+        "chunk_limit_enforced": ctx.enforce_chunk_limit,
         "builder": spec.builder,
         "origin": origin,
         "source": {"id": ctx.source.id, "revision": ctx.source.revision, "config": ctx.source.config,
@@ -277,9 +294,9 @@ def build_task(
     final = out_dir / spec.name
     staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", dir=out_dir))
     try:
-        DatasetDict(
-            {s: Dataset.from_list(rows, features=FEATURES) for s, rows in rows_by_split.items()}
-        ).save_to_disk(str(staging / "data"))
+        dataset = DatasetDict({s: Dataset.from_list(rows, features=FEATURES) for s, rows in rows_by_split.items()})
+        with _datasets_progress(show_progress):
+            dataset.save_to_disk(str(staging / "data"))
         write_manifest(staging, manifest)
         if final.exists():
             shutil.rmtree(final)

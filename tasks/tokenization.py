@@ -50,7 +50,7 @@ class SimpleCounter:
         return [len(findall(t)) for t in texts]
 
     def describe(self) -> dict[str, str | None]:
-        return {"name": "simple", "revision": None, "kind": "regex \\w+|[^\\w\\s]"}
+        return {"name": "simple", "revision": None, "spec": "simple", "kind": "regex \\w+|[^\\w\\s]"}
 
 
 @dataclass
@@ -60,6 +60,7 @@ class HFTokenizerCounter:
     name: str
     revision: str | None
     tokenizer_file: Path
+    spec: str  # what `get_counter` takes to load this tokenizer again
 
     def __post_init__(self) -> None:
         from tokenizers import Tokenizer
@@ -78,7 +79,7 @@ class HFTokenizerCounter:
         return [len(e.ids) for e in encs]
 
     def describe(self) -> dict[str, str | None]:
-        return {"name": self.name, "revision": self.revision, "kind": "huggingface-tokenizers"}
+        return {"name": self.name, "revision": self.revision, "spec": self.spec, "kind": "huggingface-tokenizers"}
 
 
 def _file_sha256(path: Path) -> str:
@@ -95,7 +96,8 @@ def _from_hub(repo: str, revision: str | None) -> HFTokenizerCounter:
             f"cannot fetch the tokenizer {repo}@{revision or 'main'} from the Hugging Face hub ({exc}); "
             "on a machine without hub access use --tokenizer simple or a local tokenizer directory"
         ) from exc
-    return HFTokenizerCounter(name=repo, revision=revision, tokenizer_file=Path(path))
+    spec = f"{repo}@{revision}" if revision else repo
+    return HFTokenizerCounter(name=repo, revision=revision, tokenizer_file=Path(path), spec=spec)
 
 
 @lru_cache(maxsize=8)
@@ -110,7 +112,9 @@ def get_counter(spec: str = "qwen3") -> TokenCounter:
         file = path / "tokenizer.json" if path.is_dir() else path
         if not file.is_file():
             raise TaskError(f"{path}: no tokenizer.json there; --tokenizer needs a tokenizer.json or its folder")
-        return HFTokenizerCounter(name=str(path), revision=f"sha256:{_file_sha256(file)}", tokenizer_file=file)
+        return HFTokenizerCounter(
+            name=str(path), revision=f"sha256:{_file_sha256(file)}", tokenizer_file=file, spec=str(path)
+        )
     if "/" in spec:
         repo, _, revision = spec.partition("@")
         return _from_hub(repo, revision or None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from .. import wrappers
@@ -18,6 +18,7 @@ class QA:
     question_id: str
     question: str
     answers: list[str]
+    question_type: str | None = None
 
 
 def dialogue_chunks(
@@ -52,14 +53,18 @@ def select_questions(
     *,
     max_answer_tokens: int | None,
     cap: int | None,
+    non_extractive: Collection[str] = (),
 ) -> list[Question]:
     """The original's question selection, made deterministic.
 
     Keeps a QA when its first gold answer is short (< `max_answer_tokens`), some gold occurs verbatim in
-    a chunk, and (when an LLM is configured) the model cannot answer it closed-book; then samples at
-    most `cap` of them, keeping their order.
+    a chunk (or is one of `non_extractive`, compared lower-case: HotpotQA's yes/no answers), and (when an
+    LLM is configured) the model cannot answer it closed-book; then samples at most `cap` of them,
+    keeping their order.
     """
-    kept = [qa for qa in qas if answer_in_chunks(qa.answers, chunks)]
+    free = {a.lower() for a in non_extractive}
+    kept = [qa for qa in qas
+            if answer_in_chunks(qa.answers, chunks) or any(a.lower() in free for a in qa.answers)]
     if max_answer_tokens is not None and kept:
         lengths = ctx.count_many([qa.answers[0] for qa in kept])
         kept = [qa for qa, n in zip(kept, lengths, strict=True) if n < max_answer_tokens]
@@ -70,4 +75,4 @@ def select_questions(
     if cap is not None and len(kept) > cap:
         chosen = set(ctx.rng(instance_id, "questions").sample(range(len(kept)), cap))
         kept = [qa for i, qa in enumerate(kept) if i in chosen]
-    return [Question(qa.question_id, qa.question, list(qa.answers)) for qa in kept]
+    return [Question(qa.question_id, qa.question, list(qa.answers), qa.question_type) for qa in kept]

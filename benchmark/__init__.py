@@ -1,0 +1,1 @@
+"""The scoring harness of memalpha-bench and the `memalpha` command line."""
