@@ -121,45 +121,75 @@ def pack(
 
     chunks: list[Chunk] = []
     while queue:
-        index = len(chunks)
-        limit = budget_of(index)
-        overhead = counter.count(wrap(index, ""))
-        room = limit - overhead
-        if room <= 0:
-            raise ValueError(f"chunk budget {limit} leaves no room after the {overhead}-token wrapper")
-        taken: list[_Piece] = []
-        total = 0
+        # Fast path: fill every remaining chunk from the per-sentence estimates, then count all of them
+        # in one batch. Estimates are near-exact (the offline counter is additive), so overflows are
+        # rare; the first one is re-packed exactly and the fast path resumes after it.
+        drafts = []
         while queue:
-            piece = queue[0]
-            if piece.tokens > room:
-                if taken:
-                    break
-                queue.popleft()
-                queue.extendleft(reversed(_split_piece(piece, room, counter)))
-                continue
-            if total + piece.tokens > room:
+            index = len(chunks) + len(drafts)
+            limit = budget_of(index)
+            drafts.append((index, limit, _fill(queue, limit - _overhead(counter, wrap, index, limit), counter)))
+        texts = [wrap(i, _join(taken, sep)) for i, _, taken in drafts]
+        actual = counter.count_many(texts)
+        for k, ((index, limit, taken), text, n) in enumerate(zip(drafts, texts, actual, strict=True)):
+            if n > limit:
+                queue.extendleft(reversed([p for _, _, t in drafts[k:] for p in t]))
+                chunks.append(_exact_chunk(queue, index, limit, counter, wrap, sep))
                 break
-            taken.append(queue.popleft())
-            total += piece.tokens
-        # Token counts are not exactly additive under BPE: verify, and give back pieces until it fits.
-        while True:
-            body = _join(taken, sep)
-            text = wrap(index, body)
-            actual = counter.count(text)
-            if actual <= limit:
-                break
-            if len(taken) > 1:
-                queue.appendleft(taken.pop())
-                continue
-            piece = taken.pop()
-            smaller = max(1, min(room, piece.tokens) - (actual - limit) - 1)
-            parts = _split_piece(piece, smaller, counter)
-            if len(parts) == 1:
-                raise ValueError(f"cannot fit text into a {limit}-token chunk: {piece.text[:80]!r}")
-            queue.extendleft(reversed(parts[1:]))
-            taken = [parts[0]]
-        chunks.append(Chunk(text=text, body=body, units=tuple(dict.fromkeys(p.unit for p in taken))))
+            chunks.append(Chunk(text=text, body=_join(taken, sep), units=_units(taken)))
     return chunks
+
+
+def _units(taken: Sequence[_Piece]) -> tuple[int, ...]:
+    return tuple(dict.fromkeys(p.unit for p in taken))
+
+
+def _overhead(counter: TokenCounter, wrap: Wrap, index: int, limit: int) -> int:
+    overhead = counter.count(wrap(index, ""))
+    if overhead >= limit:
+        raise ValueError(f"chunk budget {limit} leaves no room after the {overhead}-token wrapper")
+    return overhead
+
+
+def _fill(queue: deque[_Piece], room: int, counter: TokenCounter) -> list[_Piece]:
+    """Take pieces off the queue while their estimated total fits `room` (splitting one that cannot fit)."""
+    taken: list[_Piece] = []
+    total = 0
+    while queue:
+        piece = queue[0]
+        if piece.tokens > room:
+            if taken:
+                break
+            queue.popleft()
+            queue.extendleft(reversed(_split_piece(piece, room, counter)))
+            continue
+        if total + piece.tokens > room:
+            break
+        taken.append(queue.popleft())
+        total += piece.tokens
+    return taken
+
+
+def _exact_chunk(queue: deque[_Piece], index: int, limit: int, counter: TokenCounter, wrap: Wrap, sep: str) -> Chunk:
+    """One chunk, verified by counting: give pieces back (or split the last one) until it fits."""
+    room = limit - _overhead(counter, wrap, index, limit)
+    taken = _fill(queue, room, counter)
+    while True:
+        body = _join(taken, sep)
+        text = wrap(index, body)
+        actual = counter.count(text)
+        if actual <= limit:
+            return Chunk(text=text, body=body, units=_units(taken))
+        if len(taken) > 1:
+            queue.appendleft(taken.pop())
+            continue
+        piece = taken.pop()
+        smaller = max(1, min(room, piece.tokens) - (actual - limit) - 1)
+        parts = _split_piece(piece, smaller, counter)
+        if len(parts) == 1:
+            raise ValueError(f"cannot fit text into a {limit}-token chunk: {piece.text[:80]!r}")
+        queue.extendleft(reversed(parts[1:]))
+        taken = [parts[0]]
 
 
 def chunk_text(text: str, counter: TokenCounter, max_tokens: int, *, wrap: Wrap | None = None) -> list[Chunk]:

@@ -66,3 +66,22 @@ def test_variable_budgets_are_used_per_chunk():
 def test_wrapper_larger_than_budget_is_an_error():
     with pytest.raises(ValueError, match="no room"):
         pack(["text"], COUNTER, 3, wrap=lambda i, b: "a b c d e f " + b)
+
+
+class WhitespaceCounter:
+    """Counts words and every whitespace character: joining units adds tokens the estimates miss."""
+
+    def count(self, text: str) -> int:
+        return len(re.findall(r"\S+|\s", text))
+
+    def count_many(self, texts):
+        return [self.count(t) for t in texts]
+
+
+def test_estimate_overflows_are_repacked_exactly():
+    counter = WhitespaceCounter()
+    units = [f"Unit {u} first. Unit {u} second one here." for u in range(40)]
+    chunks = pack(units, counter, 30, wrap=lambda i, b: f"#{i}\n{b}")
+    assert all(counter.count(c.text) <= 30 for c in chunks)
+    assert [c.text.split("\n", 1)[0] for c in chunks] == [f"#{i}" for i in range(len(chunks))]
+    assert norm(" ".join(c.body for c in chunks)) == norm(" ".join(units))
