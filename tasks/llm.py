@@ -31,6 +31,10 @@ SHORTEN_SYSTEM = (
     "Rewrite the answer as the few short key phrases (at most three words each) that any correct answer "
     "must contain, separated by semicolons. Reply with that line only."
 )
+FULL_CONTEXT_SYSTEM = (
+    "Answer the question using only the notes given with it. Reply with the answer alone, as briefly "
+    "as possible."
+)
 
 _THINK = re.compile(r"<think>.*?</think>", re.S)
 
@@ -47,7 +51,12 @@ def closed_book_keep(llm: BuilderLLM, questions: Sequence[str], golds: Sequence[
     """
     convs = [[{"role": "system", "content": CLOSED_BOOK_SYSTEM}, {"role": "user", "content": q}] for q in questions]
     answers = llm.generate(convs, max_tokens=256)
-    return [gold.lower() not in _clean(a).lower() for gold, a in zip(golds, answers, strict=True)]
+    return [not _mentions(_clean(a), gold) for gold, a in zip(golds, answers, strict=True)]
+
+
+def _mentions(text: str, gold: str) -> bool:
+    """Whole-word, case-insensitive containment: the gold "no" is not found in "not" or "know"."""
+    return re.search(rf"(?<!\w){re.escape(gold.strip())}(?!\w)", text, re.I) is not None
 
 
 def extract_keywords(llm: BuilderLLM, summaries: Sequence[str]) -> list[list[str]]:
@@ -70,4 +79,25 @@ def shorten_answers(llm: BuilderLLM, questions: Sequence[str], answers: Sequence
     for reply in llm.generate(convs, max_tokens=128):
         parts = [p.strip(" .") for p in _clean(reply).split(";")]
         out.append([p for p in parts if p])
+    return out
+
+
+def full_context_matches(
+    llm: BuilderLLM, context: str, questions: Sequence[str], golds: Sequence[Sequence[str]]
+) -> list[list[str]]:
+    """Per question, the gold parts that the model's answer contains when it reads the whole `context`.
+
+    An empty list means the model cannot answer the question even with everything in front of it, so
+    the question cannot measure what a memory kept (PerLTQA: such questions are dropped, and the others
+    keep only the gold parts the model found).
+    """
+    convs = [
+        [{"role": "system", "content": FULL_CONTEXT_SYSTEM},
+         {"role": "user", "content": f"Notes:\n{context}\n\nQuestion: {q}"}]
+        for q in questions
+    ]
+    out = []
+    for parts, reply in zip(golds, llm.generate(convs, max_tokens=256), strict=True):
+        answer = _clean(reply).lower()
+        out.append([p for p in parts if p.lower() in answer])
     return out
