@@ -27,7 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from tasks.cli import register as register_tasks
 
+    from .commands import register as register_scoring
+
     register_tasks(commands)
+    register_scoring(commands)
     for ep in entry_points(group="memalpha.commands"):
         if ep.name not in commands.choices:
             ep.load()(commands)

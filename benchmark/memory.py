@@ -1,0 +1,190 @@
+"""The memory file: `memories.jsonl`, one agent's final memory per instance (see DESIGN.md).
+
+Validation is strict and complete: every problem is reported with its line and field, so a
+submitter fixes the file in one go.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from tasks.errors import TaskError
+
+MAX_PROBLEMS_SHOWN = 50
+MEMORY_KEYS = {"core", "semantic", "episodic"}
+RECORD_KEYS = {"instance_id", "task", "memory", "stats"}
+
+
+class MemoryFileError(TaskError):
+    """A memories file that breaks the format; `problems` holds (line, field, message) triples."""
+
+    def __init__(self, path: Path, problems: list[tuple[int, str, str]]):
+        self.path, self.problems = path, problems
+        shown = "\n".join(f"  {path}, line {line}, field {fld!r}: {msg}" for line, fld, msg in problems[:MAX_PROBLEMS_SHOWN])
+        more = f"\n  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more" if len(problems) > MAX_PROBLEMS_SHOWN else ""
+        super().__init__(f"{path}: {len(problems)} problem(s) in the memories file:\n{shown}{more}")
+
+
+@dataclass(frozen=True)
+class MemoryEntry:
+    id: str
+    content: str
+    timestamp: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "content": self.content}
+        if self.timestamp is not None:
+            out["timestamp"] = self.timestamp
+        return out
+
+
+@dataclass(frozen=True)
+class Memory:
+    core: str = ""
+    semantic: tuple[MemoryEntry, ...] = ()
+    episodic: tuple[MemoryEntry, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"core": self.core, "semantic": [e.to_json() for e in self.semantic],
+                "episodic": [e.to_json() for e in self.episodic]}
+
+    def texts(self) -> list[str]:
+        """Everything that counts toward the memory's size: core and every entry's content."""
+        return [self.core, *(e.content for e in self.semantic), *(e.content for e in self.episodic)]
+
+
+@dataclass(frozen=True)
+class MemoryRecord:
+    instance_id: str
+    task: str
+    memory: Memory
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"instance_id": self.instance_id, "task": self.task, "memory": self.memory.to_json(),
+                "stats": self.stats}
+
+
+def _entries(value: Any, kind: str, problems: list[tuple[str, str]]) -> tuple[MemoryEntry, ...]:
+    if not isinstance(value, list):
+        problems.append((f"memory.{kind}", "must be a list of entries"))
+        return ()
+    out, seen = [], set()
+    for i, item in enumerate(value):
+        where = f"memory.{kind}[{i}]"
+        if not isinstance(item, dict):
+            problems.append((where, "must be an object with 'id' and 'content'"))
+            continue
+        extra = set(item) - {"id", "content", "timestamp"}
+        if extra:
+            problems.append((where, f"unknown key(s) {sorted(extra)}"))
+        entry_id, content, stamp = item.get("id"), item.get("content"), item.get("timestamp")
+        if not isinstance(entry_id, str) or not entry_id:
+            problems.append((f"{where}.id", "must be a non-empty string"))
+        elif entry_id in seen:
+            problems.append((f"{where}.id", f"duplicate id {entry_id!r} in {kind}"))
+        seen.add(entry_id)
+        if not isinstance(content, str) or not content.strip():
+            problems.append((f"{where}.content", "must be a non-empty string"))
+        if stamp is not None and not isinstance(stamp, str):
+            problems.append((f"{where}.timestamp", "must be a string when given"))
+        if isinstance(entry_id, str) and isinstance(content, str):
+            out.append(MemoryEntry(entry_id, content, stamp if isinstance(stamp, str) else None))
+    return tuple(out)
+
+
+def parse_record(obj: Any) -> tuple[MemoryRecord | None, list[tuple[str, str]]]:
+    """A record from one decoded line, and its problems as (field, message) pairs."""
+    problems: list[tuple[str, str]] = []
+    if not isinstance(obj, dict):
+        return None, [("<line>", "must be a JSON object")]
+    extra = set(obj) - RECORD_KEYS
+    if extra:
+        problems.append(("<line>", f"unknown key(s) {sorted(extra)}"))
+    for key in ("instance_id", "task"):
+        if not isinstance(obj.get(key), str) or not obj.get(key):
+            problems.append((key, "must be a non-empty string"))
+    mem = obj.get("memory")
+    memory = Memory()
+    if not isinstance(mem, dict):
+        problems.append(("memory", "must be an object with 'core', 'semantic' and 'episodic'"))
+    else:
+        missing, unknown = MEMORY_KEYS - set(mem), set(mem) - MEMORY_KEYS
+        if missing:
+            problems.append(("memory", f"missing key(s) {sorted(missing)}"))
+        if unknown:
+            problems.append(("memory", f"unknown key(s) {sorted(unknown)}"))
+        core = mem.get("core", "")
+        if core is None:
+            core = ""
+        if not isinstance(core, str):
+            problems.append(("memory.core", "must be a string (may be empty)"))
+            core = ""
+        memory = Memory(core, _entries(mem.get("semantic", []), "semantic", problems),
+                        _entries(mem.get("episodic", []), "episodic", problems))
+    stats = obj.get("stats", {})
+    if not isinstance(stats, dict):
+        problems.append(("stats", "must be an object when given"))
+        stats = {}
+    if problems:
+        return None, problems
+    return MemoryRecord(obj["instance_id"], obj["task"], memory, stats), []
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                yield lineno, line
+
+
+def read_memories(path: str | Path) -> list[MemoryRecord]:
+    """All records of a memories file, or a MemoryFileError listing every problem with its line."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaskError(f"{path}: no memories file there")
+    records: list[MemoryRecord] = []
+    problems: list[tuple[int, str, str]] = []
+    first_line: dict[tuple[str, str], int] = {}
+    try:
+        lines = list(iter_lines(path))
+    except UnicodeDecodeError as exc:
+        raise MemoryFileError(path, [(0, "<file>", f"not UTF-8 text (byte {exc.start})")]) from exc
+    for lineno, line in lines:
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append((lineno, "<line>", f"not valid JSON ({exc.msg}, column {exc.colno})"))
+            continue
+        record, found = parse_record(obj)
+        problems.extend((lineno, f, m) for f, m in found)
+        if record is None:
+            continue
+        key = (record.task, record.instance_id)
+        if key in first_line:
+            problems.append((lineno, "instance_id", f"{record.instance_id!r} of task {record.task!r} "
+                                                    f"already given on line {first_line[key]}"))
+            continue
+        first_line[key] = lineno
+        records.append(record)
+    if problems:
+        raise MemoryFileError(path, problems)
+    if not records:
+        raise MemoryFileError(path, [(0, "<file>", "no memory records")])
+    return records
+
+
+def write_record(stream: IO[str], record: MemoryRecord) -> None:
+    """Append one record as a line and flush it, so a killed run keeps every finished instance."""
+    stream.write(json.dumps(record.to_json(), ensure_ascii=False, sort_keys=True) + "\n")
+    stream.flush()
+
+
+def write_memories(path: Path, records: Iterable[MemoryRecord]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for record in records:
+            write_record(f, record)

@@ -1,0 +1,129 @@
+"""The reader prompt: a versioned jinja2 template over core memory and the retrieved entries.
+
+The template's sha256 goes into every result, so a score always says which prompt produced it. The
+budget rule: when the prompt exceeds the reader budget, k (entries per memory type) shrinks one step
+at a time until it fits; if even k = 0 does not fit, the core memory is cut to fit and the prediction
+is marked `core_truncated`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import jinja2
+
+from tasks.tokenization import TokenCounter
+
+from .memory import Memory, MemoryEntry
+
+TEMPLATE_VERSION = "v1"
+TEMPLATES = Path(__file__).parent / "templates"
+_PARTS = ("system", "user")
+
+
+@dataclass(frozen=True)
+class BuiltPrompt:
+    messages: tuple[tuple[str, str], ...]
+    semantic: tuple[int, ...]  # indices of the entries shown, in rank order
+    episodic: tuple[int, ...]
+    k: int
+    tokens: int
+    core_truncated: bool
+
+
+class ReaderPrompt:
+    """Renders and sizes reader prompts for one template version."""
+
+    def __init__(self, version: str = TEMPLATE_VERSION):
+        self.version = version
+        env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+        self._sources = {
+            part: (TEMPLATES / f"reader_{part}_{version}.jinja").read_text("utf-8")
+            for part in _PARTS
+        }
+        self._templates = {part: env.from_string(src) for part, src in self._sources.items()}
+
+    @cached_property
+    def sha256(self) -> str:
+        h = hashlib.sha256()
+        for part in _PARTS:
+            h.update(f"{part}\n{self._sources[part]}\n".encode())
+        return h.hexdigest()
+
+    def render(self, core: str, semantic: Sequence[MemoryEntry], episodic: Sequence[MemoryEntry],
+               question: str, query_prompt: str | None) -> tuple[tuple[str, str], ...]:
+        system = self._templates["system"].render(core=core, semantic=semantic, episodic=episodic).strip()
+        user = self._templates["user"].render(query_prompt=query_prompt, question=question).strip()
+        return (("system", system), ("user", user))
+
+    def build(
+        self,
+        memory: Memory,
+        semantic_rank: Sequence[int],
+        episodic_rank: Sequence[int],
+        question: str,
+        query_prompt: str | None,
+        *,
+        counter: TokenCounter,
+        budget: int,
+        entry_tokens: tuple[Sequence[int], Sequence[int]],
+    ) -> BuiltPrompt:
+        """The prompt with the largest k (≤ the ranks given) that fits `budget` tokens.
+
+        `entry_tokens` holds each semantic/episodic entry's token count, counted once per instance, so
+        shrinking k costs no re-rendering until the final exact check.
+        """
+        sem_tokens, epi_tokens = entry_tokens
+        k_max = max(len(semantic_rank), len(episodic_rank))
+        base = _count(counter, self.render(memory.core, (), (), question, query_prompt))
+
+        def estimate(k: int) -> int:
+            return base + sum(sem_tokens[i] + 2 for i in semantic_rank[:k]) + sum(
+                epi_tokens[i] + 2 for i in episodic_rank[:k])
+
+        def exact(k: int, core: str) -> tuple[tuple[tuple[str, str], ...], int]:
+            shown_epi = [memory.episodic[i] for i in sorted(episodic_rank[:k])]  # chronological: memory order
+            messages = self.render(core, [memory.semantic[i] for i in semantic_rank[:k]], shown_epi,
+                                   question, query_prompt)
+            return messages, _count(counter, messages)
+
+        k = k_max
+        while k > 0 and estimate(k) > budget:
+            k -= 1
+        messages, tokens = exact(k, memory.core)
+        while tokens > budget and k > 0:  # the estimate was low: step down
+            k -= 1
+            messages, tokens = exact(k, memory.core)
+        while tokens <= budget and k < k_max:  # the estimate was high: step up while it still fits
+            bigger, bigger_tokens = exact(k + 1, memory.core)
+            if bigger_tokens > budget:
+                break
+            k, messages, tokens = k + 1, bigger, bigger_tokens
+        core, truncated = memory.core, False
+        while tokens > budget:  # even k = 0 does not fit: cut the core
+            if not core:
+                raise ValueError(f"the question alone exceeds the reader budget of {budget} tokens")
+            core, truncated = _cut(core, counter, max(0, counter.count(core) - (tokens - budget) - 16)), True
+            messages, tokens = exact(0, core)
+        return BuiltPrompt(messages, tuple(semantic_rank[:k]), tuple(episodic_rank[:k]), k, tokens, truncated)
+
+
+def _count(counter: TokenCounter, messages: Sequence[tuple[str, str]]) -> int:
+    return sum(counter.count_many([content for _, content in messages])) + 4 * len(messages)
+
+
+def _cut(text: str, counter: TokenCounter, tokens: int) -> str:
+    """The longest prefix of `text` (at a word boundary) with at most `tokens` tokens."""
+    words = text.split(" ")
+    lo, hi = 0, len(words)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if counter.count(" ".join(words[:mid])) <= tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return " ".join(words[:lo])
