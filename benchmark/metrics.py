@@ -21,7 +21,8 @@ reward, its eval script and its baselines, plus MemoryAgentBench's own). Where w
   test, as in the original, so "war" is found in "software".
 - `rouge_l`: ROUGE-L F1 on lower-case `\\w+` tokens with our own LCS. `rouge_score` used a stemmer and
   `[a-z0-9]` tokens, so our numbers run slightly lower. No task scores with it by default: Mem-alpha's
-  training reward used it for InfBench-Sum, and we score that task by keyword recall, as its eval did.
+  training reward used it for InfBench-Sum. We score that task by keyword recall, as Mem-alpha's eval
+  did; MAB used a GPT-4o judge with HELMET prompts.
 - `recall_at_5`: MAB mapped each recommended title to the nearest name in `entity2id.json` by edit
   distance, and gold ids to names through the same file. We compare normalised titles instead. They match
   when equal, or when one is a whole-word part of the other. The golds must therefore be titles. The
