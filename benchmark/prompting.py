@@ -9,7 +9,7 @@ is marked `core_truncated`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +22,9 @@ from .memory import Memory, MemoryEntry
 
 TEMPLATE_VERSION = "v1"
 TEMPLATES = Path(__file__).parent / "templates"
+# A prompt whose estimated size is under this share of the budget is not re-counted exactly: token
+# counts of joined texts stay within a few percent of the sum of their parts.
+SAFE_SHARE = 0.9
 _PARTS = ("system", "user")
 
 
@@ -31,7 +34,7 @@ class BuiltPrompt:
     semantic: tuple[int, ...]  # indices of the entries shown, in rank order
     episodic: tuple[int, ...]
     k: int
-    tokens: int
+    tokens: int  # estimated from the parts when far inside the budget, else counted exactly
     core_truncated: bool
 
 
@@ -46,6 +49,14 @@ class ReaderPrompt:
             for part in _PARTS
         }
         self._templates = {part: env.from_string(src) for part, src in self._sources.items()}
+        self._base: dict[tuple[int, str], int] = {}
+
+    def _base_tokens(self, core: str, counter: TokenCounter) -> int:
+        """Tokens of the prompt with no entries and an empty question (cached per core memory)."""
+        key = (id(counter), core)
+        if key not in self._base:
+            self._base[key] = _count(counter, self.render(core, (), (), "", None))
+        return self._base[key]
 
     @cached_property
     def sha256(self) -> str:
@@ -70,16 +81,17 @@ class ReaderPrompt:
         *,
         counter: TokenCounter,
         budget: int,
-        entry_tokens: tuple[Sequence[int], Sequence[int]],
+        entry_tokens: tuple[Mapping[int, int] | Sequence[int], Mapping[int, int] | Sequence[int]],
     ) -> BuiltPrompt:
         """The prompt with the largest k (≤ the ranks given) that fits `budget` tokens.
 
-        `entry_tokens` holds each semantic/episodic entry's token count, counted once per instance, so
-        shrinking k costs no re-rendering until the final exact check.
+        `entry_tokens` holds the token count of each ranked semantic/episodic entry (by index), counted
+        once per instance, so shrinking k costs no re-rendering until the final exact check.
         """
         sem_tokens, epi_tokens = entry_tokens
         k_max = max(len(semantic_rank), len(episodic_rank))
-        base = _count(counter, self.render(memory.core, (), (), question, query_prompt))
+        base = self._base_tokens(memory.core, counter) + counter.count(question) + (
+            counter.count(query_prompt) if query_prompt else 0)
 
         def estimate(k: int) -> int:
             return base + sum(sem_tokens[i] + 2 for i in semantic_rank[:k]) + sum(
@@ -91,6 +103,11 @@ class ReaderPrompt:
                                    question, query_prompt)
             return messages, _count(counter, messages)
 
+        if estimate(k_max) <= SAFE_SHARE * budget:  # far inside the budget: no exact count needed
+            shown_epi = [memory.episodic[i] for i in sorted(episodic_rank)]
+            messages = self.render(memory.core, [memory.semantic[i] for i in semantic_rank], shown_epi,
+                                   question, query_prompt)
+            return BuiltPrompt(messages, tuple(semantic_rank), tuple(episodic_rank), k_max, estimate(k_max), False)
         k = k_max
         while k > 0 and estimate(k) > budget:
             k -= 1

@@ -21,7 +21,7 @@ from tasks.registry import get_task
 from tasks.tokenization import TokenCounter
 
 from . import metrics
-from .memory import MemoryRecord, read_memories
+from .memory import MemoryEntry, MemoryRecord, read_memories
 from .prompting import ReaderPrompt
 from .readers.base import Reader, ReaderRequest, ReaderResponse, SamplingParams
 from .retrieval import MemoryIndex, settings
@@ -68,6 +68,12 @@ def load_tasks(data_dir: Path, names: Sequence[str]) -> dict[str, TaskData]:
     for name in names:
         get_task(name)  # unknown task names get a suggestion
         data, manifest = load_built(data_dir, name)
+        skipped = manifest.get("llm_steps", {}).get("keyword_extraction", {}).get("status") == "skipped"
+        if skipped and manifest.get("metric") == "keyword_recall":
+            raise TaskError(
+                f"{data_dir / name}: built without keyword extraction, so its golds are whole summaries and "
+                "keyword recall would be meaningless; rebuild it with an LLM configured for the build"
+            )
         rows, split_of = {}, {}
         for split, ds in data.items():
             for row in ds.to_list():
@@ -94,13 +100,11 @@ def prepare(
         spec = get_task(record.task)
         row = tasks[record.task].rows[record.instance_id]
         mem = record.memory
-        sem_index = MemoryIndex([e.content for e in mem.semantic])
-        epi_index = MemoryIndex([e.content for e in mem.episodic])
-        entry_tokens = (counter.count_many([e.content for e in mem.semantic]),
-                        counter.count_many([e.content for e in mem.episodic]))
-        for q in row["questions"]:
-            sem_rank = sem_index.search(q["question"], config.top_k)
-            epi_rank = epi_index.search(q["question"], config.top_k)
+        texts = [q["question"] for q in row["questions"]]
+        sem_ranks = MemoryIndex([e.content for e in mem.semantic]).search_many(texts, config.top_k)
+        epi_ranks = MemoryIndex([e.content for e in mem.episodic]).search_many(texts, config.top_k)
+        entry_tokens = (_token_counts(counter, mem.semantic, sem_ranks), _token_counts(counter, mem.episodic, epi_ranks))
+        for q, sem_rank, epi_rank in zip(row["questions"], sem_ranks, epi_ranks, strict=True):
             built = prompt.build(mem, sem_rank, epi_rank, q["question"], spec.query_prompt, counter=counter,
                                  budget=config.budget_tokens, entry_tokens=entry_tokens)
             items.append(QuestionItem(
@@ -110,6 +114,12 @@ def prepare(
                 built.core_truncated,
             ))
     return items
+
+
+def _token_counts(counter: TokenCounter, entries: Sequence[MemoryEntry], ranks: list[list[int]]) -> dict[int, int]:
+    """Token counts of the entries some question retrieves (only those can enter a prompt)."""
+    needed = sorted({i for rank in ranks for i in rank})
+    return dict(zip(needed, counter.count_many([entries[i].content for i in needed]), strict=True))
 
 
 def answer(items: Sequence[QuestionItem], reader: Reader, on_result: Callable[[int, ReaderResponse], None] | None) -> None:

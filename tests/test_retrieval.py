@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bm25s
 import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
@@ -30,6 +31,30 @@ def test_top_k_matches_rank_bm25_okapi_on_real_text(raw_dir):
         expected = set(np.flatnonzero(scores > 0)[np.argsort(-scores[scores > 0], kind="stable")][:k])
         exact_sets += set(got) == expected
     assert exact_sets >= 0.97 * len(questions)  # differences only where scores tie at the k boundary
+
+
+@pytest.mark.realdata
+def test_scores_equal_bm25s_atire_robertson(raw_dir):
+    paragraphs = read_squad_file(next((raw_dir / "squad").glob("*.json")))[:200]
+    entries = [p.context for p in paragraphs]
+    questions = [qa.question for p in paragraphs for qa in p.qas][:200]
+    reference = bm25s.BM25(method="atire", idf_method="robertson", k1=1.5, b=0.75)
+    reference.index([tokenize(e) for e in entries], show_progress=False)
+    ours = MemoryIndex(entries)
+    for question, got in zip(questions, ours.search_many(questions, 10), strict=True):
+        scores = reference.get_scores(tokenize(question))
+        expected = np.sort(scores[scores > 0])[::-1][:10]
+        np.testing.assert_allclose(scores[got], expected, rtol=1e-5)
+
+
+def test_batch_search_equals_single_searches_and_separator_fallback():
+    texts = [f"entry {i} mentions topic{i % 5} and word{i % 3}" for i in range(40)]
+    texts[7] += " ___memalpha_entry_break___"  # the corpus separator inside an entry: per-entry path
+    for corpus in (texts[:7] + texts[8:], texts):
+        index = MemoryIndex(corpus)
+        queries = ["topic1 word2", "topic4", "nothing here", "entry 12"]
+        assert index.search_many(queries, 5) == [index.search(q, 5) for q in queries]
+        assert index.search("topic3", 50) == [i for i, t in enumerate(corpus) if "topic3" in t]
 
 
 def test_ties_follow_memory_order_and_k_is_capped():

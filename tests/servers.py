@@ -1,0 +1,388 @@
+"""Reusable test servers: a tiny random Qwen3 served by `transformers serve`, and a scripted
+OpenAI-compatible server whose replies come from a function of the request.
+
+Fixtures (registered through `pytest_plugins = ["servers"]` in conftest.py):
+- `tiny_model`: the folder of a tiny Qwen3 with a tokenizer trained offline (session-wide);
+- `serve_tiny`: a `transformers serve` process on 127.0.0.1 for it, as a `TinyServer` (session-wide);
+- `scripted_server`: a factory `start(reply_fn) -> ScriptedServer`; every server it starts is stopped
+  at the end of the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<tool_call>",
+    "</tool_call>",
+    "<tool_response>",
+    "</tool_response>",
+    "<think>",
+    "</think>",
+]
+
+# The pre-tokenisation regex of Qwen2/Qwen3 tokenizers (byte-level BPE on top of it).
+QWEN_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+# Our own ChatML template in the Qwen3 layout: tools listed in the system turn, tool calls as JSON
+# inside <tool_call>, tool results as a user turn with <tool_response>, and `enable_thinking=False`
+# pre-filling an empty <think> block.
+CHAT_TEMPLATE = (
+    "{%- if tools %}"
+    "{{- '<|im_start|>system\n' }}"
+    "{%- if messages[0].role == 'system' %}{{- messages[0].content + '\n\n' }}{%- endif %}"
+    "{{- '# Tools\n\nYou may call one or more of these functions:\n<tools>' }}"
+    "{%- for tool in tools %}{{- '\n' + (tool | tojson) }}{%- endfor %}"
+    "{{- '\n</tools>\n\nTo call a function, reply with a JSON object of its name and arguments inside tags:\n"
+    '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n\' }}'
+    "{%- elif messages[0].role == 'system' %}"
+    "{{- '<|im_start|>system\n' + messages[0].content + '<|im_end|>\n' }}"
+    "{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if message.role == 'system' and loop.first %}"
+    "{%- elif message.role == 'tool' %}"
+    "{{- '<|im_start|>user\n<tool_response>\n' + message.content + '\n</tool_response><|im_end|>\n' }}"
+    "{%- elif message.role == 'assistant' %}"
+    "{{- '<|im_start|>assistant\n' + (message.content or '') }}"
+    "{%- for call in message.tool_calls or [] %}"
+    "{%- set fn = call.function if call.function is defined else call %}"
+    "{%- set args = fn.arguments if fn.arguments is string else (fn.arguments | tojson) %}"
+    "{{- '\n<tool_call>\n{\"name\": \"' + fn.name + '\", \"arguments\": ' + args + '}\n</tool_call>' }}"
+    "{%- endfor %}"
+    "{{- '<|im_end|>\n' }}"
+    "{%- else %}"
+    "{{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}"
+    "{{- '<|im_start|>assistant\n' }}"
+    "{%- if enable_thinking is defined and not enable_thinking %}{{- '<think>\n\n</think>\n\n' }}{%- endif %}"
+    "{%- endif %}"
+)
+
+_CORPUS_WORDS = (
+    "the a an of to in and is was for on with as by at from that this it be are were which who what "
+    "where when how why question answer memory core semantic episodic user assistant system tool call "
+    "function arguments name value true false none city country river year book author movie song "
+    "paris london berlin tokyo france england germany japan alice bob carol dave born lives works "
+    "likes has had said told asked met went visited wrote read sang played remember note fact event"
+).split()
+
+
+def _training_corpus() -> Iterator[str]:
+    """Deterministic text: sentences from a small vocabulary, digits, punctuation and chat markup."""
+    n = len(_CORPUS_WORDS)
+    for i in range(400):
+        words = [_CORPUS_WORDS[(i * 7 + j * 13) % n] for j in range(12)]
+        yield " ".join(words).capitalize() + f". {i} {i * 37 % 1000}?"
+    yield '{"name": "memory_insert", "arguments": {"memory_type": "semantic", "content": "x"}}'
+    yield "<|im_start|>user\nWhat is it?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\nIt is."
+
+
+def make_tiny_model(directory: str | Path) -> Path:
+    """Save a tiny random Qwen3 (hidden 64, 2 layers, 4 heads, 2 KV heads, head_dim 16) and a
+    byte-level BPE tokenizer trained here, offline, in the Qwen style, to `directory`."""
+    import torch
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    directory = Path(directory)
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1024, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(_training_corpus(), trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=SPECIAL_TOKENS[1:],
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
+    torch.manual_seed(0)
+    Qwen3ForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_health(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
+    """Poll `url` until it answers 200; fail early if `process` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with code {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@dataclass(frozen=True)
+class TinyServer:
+    """A running `transformers serve`: requests must name `model` (the served path) exactly."""
+
+    base_url: str
+    model: str
+    log: Path
+
+
+def start_transformers_serve(model_dir: Path, home: Path, log: Path) -> tuple[subprocess.Popen, TinyServer]:
+    """Start `transformers serve` for `model_dir` on a free 127.0.0.1 port, offline, on CPU."""
+    (home / "hub").mkdir(parents=True, exist_ok=True)  # GET /v1/models fails without the hub cache dir
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(home), "TOKENIZERS_PARALLELISM": "false"}
+    cli = Path(sys.executable).with_name("transformers")
+    command = [
+        str(cli),
+        "serve",
+        str(model_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return process, TinyServer(f"http://127.0.0.1:{port}/v1", str(model_dir), log)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate the process group we started (by its id), then kill it if it lingers."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-qwen3"))
+
+
+@pytest.fixture(scope="session")
+def serve_tiny(tiny_model, tmp_path_factory) -> Iterator[TinyServer]:
+    home = tmp_path_factory.mktemp("hf-home")
+    process, server = start_transformers_serve(tiny_model, home, home / "serve.log")
+    try:
+        wait_for_health(server.base_url.removesuffix("/v1") + "/health", timeout=60, process=process)
+    except Exception:
+        stop_process(process)
+        pytest.fail(f"transformers serve did not start:\n{server.log.read_text()[-3000:]}")
+    try:
+        yield server
+    finally:
+        stop_process(process)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scripted OpenAI-compatible server
+
+
+@dataclass
+class Reply:
+    """What the scripted server answers to one request.
+
+    `status` other than 200 sends an OpenAI-style error body; `delay` sleeps first (to go past a
+    client's timeout); `tool_calls` are OpenAI tool-call dicts ({"id", "type", "function": {"name",
+    "arguments"}}); `body` replaces the whole JSON body.
+    """
+
+    content: str | None = ""
+    status: int = 200
+    delay: float = 0.0
+    tool_calls: list[dict[str, Any]] | None = None
+    body: dict[str, Any] | None = None
+
+
+ReplyFn = Callable[[dict[str, Any]], "Reply | str"]
+
+
+def _word_count(text: str | None) -> int:
+    return len((text or "").split())
+
+
+def completion_body(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    """A chat.completion body; usage counts are whitespace-separated words, so tests can predict them."""
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+    if reply.tool_calls:
+        message["tool_calls"] = reply.tool_calls
+    prompt_words = sum(_word_count(m.get("content")) for m in request.get("messages", []))
+    completion_words = _word_count(reply.content)
+    return {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model", "scripted"),
+        "choices": [
+            {"index": 0, "message": message, "finish_reason": "tool_calls" if reply.tool_calls else "stop"}
+        ],
+        "usage": {
+            "prompt_tokens": prompt_words,
+            "completion_tokens": completion_words,
+            "total_tokens": prompt_words + completion_words,
+        },
+    }
+
+
+class ScriptedServer:
+    """An OpenAI-compatible chat server in a thread on 127.0.0.1; `reply_fn(request_json)` decides each
+    answer (a string is shorthand for `Reply(content=...)`). `requests` lists the bodies received."""
+
+    def __init__(self, reply_fn: ReplyFn):
+        self.reply_fn = reply_fn
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def start(self) -> ScriptedServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+        with self._lock:
+            self.requests.append(body)
+        reply = self.reply_fn(body)
+        if isinstance(reply, str):
+            reply = Reply(content=reply)
+        if reply.body is not None:
+            return reply.status, reply.body, reply.delay
+        if reply.status != 200:
+            error = {
+                "message": f"scripted status {reply.status}",
+                "type": "scripted_error",
+                "code": reply.status,
+            }
+            return reply.status, {"error": error}, reply.delay
+        return 200, completion_body(body, reply), reply.delay
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+                    pass
+
+            def do_GET(self) -> None:
+                if self.path == "/health":
+                    self._send(200, {"status": "ok"})
+                elif self.path == "/v1/models":
+                    self._send(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+                else:
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+            def do_POST(self) -> None:
+                if self.path != "/v1/chat/completions":
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    return
+                length = int(self.headers.get("Content-Length", 0))
+                status, body, delay = server._answer(json.loads(self.rfile.read(length)))
+                time.sleep(delay)
+                self._send(status, body)
+
+        return Handler
+
+
+@pytest.fixture
+def scripted_server() -> Iterator[Callable[[ReplyFn], ScriptedServer]]:
+    """A factory: `start(reply_fn)` returns a running ScriptedServer, stopped after the test."""
+    started: list[ScriptedServer] = []
+
+    def start(reply_fn: ReplyFn) -> ScriptedServer:
+        started.append(ScriptedServer(reply_fn).start())
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
