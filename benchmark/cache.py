@@ -107,9 +107,7 @@ class CachedReader:
     def describe(self) -> dict:
         return self.reader.describe()
 
-    def generate(
-        self, requests: Sequence[ReaderRequest], on_result: OnResult | None = None
-    ) -> list[ReaderResponse]:
+    def generate(self, requests: Sequence[ReaderRequest], on_result: OnResult | None = None) -> list[ReaderResponse]:
         model = self.reader.describe()
         results: list[ReaderResponse | None] = [None] * len(requests)
         waiting: dict[str, list[int]] = {}  # key -> indices of the requests it answers

@@ -24,7 +24,9 @@ class MemoryFileError(TaskError):
 
     def __init__(self, path: Path, problems: list[tuple[int, str, str]]):
         self.path, self.problems = path, problems
-        shown = "\n".join(f"  {path}, line {line}, field {fld!r}: {msg}" for line, fld, msg in problems[:MAX_PROBLEMS_SHOWN])
+        shown = "\n".join(
+            f"  {path}, line {line}, field {fld!r}: {msg}" for line, fld, msg in problems[:MAX_PROBLEMS_SHOWN]
+        )
         more = f"\n  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more" if len(problems) > MAX_PROBLEMS_SHOWN else ""
         super().__init__(f"{path}: {len(problems)} problem(s) in the memories file:\n{shown}{more}")
 
@@ -49,8 +51,11 @@ class Memory:
     episodic: tuple[MemoryEntry, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"core": self.core, "semantic": [e.to_json() for e in self.semantic],
-                "episodic": [e.to_json() for e in self.episodic]}
+        return {
+            "core": self.core,
+            "semantic": [e.to_json() for e in self.semantic],
+            "episodic": [e.to_json() for e in self.episodic],
+        }
 
     def texts(self) -> list[str]:
         """Everything that counts toward the memory's size: core and every entry's content."""
@@ -65,8 +70,12 @@ class MemoryRecord:
     stats: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"instance_id": self.instance_id, "task": self.task, "memory": self.memory.to_json(),
-                "stats": self.stats}
+        return {
+            "instance_id": self.instance_id,
+            "task": self.task,
+            "memory": self.memory.to_json(),
+            "stats": self.stats,
+        }
 
 
 def _entries(value: Any, kind: str, problems: list[tuple[str, str]]) -> tuple[MemoryEntry, ...]:
@@ -124,8 +133,11 @@ def parse_record(obj: Any) -> tuple[MemoryRecord | None, list[tuple[str, str]]]:
         if not isinstance(core, str):
             problems.append(("memory.core", "must be a string (may be empty)"))
             core = ""
-        memory = Memory(core, _entries(mem.get("semantic", []), "semantic", problems),
-                        _entries(mem.get("episodic", []), "episodic", problems))
+        memory = Memory(
+            core,
+            _entries(mem.get("semantic", []), "semantic", problems),
+            _entries(mem.get("episodic", []), "episodic", problems),
+        )
     stats = obj.get("stats", {})
     if not isinstance(stats, dict):
         problems.append(("stats", "must be an object when given"))
@@ -166,8 +178,13 @@ def read_memories(path: str | Path) -> list[MemoryRecord]:
             continue
         key = (record.task, record.instance_id)
         if key in first_line:
-            problems.append((lineno, "instance_id", f"{record.instance_id!r} of task {record.task!r} "
-                                                    f"already given on line {first_line[key]}"))
+            problems.append(
+                (
+                    lineno,
+                    "instance_id",
+                    f"{record.instance_id!r} of task {record.task!r} already given on line {first_line[key]}",
+                )
+            )
             continue
         first_line[key] = lineno
         records.append(record)

@@ -87,7 +87,7 @@ def strip_think(text: str) -> str:
 def parse_output(prediction: str) -> str:
     """MAB's parsed output: the first line after the first "Answer:" (any case), else the first line."""
     mark = _ANSWER_MARK.search(prediction)
-    return _first_line(prediction[mark.end():] if mark else prediction)
+    return _first_line(prediction[mark.end() :] if mark else prediction)
 
 
 def _first_line(text: str) -> str:
@@ -150,7 +150,7 @@ def last_boxed(text: str) -> str | None:
     for match in reversed(list(_BOXED.finditer(text))):
         end = _closing_brace(text, match.end() - 1)
         if end is not None:
-            return text[match.end():end]
+            return text[match.end() : end]
     return None
 
 
@@ -171,7 +171,7 @@ def _clean_label(text: str) -> str:
     """A label as written: without `\\text{...}`-style wrappers, quotes, spaces or a leading "label:"."""
     text = text.strip()
     while (command := _COMMAND.match(text)) and _closing_brace(text, command.end() - 1) == len(text) - 1:
-        text = text[command.end():-1].strip()
+        text = text[command.end() : -1].strip()
     text = _LABEL_PREFIX.sub("", text.strip(_QUOTES).strip())
     return text.strip().strip(_QUOTES).strip().casefold()
 
@@ -279,7 +279,8 @@ _CORRECT_RULE = (
 )
 _JUDGE_RULES = {
     "default": _CORRECT_RULE,
-    "temporal-reasoning": _CORRECT_RULE + (
+    "temporal-reasoning": _CORRECT_RULE
+    + (
         " Do not penalise an off-by-one count of days, weeks or months: a response of 18 days where 19 are "
         "expected is still correct."
     ),

@@ -44,10 +44,7 @@ class ReaderPrompt:
     def __init__(self, version: str = TEMPLATE_VERSION):
         self.version = version
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
-        self._sources = {
-            part: (TEMPLATES / f"reader_{part}_{version}.jinja").read_text("utf-8")
-            for part in _PARTS
-        }
+        self._sources = {part: (TEMPLATES / f"reader_{part}_{version}.jinja").read_text("utf-8") for part in _PARTS}
         self._templates = {part: env.from_string(src) for part, src in self._sources.items()}
         self._base: dict[tuple[int, str], int] = {}
 
@@ -65,8 +62,14 @@ class ReaderPrompt:
             h.update(f"{part}\n{self._sources[part]}\n".encode())
         return h.hexdigest()
 
-    def render(self, core: str, semantic: Sequence[MemoryEntry], episodic: Sequence[MemoryEntry],
-               question: str, query_prompt: str | None) -> tuple[tuple[str, str], ...]:
+    def render(
+        self,
+        core: str,
+        semantic: Sequence[MemoryEntry],
+        episodic: Sequence[MemoryEntry],
+        question: str,
+        query_prompt: str | None,
+    ) -> tuple[tuple[str, str], ...]:
         system = self._templates["system"].render(core=core, semantic=semantic, episodic=episodic).strip()
         user = self._templates["user"].render(query_prompt=query_prompt, question=question).strip()
         return (("system", system), ("user", user))
@@ -90,23 +93,31 @@ class ReaderPrompt:
         """
         sem_tokens, epi_tokens = entry_tokens
         k_max = max(len(semantic_rank), len(episodic_rank))
-        base = self._base_tokens(memory.core, counter) + counter.count(question) + (
-            counter.count(query_prompt) if query_prompt else 0)
+        base = (
+            self._base_tokens(memory.core, counter)
+            + counter.count(question)
+            + (counter.count(query_prompt) if query_prompt else 0)
+        )
 
         def estimate(k: int) -> int:
-            return base + sum(sem_tokens[i] + 2 for i in semantic_rank[:k]) + sum(
-                epi_tokens[i] + 2 for i in episodic_rank[:k])
+            return (
+                base
+                + sum(sem_tokens[i] + 2 for i in semantic_rank[:k])
+                + sum(epi_tokens[i] + 2 for i in episodic_rank[:k])
+            )
 
         def exact(k: int, core: str) -> tuple[tuple[tuple[str, str], ...], int]:
             shown_epi = [memory.episodic[i] for i in sorted(episodic_rank[:k])]  # chronological: memory order
-            messages = self.render(core, [memory.semantic[i] for i in semantic_rank[:k]], shown_epi,
-                                   question, query_prompt)
+            messages = self.render(
+                core, [memory.semantic[i] for i in semantic_rank[:k]], shown_epi, question, query_prompt
+            )
             return messages, _count(counter, messages)
 
         if estimate(k_max) <= SAFE_SHARE * budget:  # far inside the budget: no exact count needed
             shown_epi = [memory.episodic[i] for i in sorted(episodic_rank)]
-            messages = self.render(memory.core, [memory.semantic[i] for i in semantic_rank], shown_epi,
-                                   question, query_prompt)
+            messages = self.render(
+                memory.core, [memory.semantic[i] for i in semantic_rank], shown_epi, question, query_prompt
+            )
             return BuiltPrompt(messages, tuple(semantic_rank), tuple(episodic_rank), k_max, estimate(k_max), False)
         k = k_max
         while k > 0 and estimate(k) > budget:

@@ -14,12 +14,25 @@ if TYPE_CHECKING:
 
 def summary_table(scores: dict) -> str:
     """One row per task plus competency and overall rows: the table `score` prints too."""
-    rows = [[name, t["competency"], t["metric"], f"{t['score']:.3f}", t["instances"], t["questions"],
-             f"{t['memory_tokens_mean']:,.0f}"] for name, t in scores["tasks"].items()]
+    rows = [
+        [
+            name,
+            t["competency"],
+            t["metric"],
+            f"{t['score']:.3f}",
+            t["instances"],
+            t["questions"],
+            f"{t['memory_tokens_mean']:,.0f}",
+        ]
+        for name, t in scores["tasks"].items()
+    ]
     rows += [[f"[{c}]", c, "mean of tasks", f"{v:.3f}", "", "", ""] for c, v in scores["competencies"].items()]
     rows.append(["OVERALL", "", "mean of competencies", f"{scores['overall']:.3f}", "", "", ""])
-    return tabulate(rows, headers=["task", "comp.", "metric", "score", "instances", "questions", "memory tokens"],
-                    tablefmt="github")
+    return tabulate(
+        rows,
+        headers=["task", "comp.", "metric", "score", "instances", "questions", "memory tokens"],
+        tablefmt="github",
+    )
 
 
 def write_report(path: Path, result: ScoreResult, reader: Reader) -> None:
@@ -28,21 +41,29 @@ def write_report(path: Path, result: ScoreResult, reader: Reader) -> None:
     completion_tokens = sum(it.response.completion_tokens for it in result.items)
     cached = sum(it.response.cached for it in result.items)
     lines = [
-        "# Scoring report", "",
-        summary_table(scores), "",
-        f"Aggregation: {scores['scorer']['aggregation']}.", "",
-        "## Reader", "",
+        "# Scoring report",
+        "",
+        summary_table(scores),
+        "",
+        f"Aggregation: {scores['scorer']['aggregation']}.",
+        "",
+        "## Reader",
+        "",
         f"- backend/model: {reader.describe()}",
         f"- questions answered: {len(result.items)} ({cached} from the response cache)",
         f"- prompt tokens: {prompt_tokens:,}; completion tokens: {completion_tokens:,}",
         f"- prompt template: {scores['scorer']['template']['name']} sha256 {scores['scorer']['template']['sha256']}",
-        f"- questions whose core memory was cut to fit the budget: "
-        f"{sum(it.core_truncated for it in result.items)}",
-        "", "## Task data", "",
+        f"- questions whose core memory was cut to fit the budget: {sum(it.core_truncated for it in result.items)}",
+        "",
+        "## Task data",
+        "",
         tabulate([[t, h] for t, h in scores["task_hashes"].items()], headers=["task", "sha256"], tablefmt="github"),
-        "", "## Instances without a memory", "",
+        "",
+        "## Instances without a memory",
+        "",
         "The scorer scores the instances in `memories.jsonl`; these instances of the same tasks have none "
-        "(completeness is checked by the leaderboard, not here).", "",
+        "(completeness is checked by the leaderboard, not here).",
+        "",
     ]
     missing = [(t, i) for t, v in scores["tasks"].items() for i in v["missing_instances"]]
     lines += [f"- {t}: {i}" for t, i in missing] or ["- none"]

@@ -34,9 +34,16 @@ def tokenize(text: str) -> list[str]:
 
 def settings() -> dict[str, object]:
     """What results records say about the retriever."""
-    return {"scoring": "BM25 Okapi (= bm25s atire/robertson, rank-bm25 epsilon 0)", "k1": K1, "b": B,
-            "idf_floor": 0.0, "tokens": "lowercase \\b\\w+\\b", "query": "the question alone",
-            "positive_scores_only": True, "ties": "memory order"}
+    return {
+        "scoring": "BM25 Okapi (= bm25s atire/robertson, rank-bm25 epsilon 0)",
+        "k1": K1,
+        "b": B,
+        "idf_floor": 0.0,
+        "tokens": "lowercase \\b\\w+\\b",
+        "query": "the question alone",
+        "positive_scores_only": True,
+        "ties": "memory order",
+    }
 
 
 def _hashes(tokens: list[str]) -> np.ndarray:
@@ -93,8 +100,9 @@ class MemoryIndex:
         rows = np.repeat(np.arange(len(queries)), [len(t) for t in tokens])
         cols = np.searchsorted(self._terms, hashes).clip(max=len(self._terms) - 1)
         known = self._terms[cols] == hashes
-        counts = sparse.csr_matrix((np.ones(int(known.sum())), (rows[known], cols[known])),
-                                   shape=(len(queries), len(self._terms)))
+        counts = sparse.csr_matrix(
+            (np.ones(int(known.sum())), (rows[known], cols[known])), shape=(len(queries), len(self._terms))
+        )
         scores = (counts @ self._matrix).tocsr()
         out = []
         for qi in range(len(queries)):

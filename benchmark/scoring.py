@@ -91,7 +91,10 @@ def check_ids(records: Sequence[MemoryRecord], tasks: dict[str, TaskData], memor
 
 
 def prepare(
-    records: Sequence[MemoryRecord], tasks: dict[str, TaskData], config: ScorerConfig, prompt: ReaderPrompt,
+    records: Sequence[MemoryRecord],
+    tasks: dict[str, TaskData],
+    config: ScorerConfig,
+    prompt: ReaderPrompt,
     counter: TokenCounter,
 ) -> list[QuestionItem]:
     """Retrieval and prompts for every question; each instance's indexes are built once."""
@@ -103,16 +106,35 @@ def prepare(
         texts = [q["question"] for q in row["questions"]]
         sem_ranks = MemoryIndex([e.content for e in mem.semantic]).search_many(texts, config.top_k)
         epi_ranks = MemoryIndex([e.content for e in mem.episodic]).search_many(texts, config.top_k)
-        entry_tokens = (_token_counts(counter, mem.semantic, sem_ranks), _token_counts(counter, mem.episodic, epi_ranks))
+        entry_tokens = (
+            _token_counts(counter, mem.semantic, sem_ranks),
+            _token_counts(counter, mem.episodic, epi_ranks),
+        )
         for q, sem_rank, epi_rank in zip(row["questions"], sem_ranks, epi_ranks, strict=True):
-            built = prompt.build(mem, sem_rank, epi_rank, q["question"], spec.query_prompt, counter=counter,
-                                 budget=config.budget_tokens, entry_tokens=entry_tokens)
-            items.append(QuestionItem(
-                record, row, q, spec.metric, ReaderRequest(built.messages, config.sampling),
-                {"semantic": [mem.semantic[i].id for i in built.semantic],
-                 "episodic": [mem.episodic[i].id for i in built.episodic]},
-                built.core_truncated,
-            ))
+            built = prompt.build(
+                mem,
+                sem_rank,
+                epi_rank,
+                q["question"],
+                spec.query_prompt,
+                counter=counter,
+                budget=config.budget_tokens,
+                entry_tokens=entry_tokens,
+            )
+            items.append(
+                QuestionItem(
+                    record,
+                    row,
+                    q,
+                    spec.metric,
+                    ReaderRequest(built.messages, config.sampling),
+                    {
+                        "semantic": [mem.semantic[i].id for i in built.semantic],
+                        "episodic": [mem.episodic[i].id for i in built.episodic],
+                    },
+                    built.core_truncated,
+                )
+            )
     return items
 
 
@@ -122,22 +144,38 @@ def _token_counts(counter: TokenCounter, entries: Sequence[MemoryEntry], ranks: 
     return dict(zip(needed, counter.count_many([entries[i].content for i in needed]), strict=True))
 
 
-def answer(items: Sequence[QuestionItem], reader: Reader, on_result: Callable[[int, ReaderResponse], None] | None) -> None:
+def answer(
+    items: Sequence[QuestionItem], reader: Reader, on_result: Callable[[int, ReaderResponse], None] | None
+) -> None:
     responses = reader.generate([it.request for it in items], on_result=on_result)
     for item, response in zip(items, responses, strict=True):
         item.response = response
 
 
-def judge(items: Sequence[QuestionItem], judge_reader: Reader, config: ScorerConfig,
-          on_result: Callable[[int, ReaderResponse], None] | None) -> None:
+def judge(
+    items: Sequence[QuestionItem],
+    judge_reader: Reader,
+    config: ScorerConfig,
+    on_result: Callable[[int, ReaderResponse], None] | None,
+) -> None:
     """LLM-judge questions: a yes/no verdict per (question, gold, response)."""
     pending = [it for it in items if it.metric == "llm_judge"]
     if not pending:
         return
     requests = [
-        ReaderRequest(tuple((m["role"], m["content"]) for m in metrics.judge_prompt(
-            it.question["question"], it.question["answers"], it.response.text, it.question.get("question_type"),
-            question_id=it.question["question_id"])), config.judge_sampling)
+        ReaderRequest(
+            tuple(
+                (m["role"], m["content"])
+                for m in metrics.judge_prompt(
+                    it.question["question"],
+                    it.question["answers"],
+                    it.response.text,
+                    it.question.get("question_type"),
+                    question_id=it.question["question_id"],
+                )
+            ),
+            config.judge_sampling,
+        )
         for it in pending
     ]
     for item, verdict in zip(pending, judge_reader.generate(requests, on_result=on_result), strict=True):
@@ -154,8 +192,12 @@ def _mean(values: Sequence[float]) -> float:
     return float(statistics.fmean(values)) if values else 0.0
 
 
-def aggregate(items: Sequence[QuestionItem], records: Sequence[MemoryRecord], tasks: dict[str, TaskData],
-              counter: TokenCounter) -> dict[str, Any]:
+def aggregate(
+    items: Sequence[QuestionItem],
+    records: Sequence[MemoryRecord],
+    tasks: dict[str, TaskData],
+    counter: TokenCounter,
+) -> dict[str, Any]:
     per_instance: dict[tuple[str, str], list[float]] = defaultdict(list)
     for it in items:
         per_instance[(it.record.task, it.record.instance_id)].append(it.score)
@@ -178,17 +220,26 @@ def aggregate(items: Sequence[QuestionItem], records: Sequence[MemoryRecord], ta
     for t in task_scores.values():
         by_comp[t["competency"]].append(t["score"])
     competencies = {c: round(_mean(v), 6) for c, v in sorted(by_comp.items())}
-    return {"overall": round(_mean(list(competencies.values())), 6), "competencies": competencies,
-            "tasks": task_scores}
+    return {
+        "overall": round(_mean(list(competencies.values())), 6),
+        "competencies": competencies,
+        "tasks": task_scores,
+    }
 
 
 def prediction_line(item: QuestionItem) -> dict[str, Any]:
     r = item.response
     return {
-        "instance_id": item.record.instance_id, "task": item.record.task,
-        "question_id": item.question["question_id"], "question": item.question["question"],
-        "prediction": r.text, "answers": item.question["answers"], "score": item.score,
-        "retrieved": item.retrieved, "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
+        "instance_id": item.record.instance_id,
+        "task": item.record.task,
+        "question_id": item.question["question_id"],
+        "question": item.question["question"],
+        "prediction": r.text,
+        "answers": item.question["answers"],
+        "score": item.score,
+        "retrieved": item.retrieved,
+        "prompt_tokens": r.prompt_tokens,
+        "completion_tokens": r.completion_tokens,
         "core_truncated": item.core_truncated,
     }
 
@@ -197,8 +248,13 @@ def write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def scorer_record(config: ScorerConfig, prompt: ReaderPrompt, reader: Reader, judge_reader: Reader | None,
-                  counter: TokenCounter) -> dict[str, Any]:
+def scorer_record(
+    config: ScorerConfig,
+    prompt: ReaderPrompt,
+    reader: Reader,
+    judge_reader: Reader | None,
+    counter: TokenCounter,
+) -> dict[str, Any]:
     return {
         "version": SCORER_VERSION,
         "retriever": {**settings(), "top_k": config.top_k},

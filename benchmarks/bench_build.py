@@ -24,23 +24,35 @@ from tasks.sources.squad import read_squad_file
 from tasks.tokenization import HFTokenizerCounter, SimpleCounter
 
 QWEN_PATTERN = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-DEFAULT_TASKS = ["squad", "hotpotqa", "ttl_trec_coarse", "ttl_nlu", "icl_banking77", "icl_clinic150",
-                 "icl_trec_coarse", "locomo"]
+DEFAULT_TASKS = [
+    "squad",
+    "hotpotqa",
+    "ttl_trec_coarse",
+    "ttl_nlu",
+    "icl_banking77",
+    "icl_clinic150",
+    "icl_trec_coarse",
+    "locomo",
+]
 
 
 def bpe_counter(texts: list[str], directory: Path) -> HFTokenizerCounter:
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN_PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=32000,
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(
+        texts, trainers.BpeTrainer(vocab_size=32000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    )
     path = directory / "tokenizer.json"
     tok.save(str(path))
     return HFTokenizerCounter(name="bpe-32k (stand-in)", revision=None, tokenizer_file=path, spec=str(path))
@@ -92,9 +104,17 @@ def main() -> None:
         print("| task | instances | context tokens | median seconds | tokens/s |")
         print("|---|---|---|---|---|")
         for name in args.tasks:
+
             def run(name=name):
-                return build_task(name, Path(tmp) / "out", origin="raw", raw_dir=args.raw_dir,
-                                  tokenizer="simple", show_progress=False)
+                return build_task(
+                    name,
+                    Path(tmp) / "out",
+                    origin="raw",
+                    raw_dir=args.raw_dir,
+                    tokenizer="simple",
+                    show_progress=False,
+                )
+
             result = run()
             tokens = sum(s["context_tokens"]["total"] for s in result.manifest["splits"].values())
             instances = sum(s["instances"] for s in result.manifest["splits"].values())

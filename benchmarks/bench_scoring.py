@@ -5,7 +5,8 @@ Run by hand (figures go into docs/performance.md):
     MEMALPHA_RAW_DIR=../shared/data/raw python benchmarks/bench_scoring.py [--sizes 100 1000 10000]
 
 Memories are real SQuAD sentences split evenly between semantic and episodic entries; each instance
-has 100 real SQuAD questions. "Ours" (the scorer's own code path) builds each instance's two indexes once and amortises them
+has 100 real SQuAD questions. "Ours" (the scorer's own code path) builds each instance's two indexes once
+and amortises them
 over its questions; "original" rebuilds a rank-bm25 BM25Okapi index per question and memory type and
 takes the top 20 by argsort, as the Mem-alpha memory server did. Reader time is excluded (no model).
 """
@@ -57,7 +58,10 @@ def ours(memory: Memory, questions: list[str]) -> float:
     start = time.perf_counter()
     sem_ranks = MemoryIndex([e.content for e in memory.semantic]).search_many(questions, TOP_K)
     epi_ranks = MemoryIndex([e.content for e in memory.episodic]).search_many(questions, TOP_K)
-    sizes = (_token_counts(counter, memory.semantic, sem_ranks), _token_counts(counter, memory.episodic, epi_ranks))
+    sizes = (
+        _token_counts(counter, memory.semantic, sem_ranks),
+        _token_counts(counter, memory.episodic, epi_ranks),
+    )
     for q, sem, epi in zip(questions, sem_ranks, epi_ranks, strict=True):
         built = prompt.build(memory, sem, epi, q, None, counter=counter, budget=30_000, entry_tokens=sizes)
         metrics.substring_em(built.messages[1][1], ["answer"])
@@ -83,8 +87,12 @@ def main() -> None:
     parser.add_argument("--raw-dir", type=Path, default=Path(os.environ.get("MEMALPHA_RAW_DIR", "../shared/data/raw")))
     parser.add_argument("--sizes", type=int, nargs="*", default=[100, 1000, 10000])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--original-questions", type=int, default=10,
-                        help="questions timed for the (slow) original approach; per-question cost is flat")
+    parser.add_argument(
+        "--original-questions",
+        type=int,
+        default=10,
+        help="questions timed for the (slow) original approach; per-question cost is flat",
+    )
     args = parser.parse_args()
     sentences, questions = corpus(args.raw_dir)
     print(f"CPU cores available: {len(os.sched_getaffinity(0))}; {QUESTIONS} questions per instance; top-k {TOP_K}")

@@ -84,11 +84,13 @@ class BuildContext:
         if not found:
             raise MissingRawFilesError(self.source.id, directory, patterns)
         for path in found:
-            self.inputs.append({
-                "file": str(path.relative_to(directory.parent)),
-                "bytes": path.stat().st_size,
-                "sha256": file_sha256(path),
-            })
+            self.inputs.append(
+                {
+                    "file": str(path.relative_to(directory.parent)),
+                    "bytes": path.stat().st_size,
+                    "sha256": file_sha256(path),
+                }
+            )
         return found
 
     # ------------------------------------------------------------------ hub and releases
@@ -111,17 +113,28 @@ class BuildContext:
         path, revision = self._hub_location()
         config = config if config is not None else self.source.config
         try:
-            ds = load_dataset(path, name=config, split=split, revision=revision, data_files=data_files)
+            # A local mirror is re-read every time: `datasets` caches local folders by name, not content.
+            mode = "force_redownload" if revision is None and Path(path).is_dir() else None
+            ds = load_dataset(
+                path, name=config, split=split, revision=revision, data_files=data_files, download_mode=mode
+            )
         except (FileNotFoundError, ConnectionError, OSError, ValueError) as exc:
             raise SourceUnavailableError(
                 f"cannot load {self.source.id} (config {config}, split {split}, revision {revision}) from "
                 f"{path}: {exc}. Without hub access, build --from raw, or point --hub-mirror (or "
                 f"${HUB_MIRROR_ENV}) at a folder holding {self.source.id} in the hub layout."
             ) from exc
-        self.inputs.append({
-            "hub": self.source.id, "revision": revision, "config": config, "split": split,
-            "location": path, "fingerprint": ds._fingerprint, "rows": ds.num_rows,
-        })
+        self.inputs.append(
+            {
+                "hub": self.source.id,
+                "revision": revision,
+                "config": config,
+                "split": split,
+                "location": path,
+                "fingerprint": ds._fingerprint,
+                "rows": ds.num_rows,
+            }
+        )
         return ds
 
     def hub_file(self, filename: str) -> Path:
@@ -140,8 +153,9 @@ class BuildContext:
                 raise SourceUnavailableError(
                     f"cannot fetch {filename} from {path}@{revision}: {exc}. Use --from raw or --hub-mirror."
                 ) from exc
-        self.inputs.append({"hub": self.source.id, "revision": revision, "file": filename,
-                            "sha256": file_sha256(local)})
+        self.inputs.append(
+            {"hub": self.source.id, "revision": revision, "file": filename, "sha256": file_sha256(local)}
+        )
         return local
 
     # ------------------------------------------------------------------ helpers for builders
@@ -165,8 +179,11 @@ class BuildContext:
     def llm_step(self, step: str, purpose: str) -> BuilderLLM | None:
         """The LLM for a step, or None; either way the manifest records what happened."""
         if self.llm is None:
-            self.llm_steps[step] = {"status": "skipped", "purpose": purpose,
-                                    "reason": "no LLM configured for this build"}
+            self.llm_steps[step] = {
+                "status": "skipped",
+                "purpose": purpose,
+                "reason": "no LLM configured for this build",
+            }
             return None
         self.llm_steps[step] = {"status": "applied", "purpose": purpose, "llm": self.llm.describe()}
         return self.llm
@@ -244,9 +261,16 @@ def build_task(
     if limit is not None and limit < 1:
         raise TaskError(f"--limit must be at least 1, got {limit}")
     ctx = BuildContext(
-        spec=spec, origin=origin, source=spec.source(origin), counter=get_counter(tokenizer or spec.tokenizer),
-        seed=seed, limit=limit, raw_root=Path(raw_dir) if raw_dir else None,
-        hub_mirror=Path(hub_mirror) if hub_mirror else None, llm=llm, show_progress=show_progress,
+        spec=spec,
+        origin=origin,
+        source=spec.source(origin),
+        counter=get_counter(tokenizer or spec.tokenizer),
+        seed=seed,
+        limit=limit,
+        raw_root=Path(raw_dir) if raw_dir else None,
+        hub_mirror=Path(hub_mirror) if hub_mirror else None,
+        llm=llm,
+        show_progress=show_progress,
     )
     splits = spec.load_builder()(ctx)
     if set(splits) != set(spec.splits):
@@ -258,7 +282,9 @@ def build_task(
         instances = splits[split][:limit] if limit else splits[split]
         for inst in instances:
             if inst.instance_id in seen:
-                raise BuildError(f"{name}: instance id {inst.instance_id!r} in both {seen[inst.instance_id]} and {split}")
+                raise BuildError(
+                    f"{name}: instance id {inst.instance_id!r} in both {seen[inst.instance_id]} and {split}"
+                )
             seen[inst.instance_id] = split
         rows_by_split[split] = _rows(ctx, split, instances)
     if not any(rows_by_split.values()):
@@ -275,8 +301,12 @@ def build_task(
         "chunk_limit_enforced": ctx.enforce_chunk_limit,
         "builder": spec.builder,
         "origin": origin,
-        "source": {"id": ctx.source.id, "revision": ctx.source.revision, "config": ctx.source.config,
-                   "pinned": origin == "raw" or ctx.source.revision is not None},
+        "source": {
+            "id": ctx.source.id,
+            "revision": ctx.source.revision,
+            "config": ctx.source.config,
+            "pinned": origin == "raw" or ctx.source.revision is not None,
+        },
         "inputs": ctx.inputs,
         "tokenizer": ctx.counter.describe(),
         "seed": seed,
@@ -294,7 +324,14 @@ def build_task(
     final = out_dir / spec.name
     staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", dir=out_dir))
     try:
-        dataset = DatasetDict({s: Dataset.from_list(rows, features=FEATURES) for s, rows in rows_by_split.items()})
+        dataset = DatasetDict(
+            {
+                s: Dataset.from_list(rows, features=FEATURES)
+                if rows
+                else Dataset.from_dict({column: [] for column in FEATURES}, features=FEATURES)
+                for s, rows in rows_by_split.items()
+            }
+        )
         with _datasets_progress(show_progress):
             dataset.save_to_disk(str(staging / "data"))
         write_manifest(staging, manifest)

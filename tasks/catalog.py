@@ -23,8 +23,12 @@ REVISIONS: dict[str, str | None] = {
     "YuWangX/Memalpha-Memoryagentbench": None,
 }
 
-MEMALPHA_CITATION = "Wang et al. 2025, Mem-alpha: Learning Memory Construction via Reinforcement Learning, arXiv:2509.25911"
-MAB_CITATION = "Hu, Wang, McAuley 2025, Evaluating Memory in LLM Agents via Incremental Multi-Turn Interactions, arXiv:2507.05257"
+MEMALPHA_CITATION = (
+    "Wang et al. 2025, Mem-alpha: Learning Memory Construction via Reinforcement Learning, arXiv:2509.25911"
+)
+MAB_CITATION = (
+    "Hu, Wang, McAuley 2025, Evaluating Memory in LLM Agents via Incremental Multi-Turn Interactions, arXiv:2507.05257"
+)
 
 SUMMARY_PROMPT = (
     "Your core memory keeps a running summary of the book the user has been reading, and the retrieved "
@@ -35,9 +39,7 @@ LABEL_PROMPT = (
     "memories hold examples with their labels. Decide the label of the sentence below. The label is a "
     "single number: give your final answer as \\boxed{label}."
 )
-EVENT_PROMPT = (
-    "Using what you remember of the book, complete the task below: name the event that happens next."
-)
+EVENT_PROMPT = "Using what you remember of the book, complete the task below: name the event that happens next."
 RECSYS_PROMPT = (
     "Act as a movie recommender. Using the dialogues you remember, reply with 20 movie recommendations "
     "for the conversation below, as a numbered list with one title per line."
@@ -84,97 +86,182 @@ def mab_release(source_name: str) -> Source:
 
 # ---------------------------------------------------------------- Mem-alpha training sources
 
-register_task(TaskSpec(
-    name="squad",
-    description="SQuAD paragraphs packed into 10 random-size chunks per instance, with the questions on them.",
-    competency="AR", metric="substring_em", chunk_size=2048, splits=MEMALPHA_SPLITS,
-    builder="tasks.sources.squad:build",
-    sources=(
-        Source("hub", "rajpurkar/squad", REVISIONS["rajpurkar/squad"], config="plain_text", license="CC BY-SA 4.0"),
-        Source("raw", "squad", files=("*.json",), license="CC BY-SA 4.0", note="SQuAD v1.1 JSON"),
-        memalpha_release("squad"),
-    ),
-    license="CC BY-SA 4.0", citation=MEMALPHA_CITATION,
-    params={"chunks_per_instance": 10, "min_chunk_tokens": 100, "min_questions_before": 50,
-            "min_questions": 30, "max_questions": 100, "max_answer_tokens": 5, "max_chunks": 20},
-))
+register_task(
+    TaskSpec(
+        name="squad",
+        description="SQuAD paragraphs packed into 10 random-size chunks per instance, with the questions on them.",
+        competency="AR",
+        metric="substring_em",
+        chunk_size=2048,
+        splits=MEMALPHA_SPLITS,
+        builder="tasks.sources.squad:build",
+        sources=(
+            Source(
+                "hub",
+                "rajpurkar/squad",
+                REVISIONS["rajpurkar/squad"],
+                config="plain_text",
+                license="CC BY-SA 4.0",
+            ),
+            Source("raw", "squad", files=("*.json",), license="CC BY-SA 4.0", note="SQuAD v1.1 JSON"),
+            memalpha_release("squad"),
+        ),
+        license="CC BY-SA 4.0",
+        citation=MEMALPHA_CITATION,
+        params={
+            "chunks_per_instance": 10,
+            "min_chunk_tokens": 100,
+            "min_questions_before": 50,
+            "min_questions": 30,
+            "max_questions": 100,
+            "max_answer_tokens": 5,
+            "max_chunks": 20,
+        },
+    )
+)
 
-register_task(TaskSpec(
-    name="hotpotqa",
-    description="HotpotQA supporting articles of consecutive questions packed into random-size chunks.",
-    competency="AR", metric="substring_em", chunk_size=2048, splits=MEMALPHA_SPLITS,
-    builder="tasks.sources.hotpotqa:build",
-    sources=(
-        Source("hub", "hotpotqa/hotpot_qa", REVISIONS["hotpotqa/hotpot_qa"], config="fullwiki", license="CC BY-SA 4.0"),
-        Source("raw", "hotpotqa", files=("*.json", "*.jsonl"), license="CC BY-SA 4.0",
-               note="HotpotQA JSON (official array or HF-style rows) or JSON lines"),
-        memalpha_release("hotpotqa"),
-    ),
-    license="CC BY-SA 4.0", citation=MEMALPHA_CITATION,
-    params={"instance_tokens": 10000, "min_chunk_tokens": 100, "min_questions_before": 30,
-            "min_questions": 10, "max_questions": 200, "question_cap": 100, "max_answer_tokens": 5,
-            "max_chunks": 20},
-))
+register_task(
+    TaskSpec(
+        name="hotpotqa",
+        description="HotpotQA supporting articles of consecutive questions packed into random-size chunks.",
+        competency="AR",
+        metric="substring_em",
+        chunk_size=2048,
+        splits=MEMALPHA_SPLITS,
+        builder="tasks.sources.hotpotqa:build",
+        sources=(
+            Source(
+                "hub",
+                "hotpotqa/hotpot_qa",
+                REVISIONS["hotpotqa/hotpot_qa"],
+                config="fullwiki",
+                license="CC BY-SA 4.0",
+            ),
+            Source(
+                "raw",
+                "hotpotqa",
+                files=("*.json", "*.jsonl"),
+                license="CC BY-SA 4.0",
+                note="HotpotQA JSON (official array or HF-style rows) or JSON lines",
+            ),
+            memalpha_release("hotpotqa"),
+        ),
+        license="CC BY-SA 4.0",
+        citation=MEMALPHA_CITATION,
+        params={
+            "instance_tokens": 10000,
+            "min_chunk_tokens": 100,
+            "min_questions_before": 30,
+            "min_questions": 10,
+            "max_questions": 200,
+            "question_cap": 100,
+            "max_answer_tokens": 5,
+            "max_chunks": 20,
+        },
+    )
+)
 
-register_task(TaskSpec(
-    name="perltqa",
-    description="PerLTQA: one instance per character, one chunk per life event with its dialogues.",
-    competency="AR", metric="keyword_recall", chunk_size=2048, splits=MEMALPHA_SPLITS,
-    builder="tasks.sources.perltqa:build",
-    sources=(
-        Source("raw", "perltqa", files=("perltmem_en.json", "perltqa_en.json"), license="see PerLTQA release"),
-        memalpha_release("perltqa"),
-    ),
-    citation=MEMALPHA_CITATION,
-    params={"min_questions": 20, "max_questions": 100, "max_chunks": 30},
-))
+register_task(
+    TaskSpec(
+        name="perltqa",
+        description="PerLTQA: one instance per character, one chunk per life event with its dialogues.",
+        competency="AR",
+        metric="keyword_recall",
+        chunk_size=2048,
+        splits=MEMALPHA_SPLITS,
+        builder="tasks.sources.perltqa:build",
+        sources=(
+            Source("raw", "perltqa", files=("perltmem_en.json", "perltqa_en.json"), license="see PerLTQA release"),
+            memalpha_release("perltqa"),
+        ),
+        citation=MEMALPHA_CITATION,
+        params={"min_questions": 20, "max_questions": 100, "max_chunks": 30},
+    )
+)
 
-register_task(TaskSpec(
-    name="lme_train",
-    description="LongMemEval-style chat histories (10k-30k tokens) with 4-5 personal-memory questions each.",
-    competency="AR", metric="llm_judge", chunk_size=2048, splits=("train",),
-    builder="tasks.sources.longmemeval:build_train",
-    sources=(
-        Source("hub", "xiaowu0162/longmemeval-cleaned", REVISIONS["xiaowu0162/longmemeval-cleaned"],
-               files=("longmemeval_oracle.json",), license="MIT"),
-        Source("raw", "longmemeval", files=("longmemeval_oracle.json",), license="MIT"),
-        memalpha_release("lme_train"),
-    ),
-    license="MIT", citation=MEMALPHA_CITATION,
-    params={"questions_per_instance": 4, "min_tokens": 10000, "max_tokens": 30000, "flush_tokens": 1800},
-))
+register_task(
+    TaskSpec(
+        name="lme_train",
+        description="LongMemEval-style chat histories (10k-30k tokens) with 4-5 personal-memory questions each.",
+        competency="AR",
+        metric="llm_judge",
+        chunk_size=2048,
+        splits=("train",),
+        builder="tasks.sources.longmemeval:build_train",
+        sources=(
+            Source(
+                "hub",
+                "xiaowu0162/longmemeval-cleaned",
+                REVISIONS["xiaowu0162/longmemeval-cleaned"],
+                files=("longmemeval_oracle.json",),
+                license="MIT",
+            ),
+            Source("raw", "longmemeval", files=("longmemeval_oracle.json",), license="MIT"),
+            memalpha_release("lme_train"),
+        ),
+        license="MIT",
+        citation=MEMALPHA_CITATION,
+        params={"questions_per_instance": 4, "min_tokens": 10000, "max_tokens": 30000, "flush_tokens": 1800},
+    )
+)
 
-register_task(TaskSpec(
-    name="booksum",
-    description="BookSum chapters read as dated reading events; one summary question, scored by keywords.",
-    competency="LRU", metric="keyword_recall", chunk_size=2048, splits=MEMALPHA_SPLITS,
-    query_prompt=SUMMARY_PROMPT,
-    builder="tasks.sources.booksum:build",
-    sources=(
-        Source("hub", "ubaada/booksum-complete-cleaned", REVISIONS["ubaada/booksum-complete-cleaned"],
-               config="chapters", license="BSD-3-Clause"),
-        Source("raw", "booksum", files=("chapters/*.jsonl",), license="BSD-3-Clause"),
-        memalpha_release("booksum"),
-    ),
-    license="BSD-3-Clause", citation=MEMALPHA_CITATION,
-    params={"min_chunks": 5, "max_chunks": 20},
-))
+register_task(
+    TaskSpec(
+        name="booksum",
+        description="BookSum chapters read as dated reading events; one summary question, scored by keywords.",
+        competency="LRU",
+        metric="keyword_recall",
+        chunk_size=2048,
+        splits=MEMALPHA_SPLITS,
+        query_prompt=SUMMARY_PROMPT,
+        builder="tasks.sources.booksum:build",
+        sources=(
+            Source(
+                "hub",
+                "ubaada/booksum-complete-cleaned",
+                REVISIONS["ubaada/booksum-complete-cleaned"],
+                config="chapters",
+                license="BSD-3-Clause",
+            ),
+            Source("raw", "booksum", files=("chapters/*.jsonl",), license="BSD-3-Clause"),
+            memalpha_release("booksum"),
+        ),
+        license="BSD-3-Clause",
+        citation=MEMALPHA_CITATION,
+        params={"min_chunks": 5, "max_chunks": 20},
+    )
+)
 
-register_task(TaskSpec(
-    name="pubmed_rct",
-    description="PubMed-RCT sentence classification learned from 10 chunks of labelled sentences.",
-    competency="TTL", metric="boxed_label_accuracy", chunk_size=2048, splits=MEMALPHA_SPLITS,
-    query_prompt=LABEL_PROMPT,
-    builder="tasks.sources.pubmed_rct:build",
-    sources=(
-        Source("hub", "pietrolesci/pubmed-200k-rct", REVISIONS["pietrolesci/pubmed-200k-rct"], license="see source"),
-        Source("raw", "pubmed_rct", files=("train.txt",), license="see PubMed-RCT release",
-               note="PubMed-RCT .txt: ###id lines, LABEL<TAB>sentence lines, blank line between abstracts"),
-        memalpha_release("pubmed-rct"),
-    ),
-    citation=MEMALPHA_CITATION,
-    params={"instances": 100, "chunks_per_instance": 10, "min_chunk_tokens": 1024, "questions": 100},
-))
+register_task(
+    TaskSpec(
+        name="pubmed_rct",
+        description="PubMed-RCT sentence classification learned from 10 chunks of labelled sentences.",
+        competency="TTL",
+        metric="boxed_label_accuracy",
+        chunk_size=2048,
+        splits=MEMALPHA_SPLITS,
+        query_prompt=LABEL_PROMPT,
+        builder="tasks.sources.pubmed_rct:build",
+        sources=(
+            Source(
+                "hub",
+                "pietrolesci/pubmed-200k-rct",
+                REVISIONS["pietrolesci/pubmed-200k-rct"],
+                license="see source",
+            ),
+            Source(
+                "raw",
+                "pubmed_rct",
+                files=("train.txt",),
+                license="see PubMed-RCT release",
+                note="PubMed-RCT .txt: ###id lines, LABEL<TAB>sentence lines, blank line between abstracts",
+            ),
+            memalpha_release("pubmed-rct"),
+        ),
+        citation=MEMALPHA_CITATION,
+        params={"instances": 100, "chunks_per_instance": 10, "min_chunk_tokens": 1024, "questions": 100},
+    )
+)
 
 _TTL_SOURCES = {
     "trec": (
@@ -191,41 +278,76 @@ for _name, _raw, _label_space, _tokens in (
     ("ttl_trec_coarse", "trec", "coarse", 390),
     ("ttl_nlu", "nlu", "intent", 610),
 ):
-    register_task(TaskSpec(
-        name=_name,
-        description=(
-            f"Test-time learning on {_raw.upper()} ({_label_space} labels): 10 chunks of labelled examples, "
-            "100 questions drawn from the source's own training data (never from MemoryAgentBench's test set)."
-        ),
-        competency="TTL", metric="boxed_label_accuracy", chunk_size=1024, splits=MEMALPHA_SPLITS,
-        query_prompt=LABEL_PROMPT,
-        builder="tasks.sources.classification:build_ttl",
-        sources=_TTL_SOURCES[_raw],
-        citation=MEMALPHA_CITATION,
-        params={"dataset": _raw, "label_space": _label_space, "instances": 200, "chunks_per_instance": 10,
-                "chunk_tokens": _tokens, "questions": 100},
-    ))
+    register_task(
+        TaskSpec(
+            name=_name,
+            description=(
+                f"Test-time learning on {_raw.upper()} ({_label_space} labels): 10 chunks of labelled examples, "
+                "100 questions drawn from the source's own training data (never from MemoryAgentBench's test set)."
+            ),
+            competency="TTL",
+            metric="boxed_label_accuracy",
+            chunk_size=1024,
+            splits=MEMALPHA_SPLITS,
+            query_prompt=LABEL_PROMPT,
+            builder="tasks.sources.classification:build_ttl",
+            sources=_TTL_SOURCES[_raw],
+            citation=MEMALPHA_CITATION,
+            params={
+                "dataset": _raw,
+                "label_space": _label_space,
+                "instances": 200,
+                "chunks_per_instance": 10,
+                "chunk_tokens": _tokens,
+                "questions": 100,
+            },
+        )
+    )
 
 # ---------------------------------------------------------------- MemoryAgentBench (paper subset)
 
-register_task(TaskSpec(
-    name="ruler_qa1_197k", description="RULER single-document QA over a 197k-token haystack (SQuAD-based).",
-    competency="AR", metric="substring_em", chunk_size=2048, builder="tasks.sources.mab:build",
-    sources=(mab_hub("ruler_qa1_197K"), mab_release("ruler_qa1_197K")),
-    license="MIT", citation=MAB_CITATION, params={"mab_source": "ruler_qa1_197K", "wrapper": "documents"},
-))
-register_task(TaskSpec(
-    name="ruler_qa2_421k", description="RULER multi-document QA over a 421k-token haystack (HotpotQA-based).",
-    competency="AR", metric="substring_em", chunk_size=2048, builder="tasks.sources.mab:build",
-    sources=(mab_hub("ruler_qa2_421K"), mab_release("ruler_qa2_421K")),
-    license="MIT", citation=MAB_CITATION, params={"mab_source": "ruler_qa2_421K", "wrapper": "documents"},
-))
-register_task(TaskSpec(
-    name="longmemeval_s", description="LongMemEval-S histories concatenated into 5 long dialogues, 60 questions each.",
-    competency="AR", metric="llm_judge", chunk_size=2048, builder="tasks.sources.mab:build",
-    sources=(mab_hub("longmemeval_s*"), mab_release("longmemeval_s*")),
-    license="MIT", citation=MAB_CITATION, params={"mab_source": "longmemeval_s*", "wrapper": "sessions"},
-))
+register_task(
+    TaskSpec(
+        name="ruler_qa1_197k",
+        description="RULER single-document QA over a 197k-token haystack (SQuAD-based).",
+        competency="AR",
+        metric="substring_em",
+        chunk_size=2048,
+        builder="tasks.sources.mab:build",
+        sources=(mab_hub("ruler_qa1_197K"), mab_release("ruler_qa1_197K")),
+        license="MIT",
+        citation=MAB_CITATION,
+        params={"mab_source": "ruler_qa1_197K", "wrapper": "documents"},
+    )
+)
+register_task(
+    TaskSpec(
+        name="ruler_qa2_421k",
+        description="RULER multi-document QA over a 421k-token haystack (HotpotQA-based).",
+        competency="AR",
+        metric="substring_em",
+        chunk_size=2048,
+        builder="tasks.sources.mab:build",
+        sources=(mab_hub("ruler_qa2_421K"), mab_release("ruler_qa2_421K")),
+        license="MIT",
+        citation=MAB_CITATION,
+        params={"mab_source": "ruler_qa2_421K", "wrapper": "documents"},
+    )
+)
+register_task(
+    TaskSpec(
+        name="longmemeval_s",
+        description="LongMemEval-S histories concatenated into 5 long dialogues, 60 questions each.",
+        competency="AR",
+        metric="llm_judge",
+        chunk_size=2048,
+        builder="tasks.sources.mab:build",
+        sources=(mab_hub("longmemeval_s*"), mab_release("longmemeval_s*")),
+        license="MIT",
+        citation=MAB_CITATION,
+        params={"mab_source": "longmemeval_s*", "wrapper": "sessions"},
+    )
+)
 for _name, _src in (
     ("icl_banking77", "icl_banking77_5900shot_balance"),
     ("icl_clinic150", "icl_clinic150_7050shot_balance"),
@@ -235,27 +357,46 @@ for _name, _src in (
 ):
     _dataset = _name.removeprefix("icl_")
     _raw_id = {"trec_coarse": "trec", "trec_fine": "trec", "clinic150": "clinc150"}.get(_dataset, _dataset)
-    register_task(TaskSpec(
-        name=_name,
-        description=f"In-context classification ({_dataset}): thousands of labelled examples, then 100 queries.",
-        competency="TTL", metric="boxed_label_accuracy", chunk_size=1024, query_prompt=LABEL_PROMPT,
+    register_task(
+        TaskSpec(
+            name=_name,
+            description=f"In-context classification ({_dataset}): thousands of labelled examples, then 100 queries.",
+            competency="TTL",
+            metric="boxed_label_accuracy",
+            chunk_size=1024,
+            query_prompt=LABEL_PROMPT,
+            builder="tasks.sources.mab:build",
+            sources=(
+                mab_hub(_src),
+                Source("raw", _raw_id, note="labelled examples from the source's own release files"),
+                mab_release(_src),
+            ),
+            license="MIT",
+            citation=MAB_CITATION,
+            params={
+                "mab_source": _src,
+                "wrapper": "examples",
+                "dataset": _dataset,
+                "shots": int(_src.split("_")[-2].removesuffix("shot")),
+                "questions": 100,
+            },
+        )
+    )
+register_task(
+    TaskSpec(
+        name="infbench_sum",
+        description="InfiniteBench En.Sum: summarise a novel read chunk by chunk.",
+        competency="LRU",
+        metric="keyword_recall",
+        chunk_size=2048,
+        query_prompt=SUMMARY_PROMPT,
         builder="tasks.sources.mab:build",
-        sources=(
-            mab_hub(_src),
-            Source("raw", _raw_id, note="labelled examples from the source's own release files"),
-            mab_release(_src),
-        ),
-        license="MIT", citation=MAB_CITATION,
-        params={"mab_source": _src, "wrapper": "examples", "dataset": _dataset,
-                "shots": int(_src.split("_")[-2].removesuffix("shot")), "questions": 100},
-    ))
-register_task(TaskSpec(
-    name="infbench_sum", description="InfiniteBench En.Sum: summarise a novel read chunk by chunk.",
-    competency="LRU", metric="keyword_recall", chunk_size=2048, query_prompt=SUMMARY_PROMPT,
-    builder="tasks.sources.mab:build",
-    sources=(mab_hub("infbench_sum_eng_shots2"), mab_release("infbench_sum_eng_shots2")),
-    license="MIT", citation=MAB_CITATION, params={"mab_source": "infbench_sum_eng_shots2", "wrapper": "book"},
-))
+        sources=(mab_hub("infbench_sum_eng_shots2"), mab_release("infbench_sum_eng_shots2")),
+        license="MIT",
+        citation=MAB_CITATION,
+        params={"mab_source": "infbench_sum_eng_shots2", "wrapper": "book"},
+    )
+)
 
 # ---------------------------------------------------------------- MemoryAgentBench, beyond the paper
 
@@ -266,53 +407,125 @@ for _name, _src, _comp, _metric, _size, _prompt, _wrapper in (
     ("factconsolidation_sh", "factconsolidation_sh_262k", "CR", "substring_em", 512, FACT_PROMPT, "facts"),
     ("factconsolidation_mh", "factconsolidation_mh_262k", "CR", "substring_em", 512, FACT_PROMPT, "facts"),
 ):
-    register_task(TaskSpec(
-        name=_name, description=f"MemoryAgentBench {_src}.", competency=_comp, metric=_metric,
-        chunk_size=_size, query_prompt=_prompt, builder="tasks.sources.mab:build",
-        sources=(mab_hub(_src),), license="MIT", citation=MAB_CITATION,
-        params={"mab_source": _src, "wrapper": _wrapper},
-    ))
+    register_task(
+        TaskSpec(
+            name=_name,
+            description=f"MemoryAgentBench {_src}.",
+            competency=_comp,
+            metric=_metric,
+            chunk_size=_size,
+            query_prompt=_prompt,
+            builder="tasks.sources.mab:build",
+            sources=(mab_hub(_src),),
+            license="MIT",
+            citation=MAB_CITATION,
+            params={"mab_source": _src, "wrapper": _wrapper},
+        )
+    )
 
-register_task(TaskSpec(
-    name="locomo", description="LoCoMo: ten very long two-person conversations over many dated sessions.",
-    competency="AR", metric="token_f1", chunk_size=2048, builder="tasks.sources.locomo:build",
-    sources=(Source("raw", "locomo", files=("locomo10.json",), license="CC BY-NC 4.0"),),
-    license="CC BY-NC 4.0 (non-commercial)",
-    citation="Maharana et al. 2024, Evaluating Very Long-Term Conversational Memory of LLM Agents, arXiv:2402.17753",
-))
+register_task(
+    TaskSpec(
+        name="locomo",
+        description="LoCoMo: ten very long two-person conversations over many dated sessions.",
+        competency="AR",
+        metric="token_f1",
+        chunk_size=2048,
+        builder="tasks.sources.locomo:build",
+        sources=(Source("raw", "locomo", files=("locomo10.json",), license="CC BY-NC 4.0"),),
+        license="CC BY-NC 4.0 (non-commercial)",
+        citation=(
+            "Maharana et al. 2024, Evaluating Very Long-Term Conversational Memory of LLM Agents, arXiv:2402.17753"
+        ),
+    )
+)
 
 # ---------------------------------------------------------------- length scaling
 
 SCALING_LENGTHS = (8, 16, 32, 64, 128, 256, 512)
 for _k in SCALING_LENGTHS:
-    register_task(TaskSpec(
-        name=f"scaling_squad_{_k}k",
-        description=f"The same 100 SQuAD questions over a {_k}k-token haystack of SQuAD paragraphs.",
-        competency="AR", metric="substring_em", chunk_size=2048, builder="tasks.sources.scaling:build",
-        sources=(
-            Source("hub", "rajpurkar/squad", REVISIONS["rajpurkar/squad"], config="plain_text",
-                   license="CC BY-SA 4.0", note="validation split"),
-            Source("raw", "squad", files=("*.json",), license="CC BY-SA 4.0"),
-        ),
-        license="CC BY-SA 4.0", citation=MEMALPHA_CITATION,
-        params={"target_tokens": _k * 1024, "questions": 100},
-    ))
+    register_task(
+        TaskSpec(
+            name=f"scaling_squad_{_k}k",
+            description=f"The same 100 SQuAD questions over a {_k}k-token haystack of SQuAD paragraphs.",
+            competency="AR",
+            metric="substring_em",
+            chunk_size=2048,
+            builder="tasks.sources.scaling:build",
+            sources=(
+                Source(
+                    "hub",
+                    "rajpurkar/squad",
+                    REVISIONS["rajpurkar/squad"],
+                    config="plain_text",
+                    license="CC BY-SA 4.0",
+                    note="validation split",
+                ),
+                Source("raw", "squad", files=("*.json",), license="CC BY-SA 4.0"),
+            ),
+            license="CC BY-SA 4.0",
+            citation=MEMALPHA_CITATION,
+            params={"target_tokens": _k * 1024, "questions": 100},
+        )
+    )
 
 # ---------------------------------------------------------------- suites
 
-_MEMALPHA = ("squad", "hotpotqa", "perltqa", "lme_train", "booksum", "pubmed_rct", "ttl_trec_coarse", "ttl_nlu")
-_MAB_PAPER = ("ruler_qa1_197k", "ruler_qa2_421k", "longmemeval_s", "icl_banking77", "icl_clinic150",
-              "icl_nlu", "icl_trec_coarse", "icl_trec_fine", "infbench_sum")
+_MEMALPHA = (
+    "squad",
+    "hotpotqa",
+    "perltqa",
+    "lme_train",
+    "booksum",
+    "pubmed_rct",
+    "ttl_trec_coarse",
+    "ttl_nlu",
+)
+_MAB_PAPER = (
+    "ruler_qa1_197k",
+    "ruler_qa2_421k",
+    "longmemeval_s",
+    "icl_banking77",
+    "icl_clinic150",
+    "icl_nlu",
+    "icl_trec_coarse",
+    "icl_trec_fine",
+    "infbench_sum",
+)
 _MAB_EXTRA = ("eventqa", "recsys_redial", "detective_qa", "factconsolidation_sh", "factconsolidation_mh")
 
-register_suite(Suite("memalpha-train", "The 8 Mem-alpha training sources, train splits.",
-                     tuple((t, "train") for t in _MEMALPHA)))
-register_suite(Suite("memalpha-val", "Mem-alpha validation splits (lme_train has none, as in the original).",
-                     tuple((t, "validation") for t in _MEMALPHA if t != "lme_train")))
-register_suite(Suite("mab-paper", "The 9 MemoryAgentBench sets the Mem-alpha paper evaluates.",
-                     tuple((t, "test") for t in _MAB_PAPER)))
-register_suite(Suite("mab-full", "MemoryAgentBench: the paper's 9 sets plus EventQA, Redial, DetectiveQA, FactConsolidation.",
-                     tuple((t, "test") for t in _MAB_PAPER + _MAB_EXTRA)))
-register_suite(Suite("length-scaling", "The same SQuAD questions at 8k to 512k tokens of context.",
-                     tuple((f"scaling_squad_{k}k", "test") for k in SCALING_LENGTHS)))
+register_suite(
+    Suite(
+        "memalpha-train",
+        "The 8 Mem-alpha training sources, train splits.",
+        tuple((t, "train") for t in _MEMALPHA),
+    )
+)
+register_suite(
+    Suite(
+        "memalpha-val",
+        "Mem-alpha validation splits (lme_train has none, as in the original).",
+        tuple((t, "validation") for t in _MEMALPHA if t != "lme_train"),
+    )
+)
+register_suite(
+    Suite(
+        "mab-paper",
+        "The 9 MemoryAgentBench sets the Mem-alpha paper evaluates.",
+        tuple((t, "test") for t in _MAB_PAPER),
+    )
+)
+register_suite(
+    Suite(
+        "mab-full",
+        "MemoryAgentBench: the paper's 9 sets plus EventQA, Redial, DetectiveQA, FactConsolidation.",
+        tuple((t, "test") for t in _MAB_PAPER + _MAB_EXTRA),
+    )
+)
+register_suite(
+    Suite(
+        "length-scaling",
+        "The same SQuAD questions at 8k to 512k tokens of context.",
+        tuple((f"scaling_squad_{k}k", "test") for k in SCALING_LENGTHS),
+    )
+)
 register_suite(Suite("conversation", "Long multi-session conversations (LoCoMo).", (("locomo", "test"),)))

@@ -35,7 +35,25 @@ def split_sentences(text: str) -> list[str]:
             start = end
     if start < len(text):
         spans.append(text[start:])
-    return spans
+    return _merge_markers(spans)
+
+
+_MARKER = re.compile(r"\(?(\d{1,4}|[A-Za-z])[.)]")
+
+
+def _merge_markers(spans: list[str]) -> list[str]:
+    """Keep a list marker ("12.", "a)") with the text it numbers instead of making it a sentence."""
+    out: list[str] = []
+    carry = ""
+    for span in spans:
+        if _MARKER.fullmatch(span.strip()) and "\n" not in span.rstrip(" \t"):
+            carry += span
+            continue
+        out.append(carry + span)
+        carry = ""
+    if carry:
+        out.append(carry)
+    return out
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,14 @@ from .build import HUB_MIRROR_ENV, build_task, default_origin
 from .errors import TaskError
 from .manifest import MANIFEST, load_built, split_stats
 from .overlap import overlap
-from .registry import ORIGINS, METRICS, all_suites, all_tasks, get_suite, get_task, resolve_names, suites_of
+from .registry import METRICS, ORIGINS, all_suites, all_tasks, get_suite, get_task, resolve_names, suites_of
 from .validate import task_dirs, validate_task
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     tasks = commands.add_parser(
-        "tasks", help="list, build, inspect and validate tasks",
+        "tasks",
+        help="list, build, inspect and validate tasks",
         description="Tasks are pinned, hashed HF datasets in one chunk/question schema (see docs/tasks.md).",
     )
     sub = tasks.add_subparsers(dest="tasks_command", required=True, metavar="ACTION")
@@ -30,39 +31,58 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser(
-        "build", help="build tasks into a data folder",
+        "build",
+        help="build tasks into a data folder",
         description="Build tasks (or whole suites) into DIR/<task>/: the dataset plus manifest.json.",
     )
     p.add_argument("names", nargs="+", metavar="NAME", help="task or suite names")
     p.add_argument("--out", required=True, type=Path, help="data folder to write DIR/<task>/ into")
-    p.add_argument("--from", dest="origin", choices=ORIGINS,
-                   help="where to read the source: the HF hub at a pinned revision (default where the task "
-                        "has one), the authors' release files (raw), or Mem-alpha's processed release")
+    p.add_argument(
+        "--from",
+        dest="origin",
+        choices=ORIGINS,
+        help="where to read the source: the HF hub at a pinned revision (default where the task "
+        "has one), the authors' release files (raw), or Mem-alpha's processed release",
+    )
     p.add_argument("--raw-dir", type=Path, help="folder holding one sub-folder per raw source (DIR/<source>/)")
-    p.add_argument("--hub-mirror", type=Path,
-                   help=f"a local copy of hub repos in the hub layout, DIR/<org>/<name>/ (or ${HUB_MIRROR_ENV})")
-    p.add_argument("--tokenizer",
-                   help="token counter for chunking: qwen3 (default; needs the hub once), simple "
-                        "(offline, dependency-free), a local tokenizer folder, or org/name[@revision]")
+    p.add_argument(
+        "--hub-mirror",
+        type=Path,
+        help=f"a local copy of hub repos in the hub layout, DIR/<org>/<name>/ (or ${HUB_MIRROR_ENV})",
+    )
+    p.add_argument(
+        "--tokenizer",
+        help="token counter for chunking: qwen3 (default; needs the hub once), simple "
+        "(offline, dependency-free), a local tokenizer folder, or org/name[@revision]",
+    )
     p.add_argument("--limit", type=int, help="keep at most N instances per split (quick builds)")
     p.add_argument("--seed", type=int, default=42, help="seed for splits, sampling and chunk sizes (default 42)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("show", help="describe a task (NAME) or a built task (DIR)",
-                       description="NAME: the registry's spec. DIR: counts, tokens and chunks of a built task.")
+    p = sub.add_parser(
+        "show",
+        help="describe a task (NAME) or a built task (DIR)",
+        description="NAME: the registry's spec. DIR: counts, tokens and chunks of a built task.",
+    )
     p.add_argument("target", metavar="NAME|DIR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("validate", help="check built tasks against schema and manifest",
-                       description="Check every built task in DIR (or DIR itself): schema, hashes, counts, chunk limits.")
+    p = sub.add_parser(
+        "validate",
+        help="check built tasks against schema and manifest",
+        description="Check every built task in DIR (or DIR itself): schema, hashes, counts, chunk limits.",
+    )
     p.add_argument("path", type=Path, metavar="DIR")
     p.add_argument("--no-chunk-limit", action="store_true", help="skip re-counting chunk tokens")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("overlap", help="questions and passages two built tasks share",
-                       description="Report the questions and context passages (sentences) two built tasks share.")
+    p = sub.add_parser(
+        "overlap",
+        help="questions and passages two built tasks share",
+        description="Report the questions and context passages (sentences) two built tasks share.",
+    )
     p.add_argument("a", type=Path, metavar="A")
     p.add_argument("b", type=Path, metavar="B")
     p.add_argument("--split-a", help="only this split of A")
@@ -77,13 +97,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([s.summary() for s in specs], indent=2))
         return 0
-    rows = [[s.name, s.competency, s.metric, ",".join(s.splits), ",".join(suites_of(s.name)), ",".join(s.origins)]
-            for s in specs]
+    rows = [
+        [s.name, s.competency, s.metric, ",".join(s.splits), ",".join(suites_of(s.name)), ",".join(s.origins)]
+        for s in specs
+    ]
     print(tabulate(rows, headers=["task", "comp.", "metric", "splits", "suites", "origins"]))
     if not args.suite:
         print()
-        print(tabulate([[s.name, len(s.members), s.description] for s in all_suites()],
-                       headers=["suite", "members", "description"]))
+        print(
+            tabulate(
+                [[s.name, len(s.members), s.description] for s in all_suites()],
+                headers=["suite", "members", "description"],
+            )
+        )
     return 0
 
 
@@ -95,8 +121,15 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"building {name} (from {origin}) ...", file=sys.stderr, flush=True)
         try:
             result = build_task(
-                name, args.out, origin=args.origin, raw_dir=args.raw_dir, hub_mirror=args.hub_mirror,
-                tokenizer=args.tokenizer, limit=args.limit, seed=args.seed, show_progress=not args.quiet,
+                name,
+                args.out,
+                origin=args.origin,
+                raw_dir=args.raw_dir,
+                hub_mirror=args.hub_mirror,
+                tokenizer=args.tokenizer,
+                limit=args.limit,
+                seed=args.seed,
+                show_progress=not args.quiet,
             )
         except TaskError as exc:
             failed.append((name, str(exc)))
@@ -109,7 +142,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         if skipped:
             print(f"  note: LLM steps skipped (no LLM configured): {', '.join(skipped)}")
     if failed:
-        print(f"{len(failed)} of {len(names)} task(s) failed: {', '.join(n for n, _ in failed)}", file=sys.stderr)
+        print(
+            f"{len(failed)} of {len(names)} task(s) failed: {', '.join(n for n, _ in failed)}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -125,9 +161,35 @@ def _show_built(path: Path, as_json: bool) -> int:
     rows = []
     for split, st in stats.items():
         t, c = st["context_tokens"], st["chunks_per_instance"]
-        rows.append([split, st["instances"], st["questions"], t["min"], t["median"], t["max"], c["min"], c["median"], c["max"]])
-    print(tabulate(rows, headers=["split", "instances", "questions", "tokens min", "median", "max",
-                                  "chunks/inst min", "median", "max"]))
+        rows.append(
+            [
+                split,
+                st["instances"],
+                st["questions"],
+                t["min"],
+                t["median"],
+                t["max"],
+                c["min"],
+                c["median"],
+                c["max"],
+            ]
+        )
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "split",
+                "instances",
+                "questions",
+                "tokens min",
+                "median",
+                "max",
+                "chunks/inst min",
+                "median",
+                "max",
+            ],
+        )
+    )
     for step, info in manifest.get("llm_steps", {}).items():
         print(f"LLM step {step}: {info['status']}")
     for note in manifest.get("notes", []):
@@ -144,11 +206,26 @@ def cmd_show(args: argparse.Namespace) -> int:
             _show_built(sub, args.json)
         return 0
     spec = get_task(args.target)
-    info = {**spec.summary(), "query_prompt": spec.query_prompt, "tokenizer": spec.tokenizer,
-            "license": spec.license, "citation": spec.citation, "params": spec.params,
-            "metric_definition": METRICS[spec.metric],
-            "sources": [{"origin": s.origin, "id": s.id, "revision": s.revision, "config": s.config,
-                         "files": list(s.files), "note": s.note} for s in spec.sources]}
+    info = {
+        **spec.summary(),
+        "query_prompt": spec.query_prompt,
+        "tokenizer": spec.tokenizer,
+        "license": spec.license,
+        "citation": spec.citation,
+        "params": spec.params,
+        "metric_definition": METRICS[spec.metric],
+        "sources": [
+            {
+                "origin": s.origin,
+                "id": s.id,
+                "revision": s.revision,
+                "config": s.config,
+                "files": list(s.files),
+                "note": s.note,
+            }
+            for s in spec.sources
+        ],
+    }
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -182,10 +259,20 @@ def cmd_overlap(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
-    print(tabulate([
-        ["questions", report["questions"]["a"], report["questions"]["b"], report["questions"]["shared"]],
-        ["passages", report["passages"]["a"], report["passages"]["b"], report["passages"]["shared"]],
-    ], headers=["", result.a, result.b, "shared"]))
+    print(
+        tabulate(
+            [
+                [
+                    "questions",
+                    report["questions"]["a"],
+                    report["questions"]["b"],
+                    report["questions"]["shared"],
+                ],
+                ["passages", report["passages"]["a"], report["passages"]["b"], report["passages"]["shared"]],
+            ],
+            headers=["", result.a, result.b, "shared"],
+        )
+    )
     for kind in ("questions", "passages"):
         for example in report[kind]["examples"]:
             print(f"  shared {kind[:-1]}: {example[:120]}")

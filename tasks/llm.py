@@ -32,8 +32,7 @@ SHORTEN_SYSTEM = (
     "must contain, separated by semicolons. Reply with that line only."
 )
 FULL_CONTEXT_SYSTEM = (
-    "Answer the question using only the notes given with it. Reply with the answer alone, as briefly "
-    "as possible."
+    "Answer the question using only the notes given with it. Reply with the answer alone, as briefly as possible."
 )
 
 _THINK = re.compile(r"<think>.*?</think>", re.S)
@@ -72,7 +71,10 @@ def extract_keywords(llm: BuilderLLM, summaries: Sequence[str]) -> list[list[str
 def shorten_answers(llm: BuilderLLM, questions: Sequence[str], answers: Sequence[str]) -> list[list[str]]:
     """Short key phrases per long free-text answer (PerLTQA-style answers)."""
     convs = [
-        [{"role": "system", "content": SHORTEN_SYSTEM}, {"role": "user", "content": f"Question: {q}\nAnswer: {a}"}]
+        [
+            {"role": "system", "content": SHORTEN_SYSTEM},
+            {"role": "user", "content": f"Question: {q}\nAnswer: {a}"},
+        ]
         for q, a in zip(questions, answers, strict=True)
     ]
     out = []
@@ -92,8 +94,10 @@ def full_context_matches(
     keep only the gold parts the model found).
     """
     convs = [
-        [{"role": "system", "content": FULL_CONTEXT_SYSTEM},
-         {"role": "user", "content": f"Notes:\n{context}\n\nQuestion: {q}"}]
+        [
+            {"role": "system", "content": FULL_CONTEXT_SYSTEM},
+            {"role": "user", "content": f"Notes:\n{context}\n\nQuestion: {q}"},
+        ]
         for q in questions
     ]
     out = []

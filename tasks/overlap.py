@@ -1,7 +1,7 @@
 """`memalpha tasks overlap`: questions and context passages two built tasks share.
 
-Passages are the sentences of the chunks, normalised, minus the wrapper text our builders add, so
-the same source sentence is found whichever task, chunking or wrapper carries it.
+Passages are the lines of the chunks (long lines split into sentences), normalised, minus the wrapper
+text our builders add, so the same source text is found whichever task, chunking or wrapper carries it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .manifest import load_built
 from .wrappers import BOILERPLATE_LINES, BOILERPLATE_PATTERNS
 
 MIN_PASSAGE_CHARS = 20
+WHOLE_LINE_CHARS = 200
 _SPACE = re.compile(r"\s+")
 _ROLE = re.compile(r"^<[^>\n]{1,40}>\s*")
 
@@ -40,7 +41,9 @@ def passages(rows: Iterable[dict[str, Any]]) -> set[str]:
     for row in rows:
         for chunk in row["chunks"]:
             for line in _content_lines(chunk):
-                for sentence in split_sentences(line):
+                # short lines (an example, a turn) are compared whole: splitting "What is Dr. X?" at
+                # "Dr." would make fragments that many unrelated lines share
+                for sentence in split_sentences(line) if len(line) > WHOLE_LINE_CHARS else (line,):
                     norm = normalise(sentence)
                     if len(norm) >= MIN_PASSAGE_CHARS:
                         out.add(norm)
@@ -64,11 +67,20 @@ class Overlap:
 
     def as_dict(self, examples: int = 5) -> dict[str, Any]:
         return {
-            "a": self.a, "b": self.b,
-            "questions": {"a": self.questions_a, "b": self.questions_b, "shared": len(self.shared_questions),
-                          "examples": self.shared_questions[:examples]},
-            "passages": {"a": self.passages_a, "b": self.passages_b, "shared": len(self.shared_passages),
-                         "examples": self.shared_passages[:examples]},
+            "a": self.a,
+            "b": self.b,
+            "questions": {
+                "a": self.questions_a,
+                "b": self.questions_b,
+                "shared": len(self.shared_questions),
+                "examples": self.shared_questions[:examples],
+            },
+            "passages": {
+                "a": self.passages_a,
+                "b": self.passages_b,
+                "shared": len(self.shared_passages),
+                "examples": self.shared_passages[:examples],
+            },
         }
 
 

@@ -79,7 +79,12 @@ class HFTokenizerCounter:
         return [len(e.ids) for e in encs]
 
     def describe(self) -> dict[str, str | None]:
-        return {"name": self.name, "revision": self.revision, "spec": self.spec, "kind": "huggingface-tokenizers"}
+        return {
+            "name": self.name,
+            "revision": self.revision,
+            "spec": self.spec,
+            "kind": "huggingface-tokenizers",
+        }
 
 
 def _file_sha256(path: Path) -> str:

@@ -49,7 +49,9 @@ def validate_task(path: Path, *, check_chunk_limit: bool = True) -> list[str]:
             where = f"{path}/{split}, row {i} ({row.get('instance_id')})"
             problems.extend(f"{where}, field {f!r}: {m}" for f, m in row_problems(row))
             if row.get("task") != manifest["task"]:
-                problems.append(f"{where}, field 'task': {row.get('task')!r} but the manifest says {manifest['task']!r}")
+                problems.append(
+                    f"{where}, field 'task': {row.get('task')!r} but the manifest says {manifest['task']!r}"
+                )
             if row.get("instance_id") in seen:
                 problems.append(f"{where}, field 'instance_id': duplicate")
             seen.add(row.get("instance_id"))
@@ -58,7 +60,9 @@ def validate_task(path: Path, *, check_chunk_limit: bool = True) -> list[str]:
         hashes[split] = split_sha256(rows)
         recorded = manifest["splits"].get(split, {})
         if recorded.get("sha256") != hashes[split]:
-            problems.append(f"{path}/{split}: sha256 {hashes[split]} differs from the manifest's {recorded.get('sha256')}")
+            problems.append(
+                f"{path}/{split}: sha256 {hashes[split]} differs from the manifest's {recorded.get('sha256')}"
+            )
         stats = split_stats(rows)
         for key in ("instances", "questions", "chunks"):
             if recorded.get(key) != stats[key]:

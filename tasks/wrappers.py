@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
+from itertools import islice
 
 START_DATE = datetime(2024, 1, 1)
 
@@ -43,9 +45,7 @@ ASSISTANT_EXAMPLE_ACK_LINES = (
     "Thanks, I'll use these examples to classify new sentences.",
 )
 
-BOILERPLATE_LINES = frozenset(
-    USER_SHARE_LINES + ASSISTANT_ACK_LINES + USER_EXAMPLE_LINES + ASSISTANT_EXAMPLE_ACK_LINES
-)
+BOILERPLATE_LINES = frozenset(USER_SHARE_LINES + ASSISTANT_ACK_LINES + USER_EXAMPLE_LINES + ASSISTANT_EXAMPLE_ACK_LINES)
 # Header and footer lines of the wrappers below; `overlap` ignores them when it compares passages.
 BOILERPLATE_PATTERNS = (
     re.compile(r"^\[(Conversation|Chat session|Reading log|Dialogue)\b.*\]$"),
@@ -56,11 +56,15 @@ BOILERPLATE_PATTERNS = (
 
 def chunk_dates(n: int, rng: random.Random | None = None, *, min_days: int = 1, max_days: int = 1) -> list[str]:
     """Dates of `n` consecutive chunks: one day apart, or a random 1..3 days when `rng` is given."""
-    dates, day = [], START_DATE
-    for _ in range(n):
-        dates.append(day)
+    return list(islice(date_stream(rng, min_days=min_days, max_days=max_days), n))
+
+
+def date_stream(rng: random.Random | None = None, *, min_days: int = 1, max_days: int = 1) -> Iterator[str]:
+    """The stamps of `chunk_dates`, without knowing the number of chunks in advance (drawn as needed)."""
+    day = START_DATE
+    while True:
+        yield day.strftime("%Y-%m-%d %H:%M")
         day += timedelta(days=rng.randint(min_days, max_days) if rng else 1)
-    return [d.strftime("%Y-%m-%d %H:%M") for d in dates]
 
 
 def date_for(index: int) -> str:
@@ -79,7 +83,8 @@ def examples(body: str, stamp: str, rng: random.Random) -> str:
     """Labelled examples shared by the user in a dated conversation (classification tasks)."""
     user = rng.choice(USER_EXAMPLE_LINES)
     assistant = rng.choice(ASSISTANT_EXAMPLE_ACK_LINES)
-    return f"[Conversation between the user and the assistant, {stamp}]\n<User> {user}\n\n{body}\n<Assistant> {assistant}"
+    header = f"[Conversation between the user and the assistant, {stamp}]"
+    return f"{header}\n<User> {user}\n\n{body}\n<Assistant> {assistant}"
 
 
 def reading(body: str, stamp: str) -> str:
@@ -94,11 +99,43 @@ def reading(body: str, stamp: str) -> str:
 def chat_session(turns: list[tuple[str, str]], stamp: str | None) -> str:
     """One chat session rendered with speaker roles; `turns` are (role, text) with role user/assistant."""
     header = f"[Chat session, {stamp}]" if stamp else "[Chat session]"
-    lines = [header]
-    for role, text in turns:
-        tag = "User" if role == "user" else "Assistant" if role == "assistant" else role
-        lines.append(f"<{tag}> {text}")
-    return "\n".join(lines)
+    return "\n".join([header, *(chat_turn(role, text) for role, text in turns)])
+
+
+def chat_turn(role: str, text: str) -> str:
+    """One line of a chat session: the speaker tag, then what they said."""
+    tag = "User" if role == "user" else "Assistant" if role == "assistant" else role
+    return f"<{tag}> {text}"
+
+
+def shared_photo(caption: str) -> str:
+    """A photo shared in a conversation, given by its caption (the image itself is not in the text)."""
+    return f"[shares a photo: {caption}]"
+
+
+def conversation_session(
+    speakers: Sequence[str], number: int, stamp: str, body: str, *, continued: bool = False
+) -> str:
+    """One dated session of a long conversation between named people; `body` holds `chat_turn` lines."""
+    more = ", continued" if continued else ""
+    return f"[Conversation session {number} between {' and '.join(speakers)}, {stamp}{more}]\n{body}"
+
+
+def life_event(name: str, when: str | None, body: str, *, continued: bool = False) -> str:
+    """A remembered event in the life of `name`, with the dialogues about it (PerLTQA)."""
+    time = f", {when}" if when else ""
+    more = ", continued" if continued else ""
+    return f"[A memory of {name}{time}{more}]\n{body}"
+
+
+def event_account(summary: str, content: str) -> str:
+    """What happened in a life event: its short title, then the full account."""
+    return f"Event: {summary}\n{content}" if summary else content
+
+
+def dated_dialogue(stamp: str, lines: Sequence[str]) -> str:
+    """One dialogue with its time stamp; `lines` are `chat_turn` lines."""
+    return "\n".join([f"[Dialogue on {stamp}]", *lines])
 
 
 def labelled(sentence: str, label: str) -> str:

@@ -196,9 +196,7 @@ def start_transformers_serve(model_dir: Path, home: Path, log: Path) -> tuple[su
         "cpu",
     ]
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     return process, TinyServer(f"http://127.0.0.1:{port}/v1", str(model_dir), log)
 
 
@@ -273,9 +271,7 @@ def completion_body(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": request.get("model", "scripted"),
-        "choices": [
-            {"index": 0, "message": message, "finish_reason": "tool_calls" if reply.tool_calls else "stop"}
-        ],
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if reply.tool_calls else "stop"}],
         "usage": {
             "prompt_tokens": prompt_words,
             "completion_tokens": completion_words,

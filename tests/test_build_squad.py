@@ -7,9 +7,9 @@ import re
 import shutil
 
 import pytest
+from hublayout import write_hub_repo
 
 from benchmark.cli import main
-from hublayout import write_hub_repo
 from tasks.build import build_task
 from tasks.errors import MissingRawFilesError, RawFormatError, SourceUnavailableError, TaskError
 from tasks.manifest import load_built
@@ -65,8 +65,15 @@ def test_rebuild_gives_the_same_hash_and_other_seed_differs(squad, raw_dir, tmp_
     again = build_task("squad", tmp_path / "a", origin="raw", raw_dir=raw_dir, tokenizer="simple", show_progress=False)
     assert again.manifest["sha256"] == squad.manifest["sha256"]
     assert (again.path / "manifest.json").read_bytes() == (squad.path / "manifest.json").read_bytes()
-    other = build_task("squad", tmp_path / "b", origin="raw", raw_dir=raw_dir, tokenizer="simple", seed=7,
-                       show_progress=False)
+    other = build_task(
+        "squad",
+        tmp_path / "b",
+        origin="raw",
+        raw_dir=raw_dir,
+        tokenizer="simple",
+        seed=7,
+        show_progress=False,
+    )
     assert other.manifest["sha256"] != squad.manifest["sha256"]
 
 
@@ -90,7 +97,9 @@ def test_missing_raw_dir_lists_expected_files(tmp_path):
 def test_malformed_raw_file_names_file_record_and_field(tmp_path):
     (tmp_path / "squad").mkdir()
     bad = tmp_path / "squad" / "dev.json"
-    bad.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": [{"question": "q?"}]}]}]}))
+    bad.write_text(
+        json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": [{"question": "q?"}]}]}]})
+    )
     with pytest.raises(RawFormatError) as err:
         build_task("squad", tmp_path / "out", origin="raw", raw_dir=tmp_path, tokenizer="simple", show_progress=False)
     message = str(err.value)
@@ -102,22 +111,42 @@ def test_malformed_raw_file_names_file_record_and_field(tmp_path):
 
 def test_hub_layout_mirror_builds_the_same_instances(raw_dir, tmp_path, squad):
     rows = [
-        {"id": qa.question_id, "title": p.title, "context": p.context, "question": qa.question,
-         "answers": {"text": qa.answers, "answer_start": [p.context.find(a) for a in qa.answers]}}
-        for p in read_squad_file(squad_file(raw_dir)) for qa in p.qas
+        {
+            "id": qa.question_id,
+            "title": p.title,
+            "context": p.context,
+            "question": qa.question,
+            "answers": {"text": qa.answers, "answer_start": [p.context.find(a) for a in qa.answers]},
+        }
+        for p in read_squad_file(squad_file(raw_dir))
+        for qa in p.qas
     ]
     write_hub_repo(tmp_path / "mirror", "rajpurkar/squad", {"plain_text": {"train": rows}})
-    hub = build_task("squad", tmp_path / "out", origin="hub", hub_mirror=tmp_path / "mirror", tokenizer="simple",
-                     show_progress=False)
+    hub = build_task(
+        "squad",
+        tmp_path / "out",
+        origin="hub",
+        hub_mirror=tmp_path / "mirror",
+        tokenizer="simple",
+        show_progress=False,
+    )
     assert hub.manifest["sha256"] == squad.manifest["sha256"]
     assert hub.manifest["inputs"][0]["hub"] == "rajpurkar/squad"
     with pytest.raises(SourceUnavailableError, match="hub mirror"):
-        build_task("squad", tmp_path / "out", origin="hub", hub_mirror=tmp_path, tokenizer="simple", show_progress=False)
+        build_task(
+            "squad",
+            tmp_path / "out",
+            origin="hub",
+            hub_mirror=tmp_path,
+            tokenizer="simple",
+            show_progress=False,
+        )
 
 
 def test_limit_and_wrong_origin(raw_dir, tmp_path):
-    small = build_task("squad", tmp_path, origin="raw", raw_dir=raw_dir, tokenizer="simple", limit=2,
-                       show_progress=False)
+    small = build_task(
+        "squad", tmp_path, origin="raw", raw_dir=raw_dir, tokenizer="simple", limit=2, show_progress=False
+    )
     assert small.manifest["splits"]["train"]["instances"] == 2 and small.manifest["limit"] == 2
     with pytest.raises(TaskError, match="cannot be built --from"):
         build_task("locomo", tmp_path, origin="hub", tokenizer="simple")
@@ -125,8 +154,25 @@ def test_limit_and_wrong_origin(raw_dir, tmp_path):
 
 def test_cli_build_show_validate_overlap(raw_dir, tmp_path, capsys, squad):
     out = tmp_path / "data"
-    assert main(["tasks", "build", "squad", "--out", str(out), "--from", "raw", "--raw-dir", str(raw_dir),
-                 "--tokenizer", "simple", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "tasks",
+                "build",
+                "squad",
+                "--out",
+                str(out),
+                "--from",
+                "raw",
+                "--raw-dir",
+                str(raw_dir),
+                "--tokenizer",
+                "simple",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert squad.manifest["sha256"][:16] in capsys.readouterr().out
     assert main(["tasks", "show", str(out / "squad"), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)

@@ -171,9 +171,7 @@ def test_identical_requests_in_one_call_are_sent_once(tmp_path, scripted_server)
     server = scripted_server(echo)
     reader = cached_reader(server, ResponseCache(tmp_path / "c.sqlite"))
     seen: list[int] = []
-    responses = reader.generate(
-        [ask("alpha"), ask("beta"), ask("alpha")], on_result=lambda i, r: seen.append(i)
-    )
+    responses = reader.generate([ask("alpha"), ask("beta"), ask("alpha")], on_result=lambda i, r: seen.append(i))
     assert [r.text for r in responses] == ["ALPHA", "BETA", "ALPHA"]
     assert sorted(seen) == [0, 1, 2]
     assert server.count == 2 and reader.misses == 2

@@ -21,7 +21,12 @@ def test_split_sentences_round_trips_and_splits_on_ends_and_lines():
     spans = split_sentences(text)
     assert "".join(spans) == text
     assert [s.strip() for s in spans] == [
-        'He said "Stop!"', "Then left.", "Was it over?", "Yes.", "New paragraph here.", "Last one",
+        'He said "Stop!"',
+        "Then left.",
+        "Was it over?",
+        "Yes.",
+        "New paragraph here.",
+        "Last one",
     ]
 
 
@@ -85,3 +90,17 @@ def test_estimate_overflows_are_repacked_exactly():
     assert all(counter.count(c.text) <= 30 for c in chunks)
     assert [c.text.split("\n", 1)[0] for c in chunks] == [f"#{i}" for i in range(len(chunks))]
     assert norm(" ".join(c.body for c in chunks)) == norm(" ".join(units))
+
+
+def test_list_markers_stay_with_their_text():
+    text = "Facts:\n0. Paris is the capital. 1. Rome is in Italy.\n2. Done. It was founded in 1990. Next"
+    spans = split_sentences(text)
+    assert "".join(spans) == text
+    assert [s.strip() for s in spans] == [
+        "Facts:",
+        "0. Paris is the capital.",
+        "1. Rome is in Italy.",
+        "2. Done.",
+        "It was founded in 1990.",
+        "Next",
+    ]

@@ -11,17 +11,25 @@ from tasks.errors import TaskError
 
 
 def line(**overrides):
-    record = {"instance_id": "i1", "task": "squad",
-              "memory": {"core": "", "semantic": [{"id": "s0", "content": "Paris is in France."}],
-                         "episodic": [{"id": "e0", "content": "Went to Rome.", "timestamp": "2024-01-01"}]},
-              "stats": {"chunks_seen": 3}}
+    record = {
+        "instance_id": "i1",
+        "task": "squad",
+        "memory": {
+            "core": "",
+            "semantic": [{"id": "s0", "content": "Paris is in France."}],
+            "episodic": [{"id": "e0", "content": "Went to Rome.", "timestamp": "2024-01-01"}],
+        },
+        "stats": {"chunks_seen": 3},
+    }
     record.update(overrides)
     return json.dumps(record)
 
 
 def test_round_trip(tmp_path):
-    records = [MemoryRecord("a", "squad", Memory("core text", (MemoryEntry("s0", "x"),), ()), {"seconds": 1.5}),
-               MemoryRecord("b", "squad", Memory(), {})]
+    records = [
+        MemoryRecord("a", "squad", Memory("core text", (MemoryEntry("s0", "x"),), ()), {"seconds": 1.5}),
+        MemoryRecord("b", "squad", Memory(), {}),
+    ]
     path = tmp_path / "memories.jsonl"
     write_memories(path, records)
     assert read_memories(path) == records
@@ -40,15 +48,30 @@ def test_empty_parts_and_null_core_are_allowed(tmp_path):
         ("{not json", "<line>", "not valid JSON"),
         (line(memory={"core": "", "semantic": []}), "memory", "missing key(s) ['episodic']"),
         (line(memory={"core": 3, "semantic": [], "episodic": []}), "memory.core", "must be a string"),
-        (line(memory={"core": "", "semantic": [{"id": "s0", "content": "a"}, {"id": "s0", "content": "b"}],
-                      "episodic": []}), "memory.semantic[1].id", "duplicate id 's0'"),
-        (line(memory={"core": "", "semantic": [{"id": "s0", "content": ""}], "episodic": []}),
-         "memory.semantic[0].content", "non-empty string"),
+        (
+            line(
+                memory={
+                    "core": "",
+                    "semantic": [{"id": "s0", "content": "a"}, {"id": "s0", "content": "b"}],
+                    "episodic": [],
+                }
+            ),
+            "memory.semantic[1].id",
+            "duplicate id 's0'",
+        ),
+        (
+            line(memory={"core": "", "semantic": [{"id": "s0", "content": ""}], "episodic": []}),
+            "memory.semantic[0].content",
+            "non-empty string",
+        ),
         (line(memory={"core": "", "semantic": "s0", "episodic": []}), "memory.semantic", "must be a list"),
         (line(instance_id=""), "instance_id", "non-empty string"),
         (line(extra=1), "<line>", "unknown key(s) ['extra']"),
-        (line(memory={"core": "", "semantic": [], "episodic": [{"id": "e", "content": "x", "timestamp": 5}]}),
-         "memory.episodic[0].timestamp", "must be a string"),
+        (
+            line(memory={"core": "", "semantic": [], "episodic": [{"id": "e", "content": "x", "timestamp": 5}]}),
+            "memory.episodic[0].timestamp",
+            "must be a string",
+        ),
     ],
 )
 def test_each_problem_names_line_and_field(tmp_path, text, field, message):

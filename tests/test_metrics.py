@@ -212,7 +212,12 @@ NUMBERED = """Here are some movies you might enjoy:
 
 def test_recommendations_parse_numbered_lists_skipping_the_preamble():
     assert recommendations(NUMBERED) == [
-        "inception", "dark knight", "heat heist classic", "alien", "toy story", "up",
+        "inception",
+        "dark knight",
+        "heat heist classic",
+        "alien",
+        "toy story",
+        "up",
     ]
 
 
@@ -279,8 +284,11 @@ JUDGE_CASES = [
 @pytest.mark.parametrize(("question_type", "question_id"), JUDGE_CASES)
 def test_judge_prompt_holds_question_gold_and_response(question_type, question_id):
     messages = judge_prompt(
-        "How many days did the trip last?", ["19 days"], "<think>hmm</think>It lasted 18 days.",
-        question_type, question_id=question_id,
+        "How many days did the trip last?",
+        ["19 days"],
+        "<think>hmm</think>It lasted 18 days.",
+        question_type,
+        question_id=question_id,
     )
     assert [m["role"] for m in messages] == ["system", "user"]
     user = messages[1]["content"]

@@ -12,19 +12,32 @@ COUNTER = SimpleCounter()
 def memory(n: int = 30) -> Memory:
     return Memory(
         "The user is reading about European capitals.",
-        tuple(MemoryEntry(f"s{i}", f"Fact {i}: city number {i} has {i} bridges and {i * 3} museums.") for i in range(n)),
+        tuple(
+            MemoryEntry(f"s{i}", f"Fact {i}: city number {i} has {i} bridges and {i * 3} museums.") for i in range(n)
+        ),
         tuple(MemoryEntry(f"e{i}", f"Visited city {i}.", f"2024-01-{i + 1:02d}") for i in range(n)),
     )
 
 
 def sizes(mem: Memory):
-    return (COUNTER.count_many([e.content for e in mem.semantic]), COUNTER.count_many([e.content for e in mem.episodic]))
+    return (
+        COUNTER.count_many([e.content for e in mem.semantic]),
+        COUNTER.count_many([e.content for e in mem.episodic]),
+    )
 
 
 def test_prompt_holds_core_ranked_semantic_and_chronological_episodic():
     mem = memory(5)
-    built = ReaderPrompt().build(mem, [3, 1], [4, 0, 2], "How many bridges?", "Answer with a number.",
-                                 counter=COUNTER, budget=30_000, entry_tokens=sizes(mem))
+    built = ReaderPrompt().build(
+        mem,
+        [3, 1],
+        [4, 0, 2],
+        "How many bridges?",
+        "Answer with a number.",
+        counter=COUNTER,
+        budget=30_000,
+        entry_tokens=sizes(mem),
+    )
     system, user = dict(built.messages)["system"], dict(built.messages)["user"]
     assert mem.core in system
     assert system.index("Fact 3:") < system.index("Fact 1:")  # semantic in rank order
@@ -52,8 +65,13 @@ def test_budget_shrinks_k_until_the_prompt_fits():
     small = ReaderPrompt().build(mem, rank, rank, "Q?", None, counter=COUNTER, budget=budget, entry_tokens=sizes(mem))
     assert small.tokens <= budget and small.k < 20
     # one more entry would not have fitted
-    plus_one = ReaderPrompt().render(mem.core, [mem.semantic[i] for i in rank[: small.k + 1]],
-                                     [mem.episodic[i] for i in sorted(rank[: small.k + 1])], "Q?", None)
+    plus_one = ReaderPrompt().render(
+        mem.core,
+        [mem.semantic[i] for i in rank[: small.k + 1]],
+        [mem.episodic[i] for i in sorted(rank[: small.k + 1])],
+        "Q?",
+        None,
+    )
     assert sum(COUNTER.count_many([m for _, m in plus_one])) + 8 > budget
 
 

@@ -38,9 +38,7 @@ def test_openai_reader_answers_through_transformers_serve(serve_tiny):
     reader = make_reader("openai", serve_tiny.model, base_url=serve_tiny.base_url, concurrency=4)
     questions = ["Where does Alice live?", "Who wrote the book?", "When was Bob born?", "What is the river?"]
     seen: list[int] = []
-    responses = reader.generate(
-        [ask(q, max_tokens=6) for q in questions], on_result=lambda i, r: seen.append(i)
-    )
+    responses = reader.generate([ask(q, max_tokens=6) for q in questions], on_result=lambda i, r: seen.append(i))
     assert sorted(seen) == [0, 1, 2, 3]
     assert len(responses) == 4
     for response in responses:
@@ -189,9 +187,7 @@ def test_failure_lets_requests_under_way_finish_and_skips_the_rest(scripted_serv
     server = scripted_server(reply)
     seen: dict[int, str] = {}
     questions = ["bad", "a", "b", "c", "d"]
-    with pytest.raises(
-        ReaderError, match=r"1 of 5 requests failed and 2 were not sent; the first \(request 0\)"
-    ):
+    with pytest.raises(ReaderError, match=r"1 of 5 requests failed and 2 were not sent; the first \(request 0\)"):
         scripted_reader(server, concurrency=3).generate(
             [ask(q) for q in questions], on_result=lambda i, r: seen.__setitem__(i, r.text)
         )
@@ -265,9 +261,7 @@ def test_hf_reader_generates_a_batch_with_token_counts(tiny_model):
 
 def test_hf_reader_applies_the_thinking_switch(tiny_model):
     reader = make_reader("hf", str(tiny_model))
-    off, on = reader.generate(
-        [ask("Where?", max_tokens=1), ask("Where?", max_tokens=1, enable_thinking=True)]
-    )
+    off, on = reader.generate([ask("Where?", max_tokens=1), ask("Where?", max_tokens=1, enable_thinking=True)])
     assert off.prompt_tokens > on.prompt_tokens
 
 
@@ -310,9 +304,7 @@ def test_vllm_reader_batches_each_thinking_setting_in_one_chat_call(monkeypatch)
             return [
                 types.SimpleNamespace(
                     prompt_token_ids=[0] * len(c[-1]["content"]),
-                    outputs=[
-                        types.SimpleNamespace(text=f"<think></think>{c[-1]['content']}!", token_ids=[1, 2])
-                    ],
+                    outputs=[types.SimpleNamespace(text=f"<think></think>{c[-1]['content']}!", token_ids=[1, 2])],
                 )
                 for c in conversations
             ]

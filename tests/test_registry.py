@@ -8,10 +8,29 @@ from tasks.errors import UnknownNameError
 from tasks.registry import METRICS, all_tasks, get_suite, get_task, resolve_names
 
 DESIGN_TASKS = {
-    "squad", "hotpotqa", "perltqa", "lme_train", "booksum", "pubmed_rct", "ttl_trec_coarse", "ttl_nlu",
-    "ruler_qa1_197k", "ruler_qa2_421k", "longmemeval_s", "icl_banking77", "icl_clinic150", "icl_nlu",
-    "icl_trec_coarse", "icl_trec_fine", "infbench_sum", "eventqa", "recsys_redial", "detective_qa",
-    "factconsolidation_sh", "factconsolidation_mh", "locomo",
+    "squad",
+    "hotpotqa",
+    "perltqa",
+    "lme_train",
+    "booksum",
+    "pubmed_rct",
+    "ttl_trec_coarse",
+    "ttl_nlu",
+    "ruler_qa1_197k",
+    "ruler_qa2_421k",
+    "longmemeval_s",
+    "icl_banking77",
+    "icl_clinic150",
+    "icl_nlu",
+    "icl_trec_coarse",
+    "icl_trec_fine",
+    "infbench_sum",
+    "eventqa",
+    "recsys_redial",
+    "detective_qa",
+    "factconsolidation_sh",
+    "factconsolidation_mh",
+    "locomo",
 }
 
 
@@ -29,13 +48,22 @@ def test_every_design_task_is_registered_with_complete_metadata():
 
 def test_suites():
     assert set(get_suite("memalpha-train").tasks) == {
-        "squad", "hotpotqa", "perltqa", "lme_train", "booksum", "pubmed_rct", "ttl_trec_coarse", "ttl_nlu"}
+        "squad",
+        "hotpotqa",
+        "perltqa",
+        "lme_train",
+        "booksum",
+        "pubmed_rct",
+        "ttl_trec_coarse",
+        "ttl_nlu",
+    }
     assert "lme_train" not in get_suite("memalpha-val").tasks
     paper = get_suite("mab-paper")
     assert len(paper.tasks) == 9 and all(split == "test" for _, split in paper.members)
     assert set(paper.tasks) < set(get_suite("mab-full").tasks)
     assert [get_task(t).params["target_tokens"] for t in get_suite("length-scaling").tasks] == [
-        k * 1024 for k in (8, 16, 32, 64, 128, 256, 512)]
+        k * 1024 for k in (8, 16, 32, 64, 128, 256, 512)
+    ]
 
 
 def test_unknown_names_suggest_the_closest():

@@ -74,4 +74,13 @@ def test_empty_memory_oov_query_and_blank_entries():
 
 
 def test_tokenize_matches_the_original_word_regex():
-    assert tokenize("Where's the U.S. Capitol, built 1793?") == ["where", "s", "the", "u", "s", "capitol", "built", "1793"]
+    assert tokenize("Where's the U.S. Capitol, built 1793?") == [
+        "where",
+        "s",
+        "the",
+        "u",
+        "s",
+        "capitol",
+        "built",
+        "1793",
+    ]

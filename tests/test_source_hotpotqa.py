@@ -24,8 +24,7 @@ TITLE_LINE = re.compile(r"^Title: (.+)$", re.M)
 
 
 def build(raw: Path, out: Path, **kw):
-    return build_task("hotpotqa", out, origin="raw", raw_dir=raw, tokenizer="simple", show_progress=False,
-                      **kw)
+    return build_task("hotpotqa", out, origin="raw", raw_dir=raw, tokenizer="simple", show_progress=False, **kw)
 
 
 def hf_rows(raw_dir: Path) -> list[dict]:
@@ -35,13 +34,23 @@ def hf_rows(raw_dir: Path) -> list[dict]:
         rows.append({"id": derived_question_id(rec["question"]), **rec})
     for line in (raw_dir / "hotpotqa" / JSONL).read_text().splitlines():
         rec = json.loads(line)
-        rows.append({
-            "id": rec["_id"], "question": rec["question"], "answer": rec["answer"], "type": rec["type"],
-            "level": rec["level"],
-            "supporting_facts": {"title": [t for t, _ in rec["supporting_facts"]],
-                                 "sent_id": [i for _, i in rec["supporting_facts"]]},
-            "context": {"title": [t for t, _ in rec["context"]], "sentences": [s for _, s in rec["context"]]},
-        })
+        rows.append(
+            {
+                "id": rec["_id"],
+                "question": rec["question"],
+                "answer": rec["answer"],
+                "type": rec["type"],
+                "level": rec["level"],
+                "supporting_facts": {
+                    "title": [t for t, _ in rec["supporting_facts"]],
+                    "sent_id": [i for _, i in rec["supporting_facts"]],
+                },
+                "context": {
+                    "title": [t for t, _ in rec["context"]],
+                    "sentences": [s for _, s in rec["context"]],
+                },
+            }
+        )
     return rows
 
 
@@ -140,8 +149,7 @@ def test_each_layout_alone(raw_dir, tmp_path):
     assert array.manifest["sha256"] == lines.manifest["sha256"]  # same records, other container
 
     hf = build(link(raw_dir, tmp_path / "hf", HF_STYLE), tmp_path / "out_hf")
-    derived = {derived_question_id(r["question"])
-               for r in json.loads((raw_dir / "hotpotqa" / HF_STYLE).read_text())}
+    derived = {derived_question_id(r["question"]) for r in json.loads((raw_dir / "hotpotqa" / HF_STYLE).read_text())}
     built = {q["question_id"] for _, row in all_rows(hf) for q in row["questions"]}
     assert built and built <= derived
     line_ids = {q["question_id"] for _, row in all_rows(lines) for q in row["questions"]}
@@ -150,27 +158,47 @@ def test_each_layout_alone(raw_dir, tmp_path):
 
 def test_hub_layout_gives_the_raw_build(hotpot, raw_dir, tmp_path):
     write_hub_repo(tmp_path / "mirror", "hotpotqa/hotpot_qa", {"fullwiki": {"train": hf_rows(raw_dir)}})
-    hub = build_task("hotpotqa", tmp_path / "out", origin="hub", hub_mirror=tmp_path / "mirror",
-                     tokenizer="simple", show_progress=False)
+    hub = build_task(
+        "hotpotqa",
+        tmp_path / "out",
+        origin="hub",
+        hub_mirror=tmp_path / "mirror",
+        tokenizer="simple",
+        show_progress=False,
+    )
     assert hub.manifest["sha256"] == hotpot.manifest["sha256"]
     assert hub.manifest["inputs"][0]["config"] == "fullwiki"
 
 
-@pytest.mark.parametrize(("name", "content", "where", "field"), [
-    ("bad.jsonl", "{good}\n{not json\n", "line 2", None),
-    ("bad.jsonl", "{good}\n{nofacts}\n", "line 2", "supporting_facts"),
-    ("bad.jsonl", '{good}\n{"_id": "x", "question": "q?", "answer": "", "supporting_facts": [],'
-                  ' "context": []}\n', "line 2", "answer"),
-    ("bad.json", '[{hf}, {"question": "q?", "answer": "a", "supporting_facts": {"title": [], "sent_id": []},'
-                 ' "context": {"title": ["T"], "sentences": ["not a list"]}}]',
-     "record 1", "context.sentences[0]"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "where", "field"),
+    [
+        ("bad.jsonl", "{good}\n{not json\n", "line 2", None),
+        ("bad.jsonl", "{good}\n{nofacts}\n", "line 2", "supporting_facts"),
+        (
+            "bad.jsonl",
+            '{good}\n{"_id": "x", "question": "q?", "answer": "", "supporting_facts": [], "context": []}\n',
+            "line 2",
+            "answer",
+        ),
+        (
+            "bad.json",
+            '[{hf}, {"question": "q?", "answer": "a", "supporting_facts": {"title": [], "sent_id": []},'
+            ' "context": {"title": ["T"], "sentences": ["not a list"]}}]',
+            "record 1",
+            "context.sentences[0]",
+        ),
+    ],
+)
 def test_malformed_file_names_file_line_and_field(raw_dir, tmp_path, name, content, where, field):
     good = json.loads((raw_dir / "hotpotqa" / JSONL).read_text().splitlines()[0])
     nofacts = {k: v for k, v in good.items() if k != "supporting_facts"}
     hf = json.loads((raw_dir / "hotpotqa" / HF_STYLE).read_text())[0]
-    content = (content.replace("{good}", json.dumps(good)).replace("{nofacts}", json.dumps(nofacts))
-               .replace("{hf}", json.dumps(hf)))
+    content = (
+        content.replace("{good}", json.dumps(good))
+        .replace("{nofacts}", json.dumps(nofacts))
+        .replace("{hf}", json.dumps(hf))
+    )
     (tmp_path / "raw" / "hotpotqa").mkdir(parents=True)
     bad = tmp_path / "raw" / "hotpotqa" / name
     bad.write_text(content)

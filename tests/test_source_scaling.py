@@ -101,9 +101,18 @@ def synthetic_train(n: int) -> list[dict]:
     paragraphs = []
     for i in range(n):
         text = " ".join(f"Fact {i}.{j} says the {words[(i + j) % 8]} is number {j}." for j in range(20))
-        paragraphs.append({"context": text, "qas": [
-            {"id": f"train-{i}", "question": f"What is fact {i}.0 about?",
-             "answers": [{"text": words[i % 8], "answer_start": text.find(words[i % 8])}]}]})
+        paragraphs.append(
+            {
+                "context": text,
+                "qas": [
+                    {
+                        "id": f"train-{i}",
+                        "question": f"What is fact {i}.0 about?",
+                        "answers": [{"text": words[i % 8], "answer_start": text.find(words[i % 8])}],
+                    }
+                ],
+            }
+        )
     return [{"title": "Synthetic", "paragraphs": paragraphs}]
 
 
@@ -120,15 +129,38 @@ def test_train_paragraphs_pad_what_validation_cannot_fill(raw_dir, tmp_path, bui
     assert json.loads(row["metadata"])["padding_from_train"] > 0
 
     def hub_rows(articles):
-        return [{"id": qa["id"], "title": a["title"], "context": p["context"], "question": qa["question"],
-                 "answers": {"text": [x["text"] for x in qa["answers"]],
-                             "answer_start": [x["answer_start"] for x in qa["answers"]]}}
-                for a in articles for p in a["paragraphs"] for qa in p["qas"]]
+        return [
+            {
+                "id": qa["id"],
+                "title": a["title"],
+                "context": p["context"],
+                "question": qa["question"],
+                "answers": {
+                    "text": [x["text"] for x in qa["answers"]],
+                    "answer_start": [x["answer_start"] for x in qa["answers"]],
+                },
+            }
+            for a in articles
+            for p in a["paragraphs"]
+            for qa in p["qas"]
+        ]
 
-    dev = [article for path in sorted((raw_dir / "squad").glob("*.json"))
-           for article in json.loads(path.read_text())["data"]]
-    write_hub_repo(tmp_path / "mirror", "rajpurkar/squad",
-                   {"plain_text": {"train": hub_rows(train), "validation": hub_rows(dev)}})
-    hub = build_task("scaling_squad_256k", tmp_path / "out_hub", origin="hub", hub_mirror=tmp_path / "mirror",
-                     tokenizer="simple", show_progress=False)
+    dev = [
+        article
+        for path in sorted((raw_dir / "squad").glob("*.json"))
+        for article in json.loads(path.read_text())["data"]
+    ]
+    write_hub_repo(
+        tmp_path / "mirror",
+        "rajpurkar/squad",
+        {"plain_text": {"train": hub_rows(train), "validation": hub_rows(dev)}},
+    )
+    hub = build_task(
+        "scaling_squad_256k",
+        tmp_path / "out_hub",
+        origin="hub",
+        hub_mirror=tmp_path / "mirror",
+        tokenizer="simple",
+        show_progress=False,
+    )
     assert hub.manifest["sha256"] == raw.manifest["sha256"]

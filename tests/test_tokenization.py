@@ -20,7 +20,9 @@ def test_local_tokenizer_file_is_loaded_and_described(tmp_path):
 
     tok = Tokenizer(models.BPE(unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(["the cat sat on the mat"] * 50, trainers.BpeTrainer(vocab_size=60, special_tokens=["[UNK]"]))
+    tok.train_from_iterator(
+        ["the cat sat on the mat"] * 50, trainers.BpeTrainer(vocab_size=60, special_tokens=["[UNK]"])
+    )
     tok.save(str(tmp_path / "tokenizer.json"))
     counter = get_counter(str(tmp_path))
     assert counter.count("the cat sat") == 3

@@ -47,9 +47,7 @@ def make_reader(
     and `api_key` apply to `openai` only."""
     if backend == "openai":
         if not base_url:
-            raise ReaderError(
-                "the openai backend needs a server address (base_url, e.g. http://localhost:8000/v1)"
-            )
+            raise ReaderError("the openai backend needs a server address (base_url, e.g. http://localhost:8000/v1)")
         from benchmark.readers.openai_reader import OpenAIReader
 
         return OpenAIReader(

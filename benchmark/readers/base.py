@@ -44,9 +44,7 @@ class ReaderRequest:
     params: SamplingParams = field(default_factory=SamplingParams)
 
     @classmethod
-    def chat(
-        cls, messages: Iterable[Mapping[str, str]], params: SamplingParams | None = None
-    ) -> ReaderRequest:
+    def chat(cls, messages: Iterable[Mapping[str, str]], params: SamplingParams | None = None) -> ReaderRequest:
         """Build a request from OpenAI-style `{"role", "content"}` dicts."""
         return cls(tuple((m["role"], m["content"]) for m in messages), params or SamplingParams())
 
@@ -80,9 +78,7 @@ class Reader(Protocol):
         """Backend, model, server address and every setting that changes answers (never an API key)."""
         ...
 
-    def generate(
-        self, requests: Sequence[ReaderRequest], on_result: OnResult | None = None
-    ) -> list[ReaderResponse]:
+    def generate(self, requests: Sequence[ReaderRequest], on_result: OnResult | None = None) -> list[ReaderResponse]:
         """Answer all requests, in order. `on_result(i, response)` is called as soon as request i is
         answered, so a caller can persist progress; a failure raises ReaderError after the requests
         already under way have finished (and been reported)."""

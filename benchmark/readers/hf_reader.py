@@ -47,9 +47,7 @@ class HFReader:
         self._transformers_version = transformers.__version__
         try:
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(model)
-            self.model = (
-                transformers.AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(device).eval()
-            )
+            self.model = transformers.AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(device).eval()
         except OSError as exc:
             raise ReaderError(f"cannot load model {model!r} for the hf backend: {exc}") from exc
         self.tokenizer.padding_side = "left"
@@ -72,16 +70,12 @@ class HFReader:
             "transformers_version": self._transformers_version,
         }
 
-    def generate(
-        self, requests: Sequence[ReaderRequest], on_result: OnResult | None = None
-    ) -> list[ReaderResponse]:
+    def generate(self, requests: Sequence[ReaderRequest], on_result: OnResult | None = None) -> list[ReaderResponse]:
         results: list[ReaderResponse | None] = [None] * len(requests)
         for params, indices in group_indices(requests, lambda r: r.params).items():
             for start in range(0, len(indices), self.batch_size):
                 batch = indices[start : start + self.batch_size]
-                for i, response in zip(
-                    batch, self._generate_batch([requests[i] for i in batch], params), strict=True
-                ):
+                for i, response in zip(batch, self._generate_batch([requests[i] for i in batch], params), strict=True):
                     results[i] = response
                     if on_result is not None:
                         on_result(i, response)
@@ -111,9 +105,7 @@ class HFReader:
             )
             for r in batch
         ]
-        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(
-            self.device
-        )
+        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         with self._torch.inference_mode():
             output = self.model.generate(**encoded, **self._generation_kwargs(params))
         prompt_width = encoded["input_ids"].shape[1]

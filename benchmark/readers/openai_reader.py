@@ -71,9 +71,7 @@ class OpenAIReader:
     def describe(self) -> dict:
         return {"backend": "openai", "model": self.model, "base_url": self.base_url}
 
-    def generate(
-        self, requests: Sequence[ReaderRequest], on_result: OnResult | None = None
-    ) -> list[ReaderResponse]:
+    def generate(self, requests: Sequence[ReaderRequest], on_result: OnResult | None = None) -> list[ReaderResponse]:
         """Answer all requests; runs its own event loop (in a worker thread if the calling thread
         already runs one)."""
         if not requests:
@@ -85,9 +83,7 @@ class OpenAIReader:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             return pool.submit(asyncio.run, self._generate(requests, on_result)).result()
 
-    async def _generate(
-        self, requests: Sequence[ReaderRequest], on_result: OnResult | None
-    ) -> list[ReaderResponse]:
+    async def _generate(self, requests: Sequence[ReaderRequest], on_result: OnResult | None) -> list[ReaderResponse]:
         semaphore = asyncio.Semaphore(self.concurrency)
         failed = asyncio.Event()
 
@@ -108,9 +104,7 @@ class OpenAIReader:
         async with openai.AsyncOpenAI(
             base_url=self.base_url, api_key=self._api_key, timeout=self.timeout, max_retries=0
         ) as client:
-            results = await asyncio.gather(
-                *(answer(i, r) for i, r in enumerate(requests)), return_exceptions=True
-            )
+            results = await asyncio.gather(*(answer(i, r) for i, r in enumerate(requests)), return_exceptions=True)
         errors = [(i, r) for i, r in enumerate(results) if isinstance(r, BaseException)]
         for _, error in errors:
             if not isinstance(error, ReaderError | _Stop):
@@ -126,9 +120,7 @@ class OpenAIReader:
             ) from first_error
         return [r for r in results if isinstance(r, ReaderResponse)]
 
-    async def _answer_with_retries(
-        self, client: openai.AsyncOpenAI, request: ReaderRequest
-    ) -> ReaderResponse:
+    async def _answer_with_retries(self, client: openai.AsyncOpenAI, request: ReaderRequest) -> ReaderResponse:
         attempt = 0
         while True:
             try:

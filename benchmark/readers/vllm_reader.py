@@ -55,9 +55,7 @@ class VLLMReader:
             "engine": dict(sorted(self.engine_kwargs.items())),
         }
 
-    def generate(
-        self, requests: Sequence[ReaderRequest], on_result: OnResult | None = None
-    ) -> list[ReaderResponse]:
+    def generate(self, requests: Sequence[ReaderRequest], on_result: OnResult | None = None) -> list[ReaderResponse]:
         results: list[ReaderResponse | None] = [None] * len(requests)
         for thinking, indices in group_indices(requests, lambda r: r.params.enable_thinking).items():
             outputs = self._llm.chat(

@@ -67,15 +67,15 @@ def _sentences(value: Any, path: Path | str, where: str, name: str) -> list[str]
     return value
 
 
-def _original_layout(record: Mapping[str, Any], path: Path | str, where: str
-                     ) -> tuple[str, list[str], list[tuple[str, list[str]]]]:
+def _original_layout(
+    record: Mapping[str, Any], path: Path | str, where: str
+) -> tuple[str, list[str], list[tuple[str, list[str]]]]:
     """`_id`, `supporting_facts: [[title, sent_idx]]`, `context: [[title, [sentences]]]`."""
     qid = _text(record, "_id", path, where)
     titles = []
     for i, fact in enumerate(get_field(record, "supporting_facts", list, path, where)):
         if not (isinstance(fact, list) and len(fact) == 2 and isinstance(fact[0], str)):
-            raise RawFormatError(path, where, "expected [title, sentence index]",
-                                 field=f"supporting_facts[{i}]")
+            raise RawFormatError(path, where, "expected [title, sentence index]", field=f"supporting_facts[{i}]")
         titles.append(fact[0])
     paragraphs = []
     for i, para in enumerate(get_field(record, "context", list, path, where)):
@@ -85,24 +85,30 @@ def _original_layout(record: Mapping[str, Any], path: Path | str, where: str
     return qid, titles, paragraphs
 
 
-def _hf_layout(record: Mapping[str, Any], path: Path | str, where: str
-               ) -> tuple[str, list[str], list[tuple[str, list[str]]]]:
+def _hf_layout(
+    record: Mapping[str, Any], path: Path | str, where: str
+) -> tuple[str, list[str], list[tuple[str, list[str]]]]:
     """`id` (optional), `supporting_facts: {title, sent_id}`, `context: {title, sentences}` (lists)."""
-    qid = _text(record, "id", path, where) if record.get("id") is not None else derived_question_id(
-        _text(record, "question", path, where))
+    qid = (
+        _text(record, "id", path, where)
+        if record.get("id") is not None
+        else derived_question_id(_text(record, "question", path, where))
+    )
     facts = get_field(record, "supporting_facts", dict, path, where)
     titles = get_field(facts, "title", list, path, f"{where}, supporting_facts")
     context = get_field(record, "context", dict, path, where)
     ctx_titles = get_field(context, "title", list, path, f"{where}, context")
     sentences = get_field(context, "sentences", list, path, f"{where}, context")
     if not all(isinstance(t, str) for t in titles + ctx_titles):
-        raise RawFormatError(path, where, "titles must be strings",
-                             field="supporting_facts.title / context.title")
+        raise RawFormatError(path, where, "titles must be strings", field="supporting_facts.title / context.title")
     if len(ctx_titles) != len(sentences):
-        raise RawFormatError(path, where, f"{len(ctx_titles)} titles but {len(sentences)} sentence lists",
-                             field="context")
-    paragraphs = [(t, _sentences(s, path, where, f"context.sentences[{i}]"))
-                  for i, (t, s) in enumerate(zip(ctx_titles, sentences, strict=True))]
+        raise RawFormatError(
+            path, where, f"{len(ctx_titles)} titles but {len(sentences)} sentence lists", field="context"
+        )
+    paragraphs = [
+        (t, _sentences(s, path, where, f"context.sentences[{i}]"))
+        for i, (t, s) in enumerate(zip(ctx_titles, sentences, strict=True))
+    ]
     return qid, titles, paragraphs
 
 
@@ -118,8 +124,12 @@ def parse_record(record: Any, path: Path | str, where: str) -> Record:
         if title in supporting and title not in articles:
             articles[title] = article(title, sentences)
     kind = record.get("type")
-    qa = QA(qid, _text(record, "question", path, where), [_text(record, "answer", path, where)],
-            kind if isinstance(kind, str) else None)
+    qa = QA(
+        qid,
+        _text(record, "question", path, where),
+        [_text(record, "answer", path, where)],
+        kind if isinstance(kind, str) else None,
+    )
     return Record(qa, supporting, articles)
 
 
@@ -150,8 +160,10 @@ def usable_records(ctx: BuildContext, records: Iterator[Record]) -> list[Record]
             continue
         seen.update(keys)
         usable.append(rec)
-    ctx.notes.append(f"{missing} of {total} questions skipped: a supporting article is missing from the "
-                     "question's own context (common in fullwiki)")
+    ctx.notes.append(
+        f"{missing} of {total} questions skipped: a supporting article is missing from the "
+        "question's own context (common in fullwiki)"
+    )
     if repeated:
         ctx.notes.append(f"{repeated} repeated questions skipped (same id or same question text)")
     return usable
@@ -188,8 +200,10 @@ def articles_per_instance(ctx: BuildContext, records: list[Record]) -> int:
     counts = ctx.count_many(list(texts.values()))
     mean = sum(counts) / max(1, len(counts))
     k = max(1, int(ctx.params["instance_tokens"] / mean)) if counts else 1
-    ctx.notes.append(f"{k} articles per instance ({ctx.params['instance_tokens']} tokens / {mean:.1f} "
-                     f"tokens per article over {len(counts)} articles)")
+    ctx.notes.append(
+        f"{k} articles per instance ({ctx.params['instance_tokens']} tokens / {mean:.1f} "
+        f"tokens per article over {len(counts)} articles)"
+    )
     return k
 
 
@@ -202,26 +216,40 @@ def build(ctx: BuildContext) -> dict[str, list[Instance]]:
     records = usable_records(ctx, read_records(ctx))
     groups, dropped = group_records(records, articles_per_instance(ctx, records))
     if dropped:
-        ctx.notes.append(f"{dropped} questions dropped: a supporting article already belongs to an earlier "
-                         "instance")
+        ctx.notes.append(f"{dropped} questions dropped: a supporting article already belongs to an earlier instance")
     instances = []
     for group in ctx.progress(groups, "instances"):
         if len(group.qas) < params["min_questions_before"]:
             continue
         instance_id = ctx.instance_id(group.qas[0].question_id)
-        chunks = dialogue_chunks(ctx, list(group.articles.values()), salt=instance_id,
-                                 min_tokens=params["min_chunk_tokens"])
+        chunks = dialogue_chunks(
+            ctx, list(group.articles.values()), salt=instance_id, min_tokens=params["min_chunk_tokens"]
+        )
         if len(chunks) > params["max_chunks"]:
             continue
         texts = [c.text for c in chunks]
         questions = select_questions(
-            ctx, instance_id, group.qas, texts, max_answer_tokens=params["max_answer_tokens"],
-            cap=params["question_cap"], non_extractive=YES_NO,
+            ctx,
+            instance_id,
+            group.qas,
+            texts,
+            max_answer_tokens=params["max_answer_tokens"],
+            cap=params["question_cap"],
+            non_extractive=YES_NO,
         )
         if not params["min_questions"] <= len(questions) <= params["max_questions"]:
             continue
-        instances.append(Instance(instance_id, texts, questions, {
-            "source": "hotpotqa", "titles": list(group.articles), "articles": len(group.articles),
-            "questions_before_selection": len(group.qas),
-        }))
+        instances.append(
+            Instance(
+                instance_id,
+                texts,
+                questions,
+                {
+                    "source": "hotpotqa",
+                    "titles": list(group.articles),
+                    "articles": len(group.articles),
+                    "questions_before_selection": len(group.qas),
+                },
+            )
+        )
     return train_validation(instances, seed=ctx.seed)

@@ -63,8 +63,7 @@ def select_questions(
     keeping their order.
     """
     free = {a.lower() for a in non_extractive}
-    kept = [qa for qa in qas
-            if answer_in_chunks(qa.answers, chunks) or any(a.lower() in free for a in qa.answers)]
+    kept = [qa for qa in qas if answer_in_chunks(qa.answers, chunks) or any(a.lower() in free for a in qa.answers)]
     if max_answer_tokens is not None and kept:
         lengths = ctx.count_many([qa.answers[0] for qa in kept])
         kept = [qa for qa, n in zip(kept, lengths, strict=True) if n < max_answer_tokens]

@@ -66,15 +66,12 @@ def _findable_qa(paragraph: Paragraph, answer_tokens: dict[str, int]) -> QA | No
     no chunk boundary can cut it)."""
     sentences = split_sentences(paragraph.context)
     for qa in paragraph.qas:
-        if answer_tokens[qa.answers[0]] < MAX_ANSWER_TOKENS and any(
-            a in s for a in qa.answers for s in sentences
-        ):
+        if answer_tokens[qa.answers[0]] < MAX_ANSWER_TOKENS and any(a in s for a in qa.answers for s in sentences):
             return qa
     return None
 
 
-def pick_gold(ctx: BuildContext, paragraphs: list[Paragraph], tokens: list[int], n: int
-              ) -> list[tuple[int, QA]]:
+def pick_gold(ctx: BuildContext, paragraphs: list[Paragraph], tokens: list[int], n: int) -> list[tuple[int, QA]]:
     """`n` (paragraph index, question) pairs: the shortest paragraphs with a findable question, in a
     seeded order. Short gold paragraphs leave room for padding even in the 8k haystack."""
     firsts = list(dict.fromkeys(qa.answers[0] for p in paragraphs for qa in p.qas))
@@ -83,8 +80,10 @@ def pick_gold(ctx: BuildContext, paragraphs: list[Paragraph], tokens: list[int],
     suite_rng(ctx, "gold").shuffle(order)
     candidates = [(i, qa) for i in order if (qa := _findable_qa(paragraphs[i], answer_tokens))]
     if len(candidates) < n:
-        raise BuildError(f"{ctx.spec.name}: only {len(candidates)} SQuAD validation paragraphs have a "
-                         f"question with a short answer, {n} are needed")
+        raise BuildError(
+            f"{ctx.spec.name}: only {len(candidates)} SQuAD validation paragraphs have a "
+            f"question with a short answer, {n} are needed"
+        )
     # sorted() is stable: paragraphs of equal length keep their seeded order
     shortest = {i for i, _ in sorted(candidates, key=lambda c: tokens[c[0]])[:n]}
     return [(i, qa) for i, qa in candidates if i in shortest]
@@ -190,8 +189,10 @@ def build(ctx: BuildContext) -> dict[str, list[Instance]]:
     haystack = Haystack(ctx, pool, gold, padding)
     n = haystack.fit(target)
     if n < 0:
-        raise BuildError(f"{ctx.spec.name}: the {len(gold)} gold paragraphs alone take {haystack.pack(0)} "
-                         f"tokens, over the {target}-token target")
+        raise BuildError(
+            f"{ctx.spec.name}: the {len(gold)} gold paragraphs alone take {haystack.pack(0)} "
+            f"tokens, over the {target}-token target"
+        )
     order, chunks, total = haystack.tried[n]
     texts = [c.text for c in chunks]
     questions = [Question(qa.question_id, qa.question, list(qa.answers)) for _, qa in gold_pairs]
@@ -200,8 +201,20 @@ def build(ctx: BuildContext) -> dict[str, list[Instance]]:
         raise BuildError(f"{ctx.spec.name}: answers of {lost} are not in the chunks (builder bug)")
     ctx.notes.append(f"{n} padding paragraphs; {total} of {target} target tokens ({total / target:.1%})")
     instance_id = ctx.instance_id("haystack", *(q.question_id for q in questions))
-    return {"test": [Instance(instance_id, texts, questions, {
-        "source": "squad", "target_tokens": target, "gold_paragraphs": len(gold), "padding_paragraphs": n,
-        "padding_from_train": sum(1 for i in padding[:n] if i >= len(paragraphs)),
-        "gold_chunk": _gold_chunks(order, chunks, gold_pairs),
-    })]}
+    return {
+        "test": [
+            Instance(
+                instance_id,
+                texts,
+                questions,
+                {
+                    "source": "squad",
+                    "target_tokens": target,
+                    "gold_paragraphs": len(gold),
+                    "padding_paragraphs": n,
+                    "padding_from_train": sum(1 for i in padding[:n] if i >= len(paragraphs)),
+                    "gold_chunk": _gold_chunks(order, chunks, gold_pairs),
+                },
+            )
+        ]
+    }

@@ -38,12 +38,18 @@ def read_squad_file(path: Path) -> list[Paragraph]:
             for q, qa in enumerate(get_field(para, "qas", list, path, pwhere)):
                 qwhere = f"{pwhere}.qas[{q}]"
                 answers = get_field(qa, "answers", list, path, qwhere)
-                texts = unique([get_field(ans, "text", str, path, f"{qwhere}.answers[{i}]")
-                                for i, ans in enumerate(answers)])
+                texts = unique(
+                    [get_field(ans, "text", str, path, f"{qwhere}.answers[{i}]") for i, ans in enumerate(answers)]
+                )
                 if not texts:
                     raise RawFormatError(path, qwhere, "no non-empty answer text", field="answers")
-                paragraph.qas.append(QA(get_field(qa, "id", str, path, qwhere),
-                                        get_field(qa, "question", str, path, qwhere).strip(), texts))
+                paragraph.qas.append(
+                    QA(
+                        get_field(qa, "id", str, path, qwhere),
+                        get_field(qa, "question", str, path, qwhere).strip(),
+                        texts,
+                    )
+                )
             paragraphs.append(paragraph)
     return paragraphs
 
@@ -80,8 +86,11 @@ def build(ctx: BuildContext) -> dict[str, list[Instance]]:
     per_instance = params["chunks_per_instance"]
     paragraphs = load_paragraphs(ctx, "train")
     chunks = dialogue_chunks(
-        ctx, [p.context for p in paragraphs], salt="squad",
-        min_tokens=params["min_chunk_tokens"], date_index=lambda i: i % per_instance,
+        ctx,
+        [p.context for p in paragraphs],
+        salt="squad",
+        min_tokens=params["min_chunk_tokens"],
+        date_index=lambda i: i % per_instance,
     )
     instances = []
     for start in ctx.progress(range(0, len(chunks), per_instance), "instances"):
@@ -98,12 +107,26 @@ def build(ctx: BuildContext) -> dict[str, list[Instance]]:
             continue
         texts = [c.text for c in group]
         instance_id = ctx.instance_id(qas[0].question_id)
-        questions = select_questions(ctx, instance_id, qas, texts,
-                                     max_answer_tokens=params["max_answer_tokens"], cap=params["max_questions"])
+        questions = select_questions(
+            ctx,
+            instance_id,
+            qas,
+            texts,
+            max_answer_tokens=params["max_answer_tokens"],
+            cap=params["max_questions"],
+        )
         if len(questions) < params["min_questions"]:
             continue
-        instances.append(Instance(instance_id, texts, questions, {
-            "source": "squad", "titles": unique([paragraphs[u].title for u in inside]),
-            "paragraphs": len(inside),
-        }))
+        instances.append(
+            Instance(
+                instance_id,
+                texts,
+                questions,
+                {
+                    "source": "squad",
+                    "titles": unique([paragraphs[u].title for u in inside]),
+                    "paragraphs": len(inside),
+                },
+            )
+        )
     return train_validation(instances, seed=ctx.seed)

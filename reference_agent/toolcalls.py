@@ -1,0 +1,222 @@
+"""Tool calls out of one model response, in the two formats the reference agent speaks.
+
+- ``qwen3`` (the default): Qwen3's native ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``
+  blocks, or the ``tool_calls`` list an OpenAI-compatible server already parsed out of them.
+- ``qwen-agent``: the plain-text markers the released Memalpha-4B checkpoint was trained on
+  (``✿FUNCTION✿: name`` then ``✿ARGS✿: {json}``, repeated), with the tools described in the system
+  prompt by `render_qwen_agent_tool_block`.
+
+Arguments are parsed strictly with `json`. The one repair: text after a complete JSON object is
+dropped (``{"a": 1} and then...``), the glitch models make most. Nothing else is repaired (single
+quotes, unquoted keys, missing braces, truncated output): such a call keeps ``arguments=None`` and
+an ``error``, and executing it fails cleanly, which the format reward counts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+
+Format = Literal["qwen3", "qwen-agent"]
+FORMATS: tuple[Format, ...] = ("qwen3", "qwen-agent")
+
+FN_NAME, FN_ARGS, FN_RESULT, FN_EXIT = "✿FUNCTION✿", "✿ARGS✿", "✿RESULT✿", "✿RETURN✿"
+# Generation should stop at these in the qwen-agent format: whatever follows is a result the model made up.
+QWEN_AGENT_STOP = (FN_RESULT, FN_EXIT)
+QWEN_AGENT_TOOLS_TEMPLATE = Path(__file__).parent / "templates" / "qwen_agent_tools_v1.jinja"
+
+_THINK_END = "</think>"
+_OPEN, _CLOSE = "<tool_call>", "</tool_call>"
+_FN_NAME = re.compile(re.escape(FN_NAME) + ":?")
+_FN_ARGS = re.compile(re.escape(FN_ARGS) + ":?")
+_DECODER = json.JSONDecoder()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One call: `arguments` is None exactly when `error` says why they could not be read.
+
+    `raw_arguments` is the model's text the arguments came from: the ✿ARGS✿ text, the OpenAI
+    arguments string, or for a ``<tool_call>`` block the whole block (re-encoding the decoded
+    arguments would cost a third of the parsing time).
+    """
+
+    name: str
+    arguments: dict[str, Any] | None
+    raw_arguments: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedResponse:
+    reasoning: str  # the text before the first call
+    calls: tuple[ToolCall, ...]
+
+
+def loads_object(raw: str) -> tuple[dict[str, Any] | None, str | None]:
+    """A JSON object from `raw`, or None and what is wrong; text after a complete object is ignored."""
+    text = raw.strip()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg != "Extra data":
+            return None, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        value = _DECODER.raw_decode(text)[0]
+    if not isinstance(value, dict):
+        return None, _not_an_object(value)
+    return value, None
+
+
+def _not_an_object(value: object) -> str:
+    return f"not a JSON object ({type(value).__name__})"
+
+
+def _call(name: str, raw: str) -> ToolCall:
+    arguments, error = loads_object(raw)
+    return ToolCall(name, arguments, raw, error and f"arguments: {error}")
+
+
+def _without_thinking(text: str) -> str:
+    """The text after the thinking: calls written while thinking are drafts, not calls.
+
+    Thinking ends at the last ``</think>`` (the opening tag may be in the prompt, not the response); an
+    unclosed ``<think>`` means the response ran out while still thinking.
+    """
+    end = text.rfind(_THINK_END)
+    if end >= 0:
+        text = text[end + len(_THINK_END) :]
+    start = text.find("<think>")
+    return text if start < 0 else text[:start]
+
+
+def parse_qwen3(text: str) -> ParsedResponse:
+    """Every ``<tool_call>`` block, in order; an unclosed last block (cut by the length limit) counts too."""
+    text = _without_thinking(text)
+    calls = []
+    for block in _tool_call_blocks(text):
+        obj, error = loads_object(block)
+        if obj is None:
+            calls.append(ToolCall("", None, block, f"tool call: {error}"))
+            continue
+        name = obj.get("name")
+        if not isinstance(name, str) or not name:
+            calls.append(ToolCall("", None, block, "the tool call has no 'name'"))
+            continue
+        calls.append(_arguments_call(name, obj.get("arguments"), block))
+    start = text.find(_OPEN)
+    return ParsedResponse((text if start < 0 else text[:start]).strip(), tuple(calls))
+
+
+def _tool_call_blocks(text: str) -> list[str]:
+    """The inside of each ``<tool_call>`` block (plain `find`: a lazy regex is several times slower)."""
+    blocks, pos = [], 0
+    while (start := text.find(_OPEN, pos)) >= 0:
+        start += len(_OPEN)
+        end = text.find(_CLOSE, start)
+        if end < 0:
+            blocks.append(text[start:].strip())
+            break
+        blocks.append(text[start:end].strip())
+        pos = end + len(_CLOSE)
+    return blocks
+
+
+def _arguments_call(name: str, arguments: object, raw: str | None = None) -> ToolCall:
+    """A call from arguments given as an object or as a JSON string (both occur).
+
+    `raw` is the text they were decoded from, when there is one.
+    """
+    if isinstance(arguments, str):
+        return _call(name, arguments)
+    if raw is None:
+        raw = "" if arguments is None else json.dumps(arguments, ensure_ascii=False)
+    if isinstance(arguments, dict):
+        return ToolCall(name, arguments, raw)
+    if arguments is None:
+        return ToolCall(name, None, raw, "the tool call has no 'arguments'")
+    return ToolCall(name, None, raw, f"arguments: {_not_an_object(arguments)}")
+
+
+def from_openai_tool_calls(tool_calls: Iterable[Any] | None) -> list[ToolCall]:
+    """Calls from an OpenAI-style ``message.tool_calls``: SDK objects or plain dicts."""
+    calls = []
+    for item in tool_calls or ():
+        function = item.get("function") if isinstance(item, dict) else getattr(item, "function", None)
+        if isinstance(function, dict):
+            name, arguments = function.get("name"), function.get("arguments")
+        else:
+            name, arguments = getattr(function, "name", None), getattr(function, "arguments", None)
+        if not isinstance(name, str) or not name:
+            calls.append(ToolCall("", None, str(arguments or ""), "the tool call has no function name"))
+            continue
+        calls.append(_arguments_call(name, arguments))
+    return calls
+
+
+def parse_qwen_agent(text: str) -> ParsedResponse:
+    """Calls in the ✿FUNCTION✿/✿ARGS✿ marker format.
+
+    Everything from the first ✿RESULT✿ or ✿RETURN✿ on is dropped: the results are the model's own
+    invention (the tools only run after the response), and so are any calls after them. Each ✿ARGS✿
+    under one ✿FUNCTION✿ is a call of that tool (qwen-agent reads repeated ✿ARGS✿ that way); a tool
+    name with no ✿ARGS✿ is a call that fails. Arguments that start with ``{`` end at their last ``}``.
+    """
+    text = _without_thinking(text)
+    stop = min((i for i in (text.find(m) for m in QWEN_AGENT_STOP) if i >= 0), default=len(text))
+    parts = _FN_NAME.split(text[:stop])
+    calls = []
+    for part in parts[1:]:
+        pieces = _FN_ARGS.split(part)
+        name = pieces[0].strip()
+        if len(pieces) == 1:
+            calls.append(ToolCall(name, None, "", f"no {FN_ARGS} after the tool name"))
+        for raw in pieces[1:]:
+            raw = raw.strip()
+            if raw.startswith("{"):
+                raw = raw[: raw.rfind("}") + 1]
+            calls.append(_call(name, raw))
+    return ParsedResponse(parts[0].strip(), tuple(calls))
+
+
+def parse_response(text: str, fmt: Format) -> ParsedResponse:
+    if fmt == "qwen3":
+        return parse_qwen3(text)
+    if fmt == "qwen-agent":
+        return parse_qwen_agent(text)
+    raise ValueError(f"unknown tool-call format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def render_qwen_agent_tool_block(schemas: Sequence[dict[str, Any]]) -> str:
+    """The tool description for the system prompt in the qwen-agent format.
+
+    Our wording, in the structure the checkpoint saw in training: a heading per tool with its name,
+    description and JSON parameters, then how to call N tools in parallel with the four markers.
+    """
+    tools = []
+    for schema in schemas:
+        function = schema.get("function", schema)  # OpenAI tool format, or the bare function
+        tools.append(
+            {
+                "name": function["name"],
+                "description": function["description"],
+                "parameters": json.dumps(function["parameters"], ensure_ascii=False),
+            }
+        )
+    return (
+        _tool_block_template()
+        .render(tools=tools, FN_NAME=FN_NAME, FN_ARGS=FN_ARGS, FN_RESULT=FN_RESULT, FN_EXIT=FN_EXIT)
+        .strip()
+    )
+
+
+@cache
+def _tool_block_template() -> jinja2.Template:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+    return env.from_string(QWEN_AGENT_TOOLS_TEMPLATE.read_text("utf-8"))
