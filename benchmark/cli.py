@@ -28,8 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tasks.cli import register as register_tasks
 
     from .commands import register as register_scoring
+    from .commands import register_run
 
     register_tasks(commands)
+    register_run(commands)
     register_scoring(commands)
     for ep in entry_points(group="memalpha.commands"):
         if ep.name not in commands.choices:

@@ -110,3 +110,166 @@ def cmd_score(args: argparse.Namespace) -> int:
     print(summary_table(result.scores))
     print(f"\nresults in {args.run}: predictions.jsonl, scores.json, report.md", file=sys.stderr)
     return 0
+
+
+# ---------------------------------------------------------------- run and eval
+
+DATA_ENV = "MEMALPHA_DATA"
+
+
+def default_data_dir() -> Path:
+    """Where tasks are built on first use when no --data is given."""
+    import os
+
+    return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "memalpha-bench" / "tasks")
+
+
+def parse_agent_options(pairs: list[str]) -> dict[str, str]:
+    from tasks.errors import TaskError
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise TaskError(f"--agent-opt {pair!r}: expected key=value")
+        options[key] = value
+    return options
+
+
+def members_from_args(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """(task, split) pairs: a suite's own splits, or --tasks with --split (default: test, else validation)."""
+    from tasks.errors import TaskError
+    from tasks.registry import get_suite, get_task, resolve_names
+
+    if args.suite:
+        members = list(get_suite(args.suite).members)
+        return [(t, args.split or s) for t, s in members]
+    if not args.tasks:
+        raise TaskError("name the tasks to run: --tasks NAME... or --suite S")
+    out = []
+    for name in resolve_names(args.tasks):
+        splits = get_task(name).splits
+        split = args.split or ("test" if "test" in splits else "validation")
+        if split not in splits:
+            raise TaskError(f"task {name!r} has no split {split!r} (it has {', '.join(splits)})")
+        out.append((name, split))
+    return out
+
+
+def ensure_built(data_dir: Path, tasks: list[str], *, quiet: bool) -> None:
+    """Build from the hub (pinned revisions) every task not yet in `data_dir`: the first-use cache."""
+    from tasks.build import build_task
+    from tasks.manifest import MANIFEST
+
+    for task in tasks:
+        if not (data_dir / task / MANIFEST).is_file():
+            print(f"building {task} into {data_dir} (first use) ...", file=sys.stderr)
+            build_task(task, data_dir, show_progress=not quiet)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--agent", required=True, help="agent name: chunk-store, long-context, memalpha, http, or a plugin's"
+    )
+    p.add_argument(
+        "--agent-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an agent option (repeatable), e.g. --agent-opt model=YuWangX/Memalpha-4B",
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--tasks", nargs="+", metavar="NAME", help="task or suite names")
+    which.add_argument("--suite", help="a suite: its tasks at its splits")
+    p.add_argument("--split", help="split to run (default: the suite's; for --tasks: test, else validation)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        help=f"folder of built tasks; default ${DATA_ENV} or ~/.cache/memalpha-bench/tasks, where missing "
+        "tasks are built from the hub on first use",
+    )
+    p.add_argument("--out", required=True, type=Path, metavar="RUN", help="run folder (resumed if it exists)")
+    p.add_argument("--limit", type=int, help="at most N instances per task split")
+    p.add_argument("--agent-concurrency", type=int, default=4, help="instances stepped in parallel threads (default 4)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def do_run(args: argparse.Namespace):
+    from .agents import make_agent
+    from .running import run_agent
+
+    members = members_from_args(args)
+    data_dir = args.data or default_data_dir()
+    if args.data is None:
+        ensure_built(data_dir, [t for t, _ in members], quiet=args.quiet)
+    agent = make_agent(args.agent, parse_agent_options(args.agent_opt))
+    summary = run_agent(
+        agent,
+        args.out,
+        data_dir,
+        members,
+        limit=args.limit,
+        concurrency=args.agent_concurrency,
+        show_progress=not args.quiet,
+    )
+    return summary, data_dir
+
+
+def print_run_summary(summary) -> None:
+    from tabulate import tabulate
+
+    rows = [[task, v["instances"], v["instances"] - v["failed"], v["failed"]] for task, v in summary.by_task.items()]
+    print(tabulate(rows, headers=["task", "instances", "memories", "failed"], tablefmt="github"))
+    for key, error in list(summary.failed.items())[:10]:
+        print(f"failed: {key}: {error}", file=sys.stderr)
+    resumed = f", {summary.resumed} kept from before" if summary.resumed else ""
+    print(f"\n{summary.written} memories written{resumed}: {summary.run_dir / 'memories.jsonl'}", file=sys.stderr)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    summary, _ = do_run(args)
+    print_run_summary(summary)
+    return 1 if summary.failed else 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .report import summary_table
+    from .scoring import score_run
+
+    summary, data_dir = do_run(args)
+    print_run_summary(summary)
+    reader, judge = readers_from_args(args, args.out)
+    result = score_run(
+        args.out,
+        data_dir,
+        reader,
+        judge_reader=judge,
+        counter=get_counter(args.tokenizer),
+        config=scorer_config(args),
+        show_progress=not args.quiet,
+    )
+    print()
+    print(summary_table(result.scores))
+    print(f"\nresults in {args.out}: memories.jsonl, predictions.jsonl, scores.json, report.md", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def register_run(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "run",
+        help="run an agent over tasks and write its memories",
+        description="Feed every instance's chunks to an agent, in order, and write each final memory to "
+        "RUN/memories.jsonl as soon as it is done. A killed run resumes where it stopped.",
+    )
+    add_run_options(p)
+    p.set_defaults(func=cmd_run)
+    p = commands.add_parser(
+        "eval",
+        help="run an agent, then score its memories",
+        description="`memalpha run` followed by `memalpha score` on the same run folder. Without --data, "
+        "tasks are built from the hub on first use; the reader defaults to in-process vLLM "
+        "(use --reader openai --base-url URL for a served model).",
+    )
+    add_run_options(p)
+    add_reader_options(p)
+    p.set_defaults(func=cmd_eval)

@@ -1,0 +1,113 @@
+"""The agent protocol: reset per instance, observe the chunks in order, hand back the final memory.
+
+An `Agent` opens one `Session` per instance (a fresh memory: the reset); the runner feeds each
+session its chunks in order and finally asks for its memory. Agents that profit from batching (a
+model on a GPU) override `observe_batch`, which the runner calls with chunk t of every unfinished
+instance at once; the default observes sessions concurrently in threads.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from tasks.errors import TaskError
+
+from ..memory import Memory
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    """What an agent may know of an instance before reading it (never its questions)."""
+
+    instance_id: str
+    task: str
+    competency: str
+    num_chunks: int
+
+
+class Session(ABC):
+    """One instance's memory being built."""
+
+    @abstractmethod
+    def observe(self, chunk: str) -> None:
+        """Read the next chunk and update the memory."""
+
+    @abstractmethod
+    def memory(self) -> Memory:
+        """The final memory, after the last chunk."""
+
+    def stats(self) -> dict[str, Any]:
+        """Counts worth recording with the memory (tool calls, model tokens, ...)."""
+        return {}
+
+
+class Agent(ABC):
+    """A memory agent. `options` come from `--agent-opt key=value` (values are strings)."""
+
+    name: str = "agent"
+
+    def __init__(self, **options: str):
+        self.options = dict(options)
+
+    @abstractmethod
+    def new_session(self, instance: InstanceInfo) -> Session:
+        """A fresh, empty memory for `instance`."""
+
+    def describe(self) -> dict[str, Any]:
+        """What the run's config.json records: the agent and every option that changes its memories."""
+        return {"name": self.name, "options": self.options}
+
+    def observe_batch(
+        self, sessions: Sequence[Session], chunks: Sequence[str], concurrency: int = 1
+    ) -> list[BaseException | None]:
+        """Give chunk t to each session; return per session the error it raised, or None."""
+
+        def one(pair: tuple[Session, str]) -> BaseException | None:
+            try:
+                pair[0].observe(pair[1])
+            except Exception as exc:  # reported per instance by the runner; the others go on
+                return exc
+            return None
+
+        if concurrency <= 1 or len(sessions) <= 1:
+            return [one(p) for p in zip(sessions, chunks, strict=True)]
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            return list(pool.map(one, zip(sessions, chunks, strict=True)))
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most agents hold nothing
+        """Release models, servers or connections the agent holds."""
+
+
+class AgentOptionError(TaskError, ValueError):
+    """An `--agent-opt` that the agent does not take or cannot parse."""
+
+
+@dataclass
+class OptionReader:
+    """Typed access to string options, rejecting any option nobody asked for."""
+
+    options: dict[str, str]
+    agent: str
+    used: set[str] = field(default_factory=set)
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        self.used.add(key)
+        return self.options.get(key, default)
+
+    def integer(self, key: str, default: int) -> int:
+        value = self.get(key)
+        try:
+            return default if value is None else int(value)
+        except ValueError:
+            raise AgentOptionError(f"agent {self.agent}: option {key}={value!r} must be an integer") from None
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.options) - self.used)
+        if unknown:
+            raise AgentOptionError(
+                f"agent {self.agent}: unknown option(s) {', '.join(unknown)}; it takes {', '.join(sorted(self.used))}"
+            )

@@ -1,0 +1,45 @@
+"""Which entries appear on which board, in which order.
+
+An entry is ranked on the board it was submitted for, by overall score (higher first), then by memory
+size (smaller first; unknown sizes last), then by agent name and version. A reported seed entry is
+dropped once an entry with the same board, agent name and version has been re-scored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from .boards import Board, board_order, get_board
+from .store import record_identity
+from .submission import normalise
+
+
+def rank_key(record: dict[str, Any]) -> tuple:
+    memory = record.get("memory_tokens")
+    return (
+        -record["scores"]["overall"],
+        math.inf if memory is None else memory,
+        normalise(record["agent"]["name"]),
+        normalise(record["agent"]["version"]),
+        record["id"],
+    )
+
+
+def shown_entries(records: Iterable[dict[str, Any]], seeds: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The store's records plus the seeds nobody has re-scored yet."""
+    records = list(records)
+    rescored = {record_identity(r) for r in records}
+    return records + [s for s in seeds if record_identity(s) not in rescored]
+
+
+def ranked_boards(entries: Iterable[dict[str, Any]]) -> list[tuple[Board, list[dict[str, Any]]]]:
+    """Boards that have entries, in registry order, each with its entries in rank order."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for entry in entries:
+        groups[(entry["board"]["kind"], entry["board"]["name"])].append(entry)
+    order = board_order()
+    boards = sorted(groups, key=lambda kb: (order.get(kb[1], len(order)), kb))
+    return [(get_board(*kb), sorted(groups[kb], key=rank_key)) for kb in boards]
