@@ -80,16 +80,28 @@ class MemoryIndex:
         hashes, entry = _corpus_tokens(texts)
         if hashes.size == 0:
             return
-        self._terms, term_of_token = np.unique(hashes, return_inverse=True)
+        # One stable sort by token hash groups each term's occurrences, entries in ascending order; term
+        # ids, (term, entry) term frequencies and the CSR layout all follow from run boundaries.
+        order = np.argsort(hashes, kind="stable")
+        hashes, entry = hashes[order], entry[order]
+        term_start = np.empty(hashes.size, dtype=bool)
+        term_start[0] = True
+        np.not_equal(hashes[1:], hashes[:-1], out=term_start[1:])
+        pair_start = term_start.copy()
+        pair_start[1:] |= entry[1:] != entry[:-1]
+        starts = np.flatnonzero(pair_start)
+        tf = np.diff(np.append(starts, hashes.size)).astype(np.float64)
+        doc = entry[starts]
+        term = np.cumsum(term_start)[starts] - 1
+        self._terms = hashes[term_start]
         n, v = len(texts), len(self._terms)
         lengths = np.bincount(entry, minlength=n).astype(np.float64)
-        pairs, tf = np.unique(entry * v + term_of_token, return_counts=True)
-        doc, term = pairs // v, pairs % v
         df = np.bincount(term, minlength=v)
         idf = np.maximum(np.log((n - df + 0.5) / (df + 0.5)), 0.0)
         norm = K1 * (1 - B + B * lengths[doc] / lengths.mean())
         weights = idf[term] * (tf * (K1 + 1)) / (tf + norm)
-        self._matrix = sparse.csr_matrix((weights, (term, doc)), shape=(v, n))
+        indptr = np.searchsorted(term, np.arange(v + 1))
+        self._matrix = sparse.csr_matrix((weights, doc, indptr), shape=(v, n))
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[int]]:
         """For each query, the indices of its top-`k` entries, best first (all queries in one product)."""
