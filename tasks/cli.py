@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from tabulate import tabulate
 
 from .build import HUB_MIRROR_ENV, build_task, default_origin
 from .errors import TaskError
+from .llm import BuilderLLM
 from .manifest import MANIFEST, load_built, split_stats
 from .overlap import overlap
 from .registry import METRICS, ORIGINS, all_suites, all_tasks, get_suite, get_task, resolve_names, suites_of
@@ -57,6 +59,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--limit", type=int, help="keep at most N instances per split (quick builds)")
     p.add_argument("--seed", type=int, default=42, help="seed for splits, sampling and chunk sizes (default 42)")
+    llm = p.add_argument_group(
+        "LLM steps",
+        "the original's build-time LLM steps (closed-book filter, keyword extraction, answer "
+        "shortening); without --llm-model they are skipped and the manifest says so",
+    )
+    llm.add_argument("--llm-model", help="model for the LLM steps (e.g. Qwen/Qwen3-32B)")
+    llm.add_argument(
+        "--llm-backend",
+        choices=("openai", "vllm", "hf"),
+        default="openai",
+        help="reader backend for it (default openai)",
+    )
+    llm.add_argument("--llm-base-url", help="server URL for --llm-backend openai")
+    llm.add_argument("--llm-cache", type=Path, help="response cache for the LLM steps (default under ~/.cache)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_build)
 
@@ -113,8 +129,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def builder_llm(args: argparse.Namespace) -> BuilderLLM | None:
+    """The LLM for the build's LLM steps, provided by whichever package registers `memalpha.builder_llm`."""
+    if not args.llm_model:
+        return None
+    found = {ep.name: ep for ep in entry_points(group="memalpha.builder_llm")}
+    if "reader" not in found:
+        raise TaskError("--llm-model needs the scoring harness installed (the `memalpha.builder_llm` entry point)")
+    return found["reader"].load()(args.llm_backend, args.llm_model, args.llm_base_url, args.llm_cache)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     names = resolve_names(args.names)
+    llm = builder_llm(args)
     failed: list[tuple[str, str]] = []
     for name in names:
         origin = args.origin or default_origin(get_task(name))
@@ -129,6 +156,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                 tokenizer=args.tokenizer,
                 limit=args.limit,
                 seed=args.seed,
+                llm=llm,
                 show_progress=not args.quiet,
             )
         except TaskError as exc:
