@@ -298,3 +298,24 @@ def test_sessions_fall_back_to_the_context(tmp_path):
     assert all(norm(line) in joined for line in row["context"].splitlines() if LONG_TURN not in line)
     assert all(step in joined for step in STEPS)
     assert any("no metadata.haystack_sessions" in n for n in manifest["notes"])
+
+
+def test_recsys_gold_ids_become_titles_through_entity2id(tmp_path):
+    dialogue = "User: I loved Heat and want another heist movie. Recommender: Try Ronin, it is tense. " * 20
+    row = {
+        "context": dialogue,
+        "questions": ["User: something like Heat please"],
+        "answers": [["101", "202", "999"]],
+        "metadata": metadata("recsys_redial_full", qa_pair_ids=["r-0"]),
+    }
+    repo = write_hub_repo(tmp_path / "hub", REPO, {None: {"Test_Time_Learning": [row]}})
+    entities = {
+        "<http://dbpedia.org/resource/Ronin_(film)>": 101,
+        "<http://dbpedia.org/resource/The_Town_(2010_film)>": 202,
+    }
+    (repo / "entity2id.json").write_text(json.dumps(entities))
+    rows, manifest = build("recsys_redial", tmp_path / "hub", tmp_path / "out")
+    (question,) = rows[0]["questions"]
+    assert question["answers"] == ["Ronin (film)", "The Town (2010 film)", "999"]
+    assert any("1 gold ids not in entity2id.json" in n for n in manifest["notes"])
+    assert any(i.get("file") == "entity2id.json" for i in manifest["inputs"])

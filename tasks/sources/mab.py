@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from .. import wrappers
 from ..build import BuildContext
@@ -21,7 +22,7 @@ from ..chunking import chunk_text
 from ..errors import BuildError, RawFormatError
 from ..llm import extract_keywords
 from ..schema import Instance, Question
-from .common import pack_whole, unique
+from .common import pack_whole, read_json, unique
 from .longmemeval import FLUSH_SHARE, Session, read_turns, session_chunks
 from .memalpha_release import build_mab_release
 from .qa import dialogue_chunks
@@ -63,6 +64,8 @@ def build(ctx: BuildContext) -> dict[str, list[Instance]]:
     instances = [row_instance(ctx, split, row) for row in ctx.progress(rows, "instances")]
     if is_summary(ctx):
         keyword_golds(ctx, instances)
+    if str(ctx.params["mab_source"]).startswith("recsys"):
+        recsys_titles(ctx, instances)
     return {"test": instances}
 
 
@@ -313,3 +316,27 @@ def keyword_golds(ctx: BuildContext, instances: list[Instance]) -> None:
             empty += 1
     if empty:
         ctx.notes.append(f"infbench_sum: no keywords came back for {empty} summaries; they keep the summary")
+
+
+def movie_title(entity: str) -> str:
+    """A readable title from an entity2id.json key (a DBpedia URI like <http://dbpedia.org/resource/Heat_(1995_film)>
+    or a plain name)."""
+    name = entity.strip().strip("<>").rsplit("/", 1)[-1]
+    return re.sub(r"\s+", " ", unquote(name).replace("_", " ")).strip()
+
+
+def recsys_titles(ctx: BuildContext, instances: list[Instance]) -> None:
+    """Redial golds are movie ids: map them to titles through the repo's entity2id.json, as MemoryAgentBench
+    did, so `recall_at_5` compares titles with the reader's recommendations."""
+    path = ctx.hub_file("entity2id.json")
+    table = read_json(path)
+    if not isinstance(table, dict):
+        raise RawFormatError(path, "top level", "expected an object mapping entities to ids")
+    titles = {str(v): movie_title(k) for k, v in table.items()}
+    unknown = 0
+    for question in (q for inst in instances for q in inst.questions):
+        mapped = [titles.get(a.strip(), a) for a in question.answers]
+        unknown += sum(a.strip() not in titles for a in question.answers)
+        question.answers = list(dict.fromkeys(mapped))
+    if unknown:
+        ctx.notes.append(f"recsys: {unknown} gold ids not in entity2id.json were kept as they are")
