@@ -304,49 +304,69 @@ for _name, _raw, _label_space, _tokens in (
         )
     )
 
-# ---------------------------------------------------------------- MemoryAgentBench (paper subset)
+# ---------------------------------------------------------------- MemoryAgentBench
 
-register_task(
-    TaskSpec(
-        name="ruler_qa1_197k",
-        description="RULER single-document QA over a 197k-token haystack (SQuAD-based).",
-        competency="AR",
-        metric="substring_em",
-        chunk_size=2048,
-        builder="tasks.sources.mab:build",
-        sources=(mab_hub("ruler_qa1_197K"), mab_release("ruler_qa1_197K")),
-        license="MIT",
-        citation=MAB_CITATION,
-        params={"mab_source": "ruler_qa1_197K", "wrapper": "documents"},
+
+def mab_task(
+    name: str,
+    mab_source: str,
+    description: str,
+    competency: str,
+    metric: str,
+    chunk_size: int,
+    wrapper: str,
+    *,
+    query_prompt: str | None = None,
+    released: bool = True,
+    raw: Source | None = None,
+    **params: object,
+) -> TaskSpec:
+    """A MemoryAgentBench set: rows of the pinned hub release whose `metadata.source` is `mab_source`
+    (plus Mem-alpha's processed copy for the sets the paper used, and raw files where they exist)."""
+    sources = (mab_hub(mab_source),) + ((raw,) if raw else ()) + ((mab_release(mab_source),) if released else ())
+    return register_task(
+        TaskSpec(
+            name=name,
+            description=description,
+            competency=competency,
+            metric=metric,
+            chunk_size=chunk_size,
+            query_prompt=query_prompt,
+            builder="tasks.sources.mab:build",
+            sources=sources,
+            license="MIT",
+            citation=MAB_CITATION,
+            params={"mab_source": mab_source, "wrapper": wrapper, **params},
+        )
     )
+
+
+mab_task(
+    "ruler_qa1_197k",
+    "ruler_qa1_197K",
+    "RULER single-document QA over a 197k-token haystack (SQuAD-based).",
+    "AR",
+    "substring_em",
+    2048,
+    "documents",
 )
-register_task(
-    TaskSpec(
-        name="ruler_qa2_421k",
-        description="RULER multi-document QA over a 421k-token haystack (HotpotQA-based).",
-        competency="AR",
-        metric="substring_em",
-        chunk_size=2048,
-        builder="tasks.sources.mab:build",
-        sources=(mab_hub("ruler_qa2_421K"), mab_release("ruler_qa2_421K")),
-        license="MIT",
-        citation=MAB_CITATION,
-        params={"mab_source": "ruler_qa2_421K", "wrapper": "documents"},
-    )
+mab_task(
+    "ruler_qa2_421k",
+    "ruler_qa2_421K",
+    "RULER multi-document QA over a 421k-token haystack (HotpotQA-based).",
+    "AR",
+    "substring_em",
+    2048,
+    "documents",
 )
-register_task(
-    TaskSpec(
-        name="longmemeval_s",
-        description="LongMemEval-S histories concatenated into 5 long dialogues, 60 questions each.",
-        competency="AR",
-        metric="llm_judge",
-        chunk_size=2048,
-        builder="tasks.sources.mab:build",
-        sources=(mab_hub("longmemeval_s*"), mab_release("longmemeval_s*")),
-        license="MIT",
-        citation=MAB_CITATION,
-        params={"mab_source": "longmemeval_s*", "wrapper": "sessions"},
-    )
+mab_task(
+    "longmemeval_s",
+    "longmemeval_s*",
+    "LongMemEval-S histories concatenated into 5 long dialogues, 60 questions each.",
+    "AR",
+    "llm_judge",
+    2048,
+    "sessions",
 )
 for _name, _src in (
     ("icl_banking77", "icl_banking77_5900shot_balance"),
@@ -357,71 +377,86 @@ for _name, _src in (
 ):
     _dataset = _name.removeprefix("icl_")
     _raw_id = {"trec_coarse": "trec", "trec_fine": "trec", "clinic150": "clinc150"}.get(_dataset, _dataset)
-    register_task(
-        TaskSpec(
-            name=_name,
-            description=f"In-context classification ({_dataset}): thousands of labelled examples, then 100 queries.",
-            competency="TTL",
-            metric="boxed_label_accuracy",
-            chunk_size=1024,
-            query_prompt=LABEL_PROMPT,
-            builder="tasks.sources.mab:build",
-            sources=(
-                mab_hub(_src),
-                Source("raw", _raw_id, note="labelled examples from the source's own release files"),
-                mab_release(_src),
-            ),
-            license="MIT",
-            citation=MAB_CITATION,
-            params={
-                "mab_source": _src,
-                "wrapper": "examples",
-                "dataset": _dataset,
-                "shots": int(_src.split("_")[-2].removesuffix("shot")),
-                "questions": 100,
-            },
-        )
+    mab_task(
+        _name,
+        _src,
+        f"In-context classification ({_dataset}): thousands of labelled examples, then 100 queries.",
+        "TTL",
+        "boxed_label_accuracy",
+        1024,
+        "examples",
+        query_prompt=LABEL_PROMPT,
+        raw=Source("raw", _raw_id, note="labelled examples from the source's own release files"),
+        dataset=_dataset,
+        shots=int(_src.split("_")[-2].removesuffix("shot")),
+        questions=100,
     )
-register_task(
-    TaskSpec(
-        name="infbench_sum",
-        description="InfiniteBench En.Sum: summarise a novel read chunk by chunk.",
-        competency="LRU",
-        metric="keyword_recall",
-        chunk_size=2048,
-        query_prompt=SUMMARY_PROMPT,
-        builder="tasks.sources.mab:build",
-        sources=(mab_hub("infbench_sum_eng_shots2"), mab_release("infbench_sum_eng_shots2")),
-        license="MIT",
-        citation=MAB_CITATION,
-        params={"mab_source": "infbench_sum_eng_shots2", "wrapper": "book"},
-    )
+mab_task(
+    "infbench_sum",
+    "infbench_sum_eng_shots2",
+    "InfiniteBench En.Sum: summarise a novel read chunk by chunk.",
+    "LRU",
+    "keyword_recall",
+    2048,
+    "book",
+    query_prompt=SUMMARY_PROMPT,
 )
-
-# ---------------------------------------------------------------- MemoryAgentBench, beyond the paper
-
-for _name, _src, _comp, _metric, _size, _prompt, _wrapper in (
-    ("eventqa", "eventqa_full", "AR", "substring_em", 4096, EVENT_PROMPT, "book"),
-    ("recsys_redial", "recsys_redial_full", "TTL", "recall_at_5", 4096, RECSYS_PROMPT, "dialogues"),
-    ("detective_qa", "detective_qa", "LRU", "exact_match", 4096, DETECTIVE_PROMPT, "book"),
-    ("factconsolidation_sh", "factconsolidation_sh_262k", "CR", "substring_em", 512, FACT_PROMPT, "facts"),
-    ("factconsolidation_mh", "factconsolidation_mh_262k", "CR", "substring_em", 512, FACT_PROMPT, "facts"),
-):
-    register_task(
-        TaskSpec(
-            name=_name,
-            description=f"MemoryAgentBench {_src}.",
-            competency=_comp,
-            metric=_metric,
-            chunk_size=_size,
-            query_prompt=_prompt,
-            builder="tasks.sources.mab:build",
-            sources=(mab_hub(_src),),
-            license="MIT",
-            citation=MAB_CITATION,
-            params={"mab_source": _src, "wrapper": _wrapper},
-        )
-    )
+# Beyond the paper: MemoryAgentBench's own chunk sizes (4096; 512 for FactConsolidation).
+mab_task(
+    "eventqa",
+    "eventqa_full",
+    "EventQA: name the next event in a novel (6-way choice).",
+    "AR",
+    "substring_em",
+    4096,
+    "book",
+    query_prompt=EVENT_PROMPT,
+    released=False,
+)
+mab_task(
+    "recsys_redial",
+    "recsys_redial_full",
+    "Redial movie recommendation from remembered dialogues.",
+    "TTL",
+    "recall_at_5",
+    4096,
+    "dialogues",
+    query_prompt=RECSYS_PROMPT,
+    released=False,
+)
+mab_task(
+    "detective_qa",
+    "detective_qa",
+    "DetectiveQA: reasoning questions over detective novels.",
+    "LRU",
+    "exact_match",
+    4096,
+    "book",
+    query_prompt=DETECTIVE_PROMPT,
+    released=False,
+)
+mab_task(
+    "factconsolidation_sh",
+    "factconsolidation_sh_262k",
+    "FactConsolidation single-hop: answer from the newest of conflicting facts.",
+    "CR",
+    "substring_em",
+    512,
+    "facts",
+    query_prompt=FACT_PROMPT,
+    released=False,
+)
+mab_task(
+    "factconsolidation_mh",
+    "factconsolidation_mh_262k",
+    "FactConsolidation multi-hop: chain the newest of conflicting facts.",
+    "CR",
+    "substring_em",
+    512,
+    "facts",
+    query_prompt=FACT_PROMPT,
+    released=False,
+)
 
 register_task(
     TaskSpec(
