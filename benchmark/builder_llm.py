@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from .cache import CachedReader, ResponseCache
+from .paths import cache_root
 from .readers import make_reader
 from .readers.base import Reader, ReaderRequest, SamplingParams
 
@@ -31,7 +31,7 @@ class ReaderLLM:
 
 
 def default_cache() -> Path:
-    return Path(os.environ.get("MEMALPHA_CACHE") or Path.home() / ".cache" / "memalpha-bench") / "builder-llm.sqlite"
+    return cache_root() / "builder-llm.sqlite"
 
 
 def make(backend: str, model: str, base_url: str | None = None, cache: Path | None = None) -> ReaderLLM:

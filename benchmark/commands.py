@@ -121,7 +121,9 @@ def default_data_dir() -> Path:
     """Where tasks are built on first use when no --data is given."""
     import os
 
-    return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "memalpha-bench" / "tasks")
+    from .paths import cache_root
+
+    return Path(os.environ.get(DATA_ENV) or cache_root() / "tasks")
 
 
 def parse_agent_options(pairs: list[str]) -> dict[str, str]:

@@ -4,11 +4,11 @@ entry-point group (benchmark's CLI never imports this package)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from benchmark.commands import add_reader_options, readers_from_args
+from benchmark.paths import cache_root
 from benchmark.report import summary_table
 from tasks.errors import TaskError
 from tasks.tokenization import get_counter
@@ -18,8 +18,7 @@ DEFAULT_RESULTS = Path("leaderboard-results")
 
 def default_cache() -> Path:
     """Reader answers are cached outside the results folder, so a failed add leaves that folder untouched."""
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "memalpha" / "leaderboard-responses.sqlite"
+    return cache_root() / "leaderboard-responses.sqlite"
 
 
 def register(commands: argparse._SubParsersAction) -> None:

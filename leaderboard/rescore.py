@@ -5,7 +5,6 @@ only read), scored there by benchmark.scoring, and the record is written last, a
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import statistics
 import tempfile
@@ -14,6 +13,7 @@ from typing import Any
 
 from benchmark.readers.base import Reader
 from benchmark.scoring import ScorerConfig, score_run
+from tasks.build import file_sha256
 from tasks.errors import TaskError
 from tasks.tokenization import TokenCounter
 
@@ -25,14 +25,6 @@ PINNED = ScorerConfig()
 """The scorer settings every re-scored entry uses (the paper's: top-k 20, 30k-token budget, greedy)."""
 
 TASK_FIELDS = ("score", "metric", "competency", "instances", "questions", "memory_tokens_mean")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_record(validated: ValidatedSubmission, scores: dict[str, Any]) -> dict[str, Any]:
