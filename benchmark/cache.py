@@ -1,5 +1,5 @@
 """A persistent response cache: every reader answer is stored in a SQLite file as soon as it arrives,
-keyed by (model, messages, sampling settings), so a killed run resumes where it stopped and
+keyed by (model, messages, sampling settings, tools), so a killed run resumes where it stopped and
 re-scoring the same memories costs nothing.
 
 The file is in WAL mode and every write commits at once; one connection guarded by a lock serves
@@ -28,9 +28,13 @@ CREATE TABLE IF NOT EXISTS responses (
     raw_text TEXT NOT NULL,
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    tool_calls TEXT
 )
 """
+# `tool_calls` (JSON, NULL for none) came later: files written before it get the column added on
+# open, and their rows read back as answers without tool calls, which is what they were.
+_ADD_TOOL_CALLS = "ALTER TABLE responses ADD COLUMN tool_calls TEXT"
 
 
 class ResponseCache:
@@ -46,33 +50,57 @@ class ResponseCache:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a killed process in WAL mode
             self._db.execute(_SCHEMA)
+            self._add_tool_calls_column()
         except sqlite3.DatabaseError as exc:
             raise ReaderError(f"cannot open the response cache {self.path}: {exc}") from exc
 
+    def _add_tool_calls_column(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
+        if "tool_calls" in columns:
+            return
+        try:
+            self._db.execute(_ADD_TOOL_CALLS)
+        except sqlite3.OperationalError as exc:  # another process added it first
+            if "duplicate column" not in str(exc):
+                raise
+
     @staticmethod
     def key(model_description: dict, request: ReaderRequest) -> str:
-        """sha256 of the canonical JSON of (model identity, messages, sampling settings)."""
+        """sha256 of the canonical JSON of (model identity, messages, sampling settings, tools if any)."""
         identity = {k: v for k, v in model_description.items() if k not in NOT_IDENTITY}
         payload = {
             "model": identity,
             "messages": [list(message) for message in request.messages],
             "params": request.params.as_dict(),
         }
+        if request.tools is not None:  # absent otherwise, so keys of requests without tools never changed
+            payload["tools"] = request.tools
         canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     def get(self, key: str) -> ReaderResponse | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT raw_text, prompt_tokens, completion_tokens FROM responses WHERE key = ?", (key,)
+                "SELECT raw_text, prompt_tokens, completion_tokens, tool_calls FROM responses WHERE key = ?", (key,)
             ).fetchone()
-        return None if row is None else ReaderResponse.from_raw(*row, cached=True)
+        if row is None:
+            return None
+        raw_text, prompt_tokens, completion_tokens, tool_calls = row
+        return ReaderResponse.from_raw(
+            raw_text,
+            prompt_tokens,
+            completion_tokens,
+            cached=True,
+            tool_calls=None if tool_calls is None else json.loads(tool_calls),
+        )
 
     def put(self, key: str, response: ReaderResponse) -> None:
+        tool_calls = None if response.tool_calls is None else json.dumps(response.tool_calls, ensure_ascii=False)
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
-                (key, response.raw_text, response.prompt_tokens, response.completion_tokens, time.time()),
+                "INSERT OR REPLACE INTO responses (key, raw_text, prompt_tokens, completion_tokens, created, "
+                "tool_calls) VALUES (?, ?, ?, ?, ?, ?)",
+                (key, response.raw_text, response.prompt_tokens, response.completion_tokens, time.time(), tool_calls),
             )
 
     def __len__(self) -> int:

@@ -89,7 +89,7 @@ def write_config(run_dir: Path, config: dict[str, Any]) -> None:
     path = run_dir / CONFIG
     if path.exists():
         old = json.loads(path.read_text(encoding="utf-8"))
-        for key in ("agent", "members", "task_hashes", "limit"):
+        for key in ("agent_identity", "members", "task_hashes", "limit"):
             if old.get(key) != config.get(key):
                 raise TaskError(f"{path}: this folder holds a different run ({key} differs); use another --out")
         return
@@ -115,6 +115,7 @@ def run_agent(
         run_dir,
         {
             "agent": agent.describe(),
+            "agent_identity": agent.identity(),
             "members": [list(m) for m in members],
             "limit": limit,
             "data": str(data_dir),

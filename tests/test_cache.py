@@ -3,6 +3,8 @@ reader that sends only misses (checked by counting what a scripted server receiv
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from servers import Reply
 
 from benchmark.cache import CachedReader, ResponseCache
 from benchmark.readers import ReaderError, ReaderRequest, ReaderResponse, SamplingParams
+from benchmark.readers.base import tools_json
 from benchmark.readers.openai_reader import OpenAIReader
 
 MODEL = {"backend": "openai", "model": "qwen3-32b", "base_url": "http://a:8000/v1"}
@@ -51,6 +54,23 @@ def test_key_depends_on_model_messages_and_every_setting():
     assert len({base, *variants}) == len(variants) + 1
 
 
+def test_tools_are_part_of_the_key_and_keys_without_tools_did_not_change():
+    tools = [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {}}}]
+    plain = ask("Where?")
+    with_tools = ReaderRequest(plain.messages, plain.params, tools_json(tools))
+    other_tools = ReaderRequest(plain.messages, plain.params, tools_json([{**tools[0], "type": "other"}]))
+    keys = {ResponseCache.key(MODEL, r) for r in (plain, with_tools, other_tools)}
+    assert len(keys) == 3
+    # the key of a request without tools is still the hash of (model, messages, params) alone
+    payload = {
+        "model": {"backend": "openai", "model": "qwen3-32b"},
+        "messages": [["user", "Where?"]],
+        "params": plain.params.as_dict(),
+    }
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert ResponseCache.key(MODEL, plain) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def test_key_ignores_where_the_model_is_served():
     moved = {**MODEL, "base_url": "http://b:9000/v1"}
     assert ResponseCache.key(moved, ask("Where?")) == ResponseCache.key(MODEL, ask("Where?"))
@@ -68,6 +88,34 @@ def test_put_get_and_persistence_across_objects(tmp_path):
     with ResponseCache(path) as reopened:
         assert len(reopened) == 1
         assert reopened.get(key) == ReaderResponse("Paris", "<think>hmm</think>\n\nParis", 12, 5, cached=True)
+
+
+def test_tool_calls_are_stored_and_read_back(tmp_path):
+    calls = [{"name": "remember", "arguments": '{"fact": "é"}'}, {"name": "", "arguments": "{bad"}]
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        cache.put("k", ReaderResponse.from_raw("", 3, 4, tool_calls=calls))
+        cache.put("plain", ReaderResponse.from_raw("text", 1, 1))
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        assert cache.get("k") == ReaderResponse("", "", 3, 4, cached=True, tool_calls=calls)
+        assert cache.get("plain").tool_calls is None
+
+
+def test_a_file_from_before_tool_calls_opens_and_its_rows_read_back(tmp_path):
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE responses (key TEXT PRIMARY KEY, raw_text TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, "
+        "completion_tokens INTEGER NOT NULL, created REAL NOT NULL)"
+    )
+    old.execute("INSERT INTO responses VALUES ('k', 'Paris', 7, 1, 0.0)")
+    old.commit()
+    old.close()
+    with ResponseCache(path) as cache:
+        assert cache.get("k") == ReaderResponse("Paris", "Paris", 7, 1, cached=True)
+        cache.put("new", ReaderResponse.from_raw("", 1, 1, tool_calls=[{"name": "f", "arguments": "{}"}]))
+        assert cache.get("new").tool_calls == [{"name": "f", "arguments": "{}"}]
+    with ResponseCache(path) as again:  # the added column is there for good
+        assert len(again) == 2 and again.get("k").raw_text == "Paris"
 
 
 def test_a_write_is_visible_to_another_connection_at_once(tmp_path):
@@ -214,6 +262,18 @@ def test_a_failed_request_leaves_the_others_stored_and_a_rerun_asks_only_for_it(
     assert [r.cached for r in responses] == [True, False, True, True]
     assert server.count == 5 and server.requests[-1]["messages"][-1]["content"] == "beta"
     assert (rerun.hits, rerun.misses) == (3, 1)
+
+
+def test_parsed_tool_calls_come_back_from_the_cache(tmp_path, scripted_server):
+    call = {"id": "c", "type": "function", "function": {"name": "remember", "arguments": '{"fact": "a"}'}}
+    server = scripted_server(lambda body: Reply(content=None, tool_calls=[call]))
+    tools = [{"type": "function", "function": {"name": "remember", "description": "d", "parameters": {}}}]
+    request = ReaderRequest.chat([{"role": "user", "content": "Save."}], tools=tools)
+    reader = cached_reader(server, ResponseCache(tmp_path / "c.sqlite"))
+    [first] = reader.generate([request])
+    [second] = reader.generate([request])
+    assert server.count == 1 and second.cached
+    assert first.tool_calls == second.tool_calls == [{"name": "remember", "arguments": '{"fact": "a"}'}]
 
 
 def test_cached_reader_describes_its_inner_reader(tmp_path, scripted_server):

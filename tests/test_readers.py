@@ -18,6 +18,17 @@ from benchmark.readers.hf_reader import cut_at_stop
 from benchmark.readers.openai_reader import MAX_BACKOFF_S, OpenAIReader, backoff_delay
 from benchmark.readers.vllm_reader import VLLMReader, vllm_sampling_kwargs
 
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "remember",
+            "description": "Store one fact.",
+            "parameters": {"type": "object", "properties": {"fact": {"type": "string"}}, "required": ["fact"]},
+        },
+    }
+]
+
 
 def ask(question: str, **params) -> ReaderRequest:
     return ReaderRequest.chat(
@@ -54,6 +65,19 @@ def test_thinking_switch_reaches_the_chat_template(serve_tiny):
         [ask("Where is Paris?", max_tokens=2), ask("Where is Paris?", max_tokens=2, enable_thinking=True)]
     )
     assert off.prompt_tokens > on.prompt_tokens
+
+
+def test_tools_reach_the_served_chat_template(serve_tiny):
+    """`tools=` is sent and rendered: the template lists the schemas, so the prompt is longer."""
+    reader = make_reader("openai", serve_tiny.model, base_url=serve_tiny.base_url)
+    messages = [{"role": "user", "content": "Remember that Paris is in France."}]
+    plain, tooled = reader.generate(
+        [
+            ReaderRequest.chat(messages, SamplingParams(max_tokens=2)),
+            ReaderRequest.chat(messages, SamplingParams(max_tokens=2), tools=TOOLS),
+        ]
+    )
+    assert tooled.prompt_tokens > plain.prompt_tokens + 20
 
 
 # --- openai reader against the scripted server -----------------------------------------------------
@@ -93,6 +117,38 @@ def test_missing_usage_counts_zero_tokens(scripted_server):
     server = scripted_server(lambda request: Reply(body=body))
     [response] = scripted_reader(server).generate([ask("Hello?")])
     assert (response.text, response.prompt_tokens, response.completion_tokens) == ("hi", 0, 0)
+
+
+def test_tools_are_sent_and_parsed_calls_read_back(scripted_server):
+    calls = [
+        {"id": "c1", "type": "function", "function": {"name": "remember", "arguments": '{"fact": "a"}'}},
+        {"id": "c2", "type": "function", "function": {"name": "remember", "arguments": "{bad"}},
+    ]
+
+    def reply(body):
+        return Reply(content=None, tool_calls=calls) if "tools" in body else "plain"
+
+    server = scripted_server(reply)
+    request = ReaderRequest.chat([{"role": "user", "content": "Save it."}], tools=TOOLS)
+    tooled, plain = scripted_reader(server).generate([request, ask("No tools?")])
+    assert tooled.tool_calls == [
+        {"name": "remember", "arguments": '{"fact": "a"}'},
+        {"name": "remember", "arguments": "{bad"},  # as the model wrote it: judging it is the caller's job
+    ]
+    assert (tooled.text, tooled.raw_text) == ("", "")
+    assert (plain.text, plain.tool_calls) == ("plain", None)
+    by_question = {body["messages"][-1]["content"]: body for body in server.requests}
+    assert by_question["Save it."]["tools"] == TOOLS
+    assert "tools" not in by_question["No tools?"]
+
+
+def test_tool_schemas_keep_their_key_order():
+    """Chat templates print schemas as given, so the order is part of the prompt (and of cache keys)."""
+    request = ReaderRequest.chat([{"role": "user", "content": "x"}], tools=TOOLS)
+    assert request.tool_dicts() == TOOLS
+    assert request.tools.index('"type"') < request.tools.index('"function"')
+    assert hash(request) == hash(ReaderRequest.chat([{"role": "user", "content": "x"}], tools=TOOLS))
+    assert ReaderRequest.chat([{"role": "user", "content": "x"}]).tool_dicts() is None
 
 
 def test_scripted_server_speaks_tool_calls_to_the_openai_client(scripted_server):
@@ -259,6 +315,23 @@ def test_hf_reader_generates_a_batch_with_token_counts(tiny_model):
     assert [r.raw_text for r in reader.generate(requests)] == [r.raw_text for r in responses]
 
 
+def test_hf_reader_renders_tools_through_the_chat_template(tiny_model):
+    from transformers import AutoTokenizer
+
+    reader = make_reader("hf", str(tiny_model))
+    messages = [{"role": "user", "content": "Remember that Paris is in France."}]
+    request = ReaderRequest.chat(messages, SamplingParams(max_tokens=2), tools=TOOLS)
+    plain, tooled = reader.generate([ReaderRequest.chat(messages, SamplingParams(max_tokens=2)), request])
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    prompt = tokenizer.apply_chat_template(
+        messages, tools=TOOLS, tokenize=False, add_generation_prompt=True, enable_thinking=False
+    )
+    assert '"name": "remember"' in prompt
+    assert tooled.prompt_tokens == len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    assert tooled.prompt_tokens > plain.prompt_tokens
+    assert tooled.tool_calls is None  # the hf backend never parses calls
+
+
 def test_hf_reader_applies_the_thinking_switch(tiny_model):
     reader = make_reader("hf", str(tiny_model))
     off, on = reader.generate([ask("Where?", max_tokens=1), ask("Where?", max_tokens=1, enable_thinking=True)])
@@ -291,7 +364,7 @@ def test_vllm_sampling_kwargs_map_our_settings():
     assert "stop" not in vllm_sampling_kwargs(SamplingParams())
 
 
-def test_vllm_reader_batches_each_thinking_setting_in_one_chat_call(monkeypatch):
+def test_vllm_reader_batches_each_thinking_and_tools_setting_in_one_chat_call(monkeypatch):
     """Against a fake `vllm` module with the documented LLM.chat / SamplingParams / RequestOutput shape."""
     calls = []
 
@@ -299,8 +372,8 @@ def test_vllm_reader_batches_each_thinking_setting_in_one_chat_call(monkeypatch)
         def __init__(self, model, **kwargs):
             self.model, self.kwargs = model, kwargs
 
-        def chat(self, conversations, sampling_params, use_tqdm, chat_template_kwargs):
-            calls.append((conversations, sampling_params, chat_template_kwargs))
+        def chat(self, conversations, sampling_params, use_tqdm, chat_template_kwargs, tools):
+            calls.append((conversations, sampling_params, chat_template_kwargs, tools))
             return [
                 types.SimpleNamespace(
                     prompt_token_ids=[0] * len(c[-1]["content"]),
@@ -318,14 +391,24 @@ def test_vllm_reader_batches_each_thinking_setting_in_one_chat_call(monkeypatch)
         "vllm_version": "0.0-fake",
         "engine": {"dtype": "bfloat16"},
     }
-    requests = [ask("a", max_tokens=3), ask("bb", enable_thinking=True), ask("ccc", top_p=0.5)]
+    with_tools = ReaderRequest.chat([{"role": "user", "content": "dddd"}], tools=TOOLS)
+    requests = [ask("a", max_tokens=3), ask("bb", enable_thinking=True), ask("ccc", top_p=0.5), with_tools]
     seen: list[int] = []
     responses = reader.generate(requests, on_result=lambda i, r: seen.append(i))
-    assert [r.text for r in responses] == ["a!", "bb!", "ccc!"]
-    assert [(r.prompt_tokens, r.completion_tokens) for r in responses] == [(1, 2), (2, 2), (3, 2)]
-    assert sorted(seen) == [0, 1, 2]
-    assert [kwargs for _, _, kwargs in calls] == [{"enable_thinking": False}, {"enable_thinking": True}]
-    no_thinking_conversations, no_thinking_params, _ = calls[0]
+    assert [r.text for r in responses] == ["a!", "bb!", "ccc!", "dddd!"]
+    assert [(r.prompt_tokens, r.completion_tokens) for r in responses] == [(1, 2), (2, 2), (3, 2), (4, 2)]
+    assert all(r.tool_calls is None for r in responses)  # calls stay in the text
+    assert sorted(seen) == [0, 1, 2, 3]
+    assert [(kwargs["enable_thinking"], tools is not None) for _, _, kwargs, tools in calls] == [
+        (False, False),
+        (True, False),
+        (False, True),
+    ]
+    no_thinking_conversations, no_thinking_params, _, no_tools = calls[0]
     assert [c[-1]["content"] for c in no_thinking_conversations] == ["a", "ccc"]
     assert [p["max_tokens"] for p in no_thinking_params] == [3, 512]
     assert [p["top_p"] for p in no_thinking_params] == [1.0, 0.5]
+    assert no_tools is None
+    tools_conversations, _, _, tools = calls[2]  # a request with tools is its own chat call
+    assert [c[-1]["content"] for c in tools_conversations] == ["dddd"]
+    assert tools == TOOLS

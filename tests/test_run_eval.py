@@ -184,3 +184,25 @@ def test_unknown_agent_and_bad_option_syntax(data, tmp_path, capsys):
         == 2
     )
     assert "key=value" in capsys.readouterr().err
+
+
+def test_agent_by_module_path(data, tmp_path):
+    agent = agents.make_agent(f"{__name__}:FlakyAgent", {"fail_on": "none"})
+    assert isinstance(agent, FlakyAgent) and agent.options == {"fail_on": "none"}
+    summary = run_agent(agent, tmp_path / "run", data, [("squad", "train")], show_progress=False)
+    assert summary.written == 2 and not summary.failed
+
+
+def test_resume_accepts_changed_operational_options(data, tmp_path):
+    class Served(ChunkStoreAgent):
+        operational_options = frozenset({"base_url"})
+
+        def __init__(self, **options):
+            Agent.__init__(self, **options)
+
+    run = tmp_path / "run"
+    run_agent(Served(base_url="http://a", keep="1"), run, data, [("squad", "train")], show_progress=False)
+    again = run_agent(Served(base_url="http://b", keep="1"), run, data, [("squad", "train")], show_progress=False)
+    assert again.resumed == 2 and again.written == 0
+    with pytest.raises(Exception, match="different run"):
+        run_agent(Served(base_url="http://b", keep="2"), run, data, [("squad", "train")], show_progress=False)

@@ -32,9 +32,10 @@ def make_agent(name: str, options: dict[str, str] | None = None) -> Agent:
     import importlib
 
     known = available()
-    if name not in known:
+    spec = known.get(name) or (name if ":" in name else None)  # a name, or "package.module:Class"
+    if spec is None:
         raise UnknownNameError("agent", name, known)
-    module, _, cls = known[name].partition(":")
+    module, _, cls = spec.partition(":")
     return getattr(importlib.import_module(module), cls)(**(options or {}))
 
 

@@ -49,6 +49,9 @@ class Agent(ABC):
     """A memory agent. `options` come from `--agent-opt key=value` (values are strings)."""
 
     name: str = "agent"
+    # Options that change how a run goes (addresses, parallelism, retries) but not the memories it
+    # writes: a resumed run may change them.
+    operational_options: frozenset[str] = frozenset()
 
     def __init__(self, **options: str):
         self.options = dict(options)
@@ -60,6 +63,11 @@ class Agent(ABC):
     def describe(self) -> dict[str, Any]:
         """What the run's config.json records: the agent and every option that changes its memories."""
         return {"name": self.name, "options": self.options}
+
+    def identity(self) -> dict[str, Any]:
+        """What must stay the same for a run folder to be resumed: the name and the memory-relevant options."""
+        kept = {k: v for k, v in self.options.items() if k not in self.operational_options}
+        return {"name": self.name, "options": kept}
 
     def observe_batch(
         self, sessions: Sequence[Session], chunks: Sequence[str], concurrency: int = 1

@@ -6,9 +6,10 @@ key on them; responses carry both the raw model output and the answer with any <
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from benchmark.metrics import strip_think
 from tasks.errors import TaskError
@@ -36,39 +37,69 @@ class SamplingParams:
         return {**asdict(self), "stop": list(self.stop)}
 
 
+def tools_json(tools: Sequence[Mapping[str, Any]] | None) -> str | None:
+    """Tool schemas as the JSON text a request holds. Key order is kept, not sorted: chat templates
+    print the schemas as given, so the order is part of the prompt."""
+    return None if tools is None else json.dumps(list(tools), ensure_ascii=False, separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class ReaderRequest:
-    """One chat conversation to answer: (role, content) messages and the sampling settings."""
+    """One chat conversation to answer: (role, content) messages, the sampling settings and, optionally,
+    the tools the model may call (OpenAI-style function schemas as JSON text, see `tools_json`; a
+    string keeps the request hashable)."""
 
     messages: tuple[tuple[str, str], ...]
     params: SamplingParams = field(default_factory=SamplingParams)
+    tools: str | None = None
 
     @classmethod
-    def chat(cls, messages: Iterable[Mapping[str, str]], params: SamplingParams | None = None) -> ReaderRequest:
-        """Build a request from OpenAI-style `{"role", "content"}` dicts."""
-        return cls(tuple((m["role"], m["content"]) for m in messages), params or SamplingParams())
+    def chat(
+        cls,
+        messages: Iterable[Mapping[str, str]],
+        params: SamplingParams | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> ReaderRequest:
+        """Build a request from OpenAI-style `{"role", "content"}` dicts and tool schemas."""
+        return cls(tuple((m["role"], m["content"]) for m in messages), params or SamplingParams(), tools_json(tools))
 
     def message_dicts(self) -> list[dict[str, str]]:
         """The messages as OpenAI-style dicts, as chat APIs and chat templates take them."""
         return [{"role": role, "content": content} for role, content in self.messages]
 
+    def tool_dicts(self) -> list[dict[str, Any]] | None:
+        """The tool schemas as chat APIs (`tools=`) and chat templates take them, or None."""
+        return None if self.tools is None else json.loads(self.tools)
+
 
 @dataclass
 class ReaderResponse:
-    """A reader's answer. `text` is `raw_text` without its <think> block; `cached` marks cache hits."""
+    """A reader's answer. `text` is `raw_text` without its <think> block; `cached` marks cache hits.
+
+    `tool_calls` are the calls a server parsed out of the output itself (the openai backend, when
+    the request had tools and the server parses them), as `{"name", "arguments"}` with the arguments
+    as the JSON text the model wrote; None when the server returned none. The in-process backends
+    never parse: their calls stay in `raw_text`.
+    """
 
     text: str
     raw_text: str
     prompt_tokens: int
     completion_tokens: int
     cached: bool = False
+    tool_calls: list[dict[str, str]] | None = None
 
     @classmethod
     def from_raw(
-        cls, raw_text: str, prompt_tokens: int, completion_tokens: int, cached: bool = False
+        cls,
+        raw_text: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached: bool = False,
+        tool_calls: list[dict[str, str]] | None = None,
     ) -> ReaderResponse:
         """The one place where the answer text is derived from the raw output."""
-        return cls(strip_think(raw_text), raw_text, prompt_tokens, completion_tokens, cached)
+        return cls(strip_think(raw_text), raw_text, prompt_tokens, completion_tokens, cached, tool_calls)
 
 
 class Reader(Protocol):

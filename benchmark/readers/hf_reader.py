@@ -1,6 +1,7 @@
 """The `hf` backend: transformers in-process, for small models on CPU (tests, quick local checks).
 
-Prompts go through the model's chat template (with the Qwen3 `enable_thinking` switch) and are
+Prompts go through the model's chat template (with the Qwen3 `enable_thinking` switch, and the
+request's tools, which the template describes to the model; calls come back as raw text) and are
 batched with left padding; temperature 0 means greedy decoding. Token counts come from the
 tokenizer: the prompt's tokens, and the generated tokens up to and including the end-of-turn token.
 """
@@ -99,6 +100,7 @@ class HFReader:
         prompts = [
             self.tokenizer.apply_chat_template(
                 r.message_dicts(),
+                tools=r.tool_dicts(),
                 tokenize=False,
                 add_generation_prompt=True,
                 enable_thinking=params.enable_thinking,

@@ -1,5 +1,10 @@
 """The `openai` backend: any OpenAI-compatible chat server (vLLM, SGLang, `transformers serve`, OpenAI).
 
+Requests with tools send them as `tools=` and read back the calls the server parsed out of the output
+(`message.tool_calls`); a server without a tool-call parser leaves them in the text. vLLM parses
+Qwen3's calls when started with `--enable-auto-tool-choice --tool-call-parser hermes`, and rejects
+requests with tools without these flags.
+
 Requests run concurrently (at most `concurrency` at a time), each with its own timeout, and are
 retried with exponential backoff and jitter on rate limits, server errors, timeouts and connection
 failures. Other client errors (400, 401, 404, ...) are not retried: sending the same request again
@@ -13,6 +18,7 @@ import concurrent.futures
 import os
 import random
 from collections.abc import Sequence
+from typing import Any
 
 import openai
 
@@ -144,16 +150,33 @@ class OpenAIReader:
             temperature=params.temperature,
             top_p=params.top_p,
             stop=list(params.stop) if params.stop else openai.omit,
+            tools=request.tool_dicts() or openai.omit,  # type: ignore[arg-type]
             extra_body={"chat_template_kwargs": {"enable_thinking": params.enable_thinking}},
         )
         if not completion.choices:
             raise ReaderError(f"server {self.base_url}, model {self.model!r}: a completion without choices")
         usage = completion.usage
+        message = completion.choices[0].message
         return ReaderResponse.from_raw(
-            completion.choices[0].message.content or "",
+            message.content or "",
             usage.prompt_tokens if usage else 0,
             usage.completion_tokens if usage else 0,
+            tool_calls=function_calls(message.tool_calls),
         )
+
+
+def function_calls(tool_calls: Sequence[Any] | None) -> list[dict[str, str]] | None:
+    """The function calls of `message.tool_calls` as `{"name", "arguments"}`, or None if there are none.
+
+    A name or arguments the server left out become "" (the agent counts such a call as failed rather
+    than losing it); custom (non-function) tool calls are not ours and are left out.
+    """
+    calls = [
+        {"name": call.function.name or "", "arguments": call.function.arguments or ""}
+        for call in tool_calls or ()
+        if getattr(call, "function", None) is not None
+    ]
+    return calls or None
 
 
 def _describe_error(error: BaseException) -> str:

@@ -1,6 +1,7 @@
 """The `vllm` backend: an in-process vLLM engine (`vllm.LLM`) that answers all prompts of a call in
-one batched `LLM.chat` call (one per distinct `enable_thinking` value, since the chat-template switch
-is per call). For GPU machines; `pip install memalpha-bench[vllm]`.
+one batched `LLM.chat` call (one per distinct `enable_thinking` value and tool list, since the
+chat-template switch and `tools=` are per call). Tools are only rendered into the prompt: calls come
+back as raw text. For GPU machines; `pip install memalpha-bench[vllm]`.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class VLLMReader:
 
     def generate(self, requests: Sequence[ReaderRequest], on_result: OnResult | None = None) -> list[ReaderResponse]:
         results: list[ReaderResponse | None] = [None] * len(requests)
-        for thinking, indices in group_indices(requests, lambda r: r.params.enable_thinking).items():
+        groups = group_indices(requests, lambda r: (r.params.enable_thinking, r.tools))
+        for (thinking, _), indices in groups.items():
             outputs = self._llm.chat(
                 [requests[i].message_dicts() for i in indices],
                 sampling_params=[
@@ -65,6 +67,7 @@ class VLLMReader:
                 ],
                 use_tqdm=True,  # one call can run for a long time: show its progress
                 chat_template_kwargs={"enable_thinking": thinking},
+                tools=requests[indices[0]].tool_dicts(),
             )
             for i, output in zip(indices, outputs, strict=True):
                 completion = output.outputs[0]
