@@ -68,6 +68,39 @@ def _corpus_tokens(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return hashes, np.repeat(np.arange(len(texts)), [len(t) for t in per_entry])
 
 
+DENSE_CELLS = 2_000_000  # at most 16 MB of float64 scores at a time
+
+
+def _ranked(scores: np.ndarray, k: int) -> list[int]:
+    """Exact top-k of one score row: positive scores only, best first, ties in entry order."""
+    hits = np.flatnonzero(scores > 0)
+    return hits[np.lexsort((hits, -scores[hits]))][:k].tolist()
+
+
+def _top_k(dense: np.ndarray, k: int) -> list[list[int]]:
+    """Top-k per row of a queries × entries score matrix, vectorised.
+
+    `argpartition` finds each row's k best in linear time; a row where entries tied with its k-th score
+    were left out (the partition picks arbitrarily among ties) is ranked exactly instead.
+    """
+    n = dense.shape[1]
+    if k >= n:
+        return [_ranked(row, k) for row in dense]
+    top = np.argpartition(-dense, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(dense, top, axis=1)
+    order = np.lexsort((top, -values), axis=1)
+    top, values = np.take_along_axis(top, order, axis=1), np.take_along_axis(values, order, axis=1)
+    kth = values[:, -1]
+    ambiguous = (kth > 0) & ((dense == kth[:, None]).sum(axis=1) != (values == kth[:, None]).sum(axis=1))
+    out = []
+    for i in range(dense.shape[0]):
+        if ambiguous[i]:
+            out.append(_ranked(dense[i], k))
+        else:
+            out.append(top[i][values[i] > 0].tolist())
+    return out
+
+
 class MemoryIndex:
     """A BM25 index over the texts of one memory type (possibly empty)."""
 
@@ -115,15 +148,11 @@ class MemoryIndex:
         counts = sparse.csr_matrix(
             (np.ones(int(known.sum())), (rows[known], cols[known])), shape=(len(queries), len(self._terms))
         )
-        scores = (counts @ self._matrix).tocsr()
-        out = []
-        for qi in range(len(queries)):
-            start, end = scores.indptr[qi], scores.indptr[qi + 1]
-            entries, values = scores.indices[start:end], scores.data[start:end]
-            keep = values > 0
-            entries, values = entries[keep], values[keep]
-            order = np.lexsort((entries, -values))[:k]
-            out.append(entries[order].tolist())
+        out: list[list[int]] = []
+        block = max(1, DENSE_CELLS // self.size)  # queries scored densely at a time (bounded memory)
+        for first in range(0, len(queries), block):
+            dense = (counts[first : first + block] @ self._matrix).toarray()
+            out.extend(_top_k(dense, k))
         return out
 
     def search(self, query: str, k: int) -> list[int]:

@@ -84,3 +84,12 @@ def test_tokenize_matches_the_original_word_regex():
         "built",
         "1793",
     ]
+
+
+def test_ties_at_the_k_boundary_keep_memory_order_in_the_batched_path():
+    texts = [f"filler entry number {i} about nothing" for i in range(300)]
+    for i in (250, 20, 140, 7, 299, 60):
+        texts[i] = "apple pie recipe"
+    index = MemoryIndex(texts)
+    assert index.search_many(["apple"] * 3, 4) == [[7, 20, 60, 140]] * 3
+    assert index.search("apple pie", 10) == [7, 20, 60, 140, 250, 299]
