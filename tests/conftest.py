@@ -19,7 +19,7 @@ def raw_dir() -> Path:
     value = os.environ.get("MEMALPHA_RAW_DIR")
     if not value:
         pytest.skip("MEMALPHA_RAW_DIR is not set")
-    path = Path(value)
+    path = Path(value).resolve()  # tests link raw files from temporary folders
     assert path.is_dir(), f"MEMALPHA_RAW_DIR={value} is not a folder"
     return path
 
