@@ -11,8 +11,10 @@ computes the same formula vectorised with numpy/scipy — the whole corpus token
 pass, one sparse term × entry matrix per index, all of an instance's questions scored in one sparse
 product — and the tests hold it to bm25s's and rank-bm25's scores on real text.
 
-Only entries with a positive score are returned (a query of unknown words retrieves nothing), best
-first, ties broken by memory order so results are deterministic.
+Like the original, a query retrieves the k best entries whatever their scores, so a memory with
+fewer than k entries is shown whole; the floor of idf at 0 would otherwise hide the entries of a
+small memory (in a memory of 3 entries, a word found in 2 has idf 0). A query with no word at all
+retrieves nothing. Best first, ties broken by memory order, so results are deterministic.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def settings() -> dict[str, object]:
         "idf_floor": 0.0,
         "tokens": "lowercase \\b\\w+\\b",
         "query": "the question alone",
-        "positive_scores_only": True,
+        "zero_scores_fill_k": True,
         "ties": "memory order",
     }
 
@@ -72,9 +74,9 @@ DENSE_CELLS = 2_000_000  # at most 16 MB of float64 scores at a time
 
 
 def _ranked(scores: np.ndarray, k: int) -> list[int]:
-    """Exact top-k of one score row: positive scores only, best first, ties in entry order."""
-    hits = np.flatnonzero(scores > 0)
-    return hits[np.lexsort((hits, -scores[hits]))][:k].tolist()
+    """Exact top-k of one score row: best first, ties in entry order."""
+    entries = np.arange(scores.size)
+    return entries[np.lexsort((entries, -scores))][:k].tolist()
 
 
 def _top_k(dense: np.ndarray, k: int) -> list[list[int]]:
@@ -91,13 +93,13 @@ def _top_k(dense: np.ndarray, k: int) -> list[list[int]]:
     order = np.lexsort((top, -values), axis=1)
     top, values = np.take_along_axis(top, order, axis=1), np.take_along_axis(values, order, axis=1)
     kth = values[:, -1]
-    ambiguous = (kth > 0) & ((dense == kth[:, None]).sum(axis=1) != (values == kth[:, None]).sum(axis=1))
+    ambiguous = (dense == kth[:, None]).sum(axis=1) != (values == kth[:, None]).sum(axis=1)
     out = []
     for i in range(dense.shape[0]):
         if ambiguous[i]:
             out.append(_ranked(dense[i], k))
         else:
-            out.append(top[i][values[i] > 0].tolist())
+            out.append(top[i].tolist())
     return out
 
 
@@ -138,9 +140,11 @@ class MemoryIndex:
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[int]]:
         """For each query, the indices of its top-`k` entries, best first (all queries in one product)."""
-        if self._matrix is None or k <= 0 or not queries:
-            return [[] for _ in queries]
         tokens = [tokenize(q) for q in queries]
+        if self.size == 0 or k <= 0:
+            return [[] for _ in queries]
+        if self._matrix is None:  # entries without a single word: all score 0, memory order
+            return [list(range(min(k, self.size))) if toks else [] for toks in tokens]
         hashes = _hashes([t for toks in tokens for t in toks])
         rows = np.repeat(np.arange(len(queries)), [len(t) for t in tokens])
         cols = np.searchsorted(self._terms, hashes).clip(max=len(self._terms) - 1)
@@ -153,7 +157,7 @@ class MemoryIndex:
         for first in range(0, len(queries), block):
             dense = (counts[first : first + block] @ self._matrix).toarray()
             out.extend(_top_k(dense, k))
-        return out
+        return [ranked if toks else [] for ranked, toks in zip(out, tokens, strict=True)]
 
     def search(self, query: str, k: int) -> list[int]:
         return self.search_many([query], k)[0]

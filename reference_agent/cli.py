@@ -1,0 +1,112 @@
+"""`memalpha train`: the verl GRPO recipe's commands.
+
+- `train prepare` (main environment): built tasks → verl parquet;
+- `train dry-run` (the training environment, .venv-train): the whole recipe on CPU up to the
+  optimiser step, against OpenAI-compatible servers. verl is imported only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+from tasks.errors import TaskError
+
+SETUP_HINT = (
+    "verl is not installed in this environment; the training stack has its own: run "
+    "reference_agent/scripts/setup_train_env.sh, then .venv-train/bin/memalpha train dry-run ... "
+    "(or reference_agent/scripts/dry_run.sh, which does both)"
+)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train",
+        help="retrain the reference agent with GRPO on verl (prepare data, dry-run the recipe)",
+        description="The verl GRPO recipe of the reference agent; see reference_agent/README.md.",
+    )
+    sub = train.add_subparsers(dest="train_command", required=True, metavar="COMMAND")
+    _register_prepare(sub)
+    _register_dry_run(sub)
+
+
+def _register_prepare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "prepare",
+        help="export built tasks as verl parquet (train.parquet, val.parquet, manifest.json)",
+        description="One parquet row per instance, with the columns verl's RLHFDataset and the recipe read.",
+    )
+    p.add_argument("--data", type=Path, required=True, help="folder of built tasks (`memalpha tasks build --out`)")
+    p.add_argument("--out", type=Path, required=True, help="folder to write the parquet files to")
+    p.add_argument("--suite", default="memalpha-train", help="training suite (default memalpha-train)")
+    p.add_argument(
+        "--val-suite",
+        default="memalpha-val",
+        help="validation suite (default memalpha-val); `none` writes no val.parquet",
+    )
+    p.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks of the suites")
+    p.add_argument("--limit", type=int, help="at most N instances per task and split (for smoke runs)")
+    p.set_defaults(func=_prepare)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from .training_data import prepare
+
+    if args.limit is not None and args.limit < 1:
+        raise TaskError(f"--limit must be at least 1, got {args.limit}")
+    summary = prepare(
+        args.data,
+        args.out,
+        suite=args.suite,
+        val_suite=None if args.val_suite == "none" else args.val_suite,
+        tasks=args.tasks,
+        limit=args.limit,
+    )
+    rows = ", ".join(f"{name}: {n} rows" for name, n in summary.rows.items())
+    print(f"wrote {summary.out_dir} ({rows}; tasks {', '.join(summary.tasks)})")
+    return 0
+
+
+def _register_dry_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "dry-run",
+        help="compose and check the verl config, then run one rollout and its reward on CPU",
+        description=(
+            "Composes the recipe's full verl config (every key checked against verl's schema) and prints it, "
+            "then runs one instance through verl's own agent-loop worker, reward worker, replay buffer and "
+            "advantage code on a local Ray cluster, with the policy, reader and judge behind "
+            "OpenAI-compatible servers: everything but the log-probs and the optimiser step. "
+            "Needs the training environment (.venv-train)."
+        ),
+    )
+    p.add_argument("--data", type=Path, required=True, help="folder of built tasks")
+    p.add_argument("--suite", default="memalpha-train", help="suite to take the instance from (default memalpha-train)")
+    p.add_argument("--task", help="task of the instance (default: the suite's first task built under --data)")
+    p.add_argument("--instance", help="instance id (default: the task's first instance in the suite's split)")
+    p.add_argument("--model", help="the policy's model folder or hub id, for its tokenizer (default: the recipe's)")
+    g = p.add_argument_group("servers (OpenAI-compatible)")
+    g.add_argument("--reader-base-url", required=True, help="reader server, e.g. http://127.0.0.1:8001/v1")
+    g.add_argument("--reader-model", help="reader model name (default: the recipe's, Qwen/Qwen3-32B)")
+    g.add_argument("--judge-base-url", help="judge server (default: the reader's)")
+    g.add_argument("--judge-model", help="judge model (default: the reader model)")
+    g.add_argument("--policy-base-url", help="server that plays the policy, /v1/completions (default: the reader's)")
+    g.add_argument("--policy-model", help="model name the policy server serves (default: the reader model)")
+    p.add_argument("--tokenizer", help="token counter for the rewards (default: the recipe's, qwen3)")
+    p.add_argument(
+        "--weights",
+        help="reward weights of Table 4, e.g. beta0.2_gamma0.1 (default: the recipe's, beta0.05_gamma0.1)",
+    )
+    p.add_argument("--n", type=int, default=2, help="rollouts of the instance, one GRPO group (default 2)")
+    p.add_argument("--max-chunks", type=int, help="feed only the first N chunks (default: all)")
+    p.add_argument("--out", type=Path, default=Path("runs/train-dry-run"), help="where to write the report")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="further Hydra overrides of the recipe")
+    p.set_defaults(func=_dry_run)
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("verl") is None:
+        raise TaskError(SETUP_HINT)
+    from .verl_recipe.dry_run import run_from_args
+
+    return run_from_args(args)

@@ -1,0 +1,5 @@
+"""The verl 0.9.1 GRPO recipe of the reference agent (see reference_agent/README.md).
+
+Runs in the training environment (.venv-train or the GPU nodes' own), never in the main one: every
+module here but `settings` and `batching` imports verl. Nothing is imported on package import.
+"""
