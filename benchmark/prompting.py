@@ -8,24 +8,21 @@ is marked `core_truncated`.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-import jinja2
-
 from tasks.tokenization import TokenCounter
 
 from .memory import Memory, MemoryEntry
+from .templating import TemplateSet
 
 TEMPLATE_VERSION = "v1"
 TEMPLATES = Path(__file__).parent / "templates"
 # A prompt whose estimated size is under this share of the budget is not re-counted exactly: token
 # counts of joined texts stay within a few percent of the sum of their parts.
 SAFE_SHARE = 0.9
-_PARTS = ("system", "user")
 
 
 @dataclass(frozen=True)
@@ -43,9 +40,7 @@ class ReaderPrompt:
 
     def __init__(self, version: str = TEMPLATE_VERSION):
         self.version = version
-        env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
-        self._sources = {part: (TEMPLATES / f"reader_{part}_{version}.jinja").read_text("utf-8") for part in _PARTS}
-        self._templates = {part: env.from_string(src) for part, src in self._sources.items()}
+        self._templates = TemplateSet(TEMPLATES, "reader", version)
         self._base: dict[tuple[int, str], int] = {}
 
     def _base_tokens(self, core: str, counter: TokenCounter) -> int:
@@ -57,10 +52,7 @@ class ReaderPrompt:
 
     @cached_property
     def sha256(self) -> str:
-        h = hashlib.sha256()
-        for part in _PARTS:
-            h.update(f"{part}\n{self._sources[part]}\n".encode())
-        return h.hexdigest()
+        return self._templates.digest()
 
     def render(
         self,
@@ -70,8 +62,8 @@ class ReaderPrompt:
         question: str,
         query_prompt: str | None,
     ) -> tuple[tuple[str, str], ...]:
-        system = self._templates["system"].render(core=core, semantic=semantic, episodic=episodic).strip()
-        user = self._templates["user"].render(query_prompt=query_prompt, question=question).strip()
+        system = self._templates.render("system", core=core, semantic=semantic, episodic=episodic)
+        user = self._templates.render("user", query_prompt=query_prompt, question=question)
         return (("system", system), ("user", user))
 
     def build(

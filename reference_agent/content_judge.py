@@ -8,18 +8,15 @@ counts as invalid, as the original counted anything but an explicit VALID.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from functools import cache, cached_property
 from pathlib import Path
 
-import jinja2
-
 from benchmark.metrics import strip_think
+from benchmark.templating import TemplateSet
 
 TEMPLATE_VERSION = "v1"
 TEMPLATES = Path(__file__).parent / "templates"
-_PARTS = ("system", "user")
 _VERDICT = re.compile(r"verdict\s*:\W*(valid|invalid)\b", re.IGNORECASE)
 
 
@@ -28,25 +25,18 @@ class ContentJudgePrompt:
 
     def __init__(self, version: str = TEMPLATE_VERSION):
         self.version = version
-        env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
-        self._sources = {
-            part: (TEMPLATES / f"content_judge_{part}_{version}.jinja").read_text("utf-8") for part in _PARTS
-        }
-        self._templates = {part: env.from_string(src) for part, src in self._sources.items()}
+        self._templates = TemplateSet(TEMPLATES, "content_judge", version)
 
     @cached_property
     def sha256(self) -> str:
-        h = hashlib.sha256()
-        for part in _PARTS:
-            h.update(f"{part}\n{self._sources[part]}\n".encode())
-        return h.hexdigest()
+        return self._templates.digest()
 
     def messages(self, memory_type: str, content: str) -> tuple[tuple[str, str], ...]:
         """(role, content) pairs for judging `content` as a `memory_type` entry (core/semantic/episodic)."""
         if memory_type not in ("core", "semantic", "episodic"):
             raise ValueError(f"no judge prompt for memory type {memory_type!r}")
-        system = self._templates["system"].render(memory_type=memory_type).strip()
-        user = self._templates["user"].render(memory_type=memory_type, content=content).strip()
+        system = self._templates.render("system", memory_type=memory_type)
+        user = self._templates.render("user", memory_type=memory_type, content=content)
         return (("system", system), ("user", user))
 
 

@@ -12,13 +12,12 @@ block template and the tool schemas), so a run records exactly which prompt it u
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
-import jinja2
+from benchmark.templating import TemplateSet
 
 from .environment import TOOL_SCHEMAS, MemoryEnvironment
 from .toolcalls import FORMATS, QWEN_AGENT_TOOLS_TEMPLATE, Format, render_qwen_agent_tool_block
@@ -27,7 +26,6 @@ TEMPLATE_VERSION = "v1"
 TEMPLATES = Path(__file__).parent / "templates"
 RECENT_ENTRIES = 5
 RESPONSE_LIMIT = 2048
-_PARTS = ("system", "user")
 
 
 def max_new_tokens(response_limit: int) -> int:
@@ -51,19 +49,15 @@ class MemorizePrompt:
 
     def __init__(self, version: str = TEMPLATE_VERSION):
         self.version = version
-        env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
-        self._sources = {part: (TEMPLATES / f"memorize_{part}_{version}.jinja").read_text("utf-8") for part in _PARTS}
-        self._templates = {part: env.from_string(src) for part, src in self._sources.items()}
+        self._templates = TemplateSet(TEMPLATES, "memorize", version)
         self._tool_block = render_qwen_agent_tool_block(TOOL_SCHEMAS)
 
     @cached_property
     def sha256(self) -> str:
-        h = hashlib.sha256()
-        for part in _PARTS:
-            h.update(f"{part}\n{self._sources[part]}\n".encode())
-        h.update(f"qwen-agent tools\n{QWEN_AGENT_TOOLS_TEMPLATE.read_text('utf-8')}\n".encode())
-        h.update(json.dumps(TOOL_SCHEMAS, sort_keys=True, ensure_ascii=False).encode())
-        return h.hexdigest()
+        return self._templates.digest(
+            f"qwen-agent tools\n{QWEN_AGENT_TOOLS_TEMPLATE.read_text('utf-8')}\n",
+            json.dumps(TOOL_SCHEMAS, sort_keys=True, ensure_ascii=False),
+        )
 
     def build_messages(
         self,
@@ -77,7 +71,8 @@ class MemorizePrompt:
         _check_format(fmt)
         semantic, semantic_total = env.recent("semantic", recent)
         episodic, episodic_total = env.recent("episodic", recent)
-        system = self._templates["system"].render(
+        system = self._templates.render(
+            "system",
             core=env.core,
             core_limit=env.core_limit,
             semantic=semantic,
@@ -86,8 +81,8 @@ class MemorizePrompt:
             episodic_total=episodic_total,
             tool_block=self._tool_block if fmt == "qwen-agent" else "",
         )
-        user = self._templates["user"].render(chunk=chunk, max_new_tokens=max_new_tokens(response_limit))
-        return [{"role": "system", "content": system.strip()}, {"role": "user", "content": user.strip()}]
+        user = self._templates.render("user", chunk=chunk, max_new_tokens=max_new_tokens(response_limit))
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 @cache
