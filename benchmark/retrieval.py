@@ -7,9 +7,10 @@ words in more than half of the entries. Tokens are lower-cased `\\b\\w+\\b` word
 
 Why not call bm25s here: its index build loops over documents in Python (about 25 µs per entry) and
 it scores one query at a time, which put a 10k-entry memory at ~8 ms per question. This module
-computes the same formula vectorised with numpy/scipy — the whole corpus tokenised in one regex
-pass, one sparse term × entry matrix per index, all of an instance's questions scored in one sparse
-product — and the tests hold it to bm25s's and rank-bm25's scores on real text.
+computes the same formula vectorised with numpy/scipy — the whole corpus tokenised and hashed in one
+array pass (no per-token Python), one sparse term × entry matrix per index, all of an instance's
+questions scored in one sparse product — and the tests hold it to bm25s's and rank-bm25's scores on
+real text.
 
 Like the original, a query retrieves the k best entries whatever their scores, so a memory with
 fewer than k entries is shown whole; the floor of idf at 0 would otherwise hide the entries of a
@@ -21,13 +22,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import cache
 
 import numpy as np
 from scipy import sparse
 
 K1, B = 1.5, 0.75
-_WORD = re.compile(r"\w+")  # the same matches as the original's \b\w+\b, found faster
-_BREAK = "___memalpha_entry_break___"  # one \w+ token that separates entries in the joined corpus
+_WORD = re.compile(r"\w+")  # the same matches as the original's \b\w+\b
 
 
 def tokenize(text: str) -> list[str]:
@@ -48,26 +49,53 @@ def settings() -> dict[str, object]:
     }
 
 
-def _hashes(tokens: list[str]) -> np.ndarray:
-    """64-bit hashes of tokens, computed in C (`map(hash, ...)`); they stand in for a vocabulary.
+@cache
+def _word_table() -> np.ndarray:
+    """For every code point, whether `\\w` matches it (Python's rule: alphanumeric or underscore)."""
+    return np.array([chr(c).isalnum() or c == 0x5F for c in range(0x110000)], dtype=bool)
 
-    Within one process equal strings hash equally; a collision between two of a memory's words is a
-    ~1e-11 event and would only merge their statistics.
+
+_P = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
+_P_INVERSE = pow(_P, -1, 2**64)
+_powers: dict[int, np.ndarray] = {}
+
+
+def _power_table(base: int, n: int) -> np.ndarray:
+    """base**0 .. base**(n-1) modulo 2**64, grown on demand and kept."""
+    table = _powers.get(base)
+    if table is None or table.size < n:
+        size = max(n, 1 << 16, 2 * (table.size if table is not None else 0))
+        steps = np.full(size, base, dtype=np.uint64)
+        steps[0] = 1
+        table = np.cumprod(steps, dtype=np.uint64)
+        _powers[base] = table
+    return table[:n]
+
+
+def _token_hashes(lowered: str) -> tuple[np.ndarray, np.ndarray]:
+    """(hash, start offset) of every `\\w+` token of an already lower-cased text, without a Python loop.
+
+    A token's hash is the polynomial sum of its code points modulo 2**64 plus its length, computed from
+    prefix sums, so equal tokens hash equally wherever they stand; the hashes stand in for a
+    vocabulary (a collision between two words of one memory, ~1e-10, would merge their statistics).
     """
-    return np.fromiter(map(hash, tokens), dtype=np.int64, count=len(tokens))
+    codes = np.frombuffer(lowered.encode("utf-32-le"), dtype=np.uint32)
+    edges = np.diff(_word_table()[codes].astype(np.int8), prepend=0, append=0)
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    with np.errstate(over="ignore"):
+        weighted = np.cumsum(codes * _power_table(_P, codes.size), dtype=np.uint64)
+        prefix = np.concatenate((np.zeros(1, dtype=np.uint64), weighted))
+        hashes = (prefix[ends] - prefix[starts]) * _power_table(_P_INVERSE, codes.size + 1)[starts]
+        hashes += (ends - starts).astype(np.uint64)
+    return hashes, starts
 
 
-def _corpus_tokens(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(token hash, entry index) of every token of the corpus, in one regex pass when possible."""
-    joined = f" {_BREAK} ".join(texts).lower()
-    if joined.count(_BREAK) == len(texts) - 1:
-        hashes = _hashes(_WORD.findall(joined))
-        is_break = hashes == hash(_BREAK)
-        entry = np.cumsum(is_break)
-        return hashes[~is_break], entry[~is_break]
-    per_entry = [tokenize(t) for t in texts]  # an entry contains the separator itself
-    hashes = _hashes([t for toks in per_entry for t in toks])
-    return hashes, np.repeat(np.arange(len(texts)), [len(t) for t in per_entry])
+def _texts_tokens(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(token hash, index of its text) for every token of `texts`, all in one pass."""
+    lowered = [t.lower() for t in texts]
+    hashes, starts = _token_hashes("\n".join(lowered))
+    first = np.cumsum([0] + [len(t) + 1 for t in lowered[:-1]])
+    return hashes, np.searchsorted(first, starts, side="right") - 1
 
 
 DENSE_CELLS = 2_000_000  # at most 16 MB of float64 scores at a time
@@ -108,11 +136,11 @@ class MemoryIndex:
 
     def __init__(self, texts: Sequence[str]):
         self.size = len(texts)
-        self._terms = np.empty(0, dtype=np.int64)  # sorted token hashes: term i is self._terms[i]
+        self._terms = np.empty(0, dtype=np.uint64)  # sorted token hashes: term i is self._terms[i]
         self._matrix = None  # terms × entries, BM25 weight of each (term, entry)
         if not texts:
             return
-        hashes, entry = _corpus_tokens(texts)
+        hashes, entry = _texts_tokens(texts)
         if hashes.size == 0:
             return
         # One stable sort by token hash groups each term's occurrences, entries in ascending order; term
@@ -140,13 +168,12 @@ class MemoryIndex:
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[int]]:
         """For each query, the indices of its top-`k` entries, best first (all queries in one product)."""
-        tokens = [tokenize(q) for q in queries]
-        if self.size == 0 or k <= 0:
+        if self.size == 0 or k <= 0 or not queries:
             return [[] for _ in queries]
+        hashes, rows = _texts_tokens(queries)
+        has_words = np.bincount(rows, minlength=len(queries)) > 0
         if self._matrix is None:  # entries without a single word: all score 0, memory order
-            return [list(range(min(k, self.size))) if toks else [] for toks in tokens]
-        hashes = _hashes([t for toks in tokens for t in toks])
-        rows = np.repeat(np.arange(len(queries)), [len(t) for t in tokens])
+            return [list(range(min(k, self.size))) if w else [] for w in has_words]
         cols = np.searchsorted(self._terms, hashes).clip(max=len(self._terms) - 1)
         known = self._terms[cols] == hashes
         counts = sparse.csr_matrix(
@@ -157,7 +184,7 @@ class MemoryIndex:
         for first in range(0, len(queries), block):
             dense = (counts[first : first + block] @ self._matrix).toarray()
             out.extend(_top_k(dense, k))
-        return [ranked if toks else [] for ranked, toks in zip(out, tokens, strict=True)]
+        return [ranked if w else [] for ranked, w in zip(out, has_words, strict=True)]
 
     def search(self, query: str, k: int) -> list[int]:
         return self.search_many([query], k)[0]

@@ -102,3 +102,21 @@ def test_ties_at_the_k_boundary_keep_memory_order_in_the_batched_path():
     index = MemoryIndex(texts)
     assert index.search_many(["apple"] * 3, 4) == [[7, 20, 60, 140]] * 3
     assert index.search("apple pie", 10) == [7, 20, 60, 140, 250, 299, 0, 1, 2, 3]
+
+
+@pytest.mark.realdata
+def test_array_tokeniser_finds_exactly_the_regex_tokens(raw_dir):
+    """The index tokenises without a Python loop; its tokens must be the original's \\w+ words."""
+    from benchmark.retrieval import _token_hashes
+
+    paragraphs = read_squad_file(next((raw_dir / "squad").glob("*.json")))
+    text = "\n".join(p.context for p in paragraphs).lower() + " naïve café_ü 東京 x²"
+    assert not text.isascii()
+    words = tokenize(text)
+    hashes, starts = _token_hashes(text)
+    assert len(hashes) == len(words) == len(starts)
+    assert all(text.startswith(w, s) for w, s in zip(words, starts.tolist(), strict=True))
+    seen: dict[str, int] = {}
+    for word, h in zip(words, hashes.tolist(), strict=True):
+        assert seen.setdefault(word, h) == h  # equal words, equal hashes
+    assert len(set(seen.values())) == len(seen)  # no two distinct words collide here
