@@ -199,6 +199,37 @@ class BuildResult:
     manifest: dict[str, Any]
 
 
+def _exclude_questions(
+    ctx: BuildContext, splits: dict[str, list[Instance]], others: Sequence[str | Path]
+) -> dict[str, list[Instance]]:
+    """Drop the questions (same normalised text) that the built tasks `others` ask."""
+    from .manifest import load_built
+    from .overlap import normalise
+
+    banned: set[str] = set()
+    for other in others:
+        data, manifest = load_built(other)
+        banned |= {normalise(q["question"]) for split in data.values() for row in split for q in row["questions"]}
+        ctx.inputs.append({"excluded_questions_of": manifest["task"], "sha256": manifest["sha256"]})
+    dropped_questions = dropped_instances = 0
+    kept: dict[str, list[Instance]] = {}
+    for split, instances in splits.items():
+        kept[split] = []
+        for instance in instances:
+            questions = [q for q in instance.questions if normalise(q.question) not in banned]
+            dropped_questions += len(instance.questions) - len(questions)
+            if questions:
+                instance.questions = questions
+                kept[split].append(instance)
+            else:
+                dropped_instances += 1
+    ctx.notes.append(
+        f"excluded {dropped_questions} question(s) asked by {len(others)} other task(s); "
+        f"{dropped_instances} instance(s) left without a question were dropped"
+    )
+    return kept
+
+
 @contextmanager
 def _datasets_progress(enabled: bool) -> Iterator[None]:
     """`datasets` draws its own bars; silence them for quiet builds."""
@@ -249,9 +280,15 @@ def build_task(
     limit: int | None = None,
     seed: int = 42,
     llm: BuilderLLM | None = None,
+    exclude_from: Sequence[str | Path] = (),
     show_progress: bool = True,
 ) -> BuildResult:
-    """Build one task into `out_dir/<name>/` (replacing an older build only once the new one is complete)."""
+    """Build one task into `out_dir/<name>/` (replacing an older build only once the new one is complete).
+
+    `exclude_from` names built tasks whose questions this one must not ask (e.g. the evaluation sets a
+    training task must stay clear of): matching questions are dropped, and instances left without a
+    question with them; the manifest records what was dropped.
+    """
     from datasets import Dataset, DatasetDict
 
     spec = get_task(name)
@@ -275,6 +312,8 @@ def build_task(
     splits = spec.load_builder()(ctx)
     if set(splits) != set(spec.splits):
         raise BuildError(f"{name}: builder returned splits {sorted(splits)}, the registry says {list(spec.splits)}")
+    if exclude_from:
+        splits = _exclude_questions(ctx, splits, exclude_from)
 
     rows_by_split: dict[str, list[dict[str, Any]]] = {}
     seen: dict[str, str] = {}

@@ -59,6 +59,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--limit", type=int, help="keep at most N instances per split (quick builds)")
     p.add_argument("--seed", type=int, default=42, help="seed for splits, sampling and chunk sizes (default 42)")
+    p.add_argument(
+        "--exclude-from",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a built task whose questions must not be asked (repeatable); e.g. build lme_train "
+        "with --exclude-from data/longmemeval_s to keep it clear of the evaluation set",
+    )
     llm = p.add_argument_group(
         "LLM steps",
         "the original's build-time LLM steps (closed-book filter, keyword extraction, answer "
@@ -157,6 +166,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                 limit=args.limit,
                 seed=args.seed,
                 llm=llm,
+                exclude_from=args.exclude_from,
                 show_progress=not args.quiet,
             )
         except TaskError as exc:

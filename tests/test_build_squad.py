@@ -184,3 +184,42 @@ def test_cli_build_show_validate_overlap(raw_dir, tmp_path, capsys, squad):
     assert report["questions"]["shared"] == report["questions"]["a"] > 0
     assert main(["tasks", "build", "sqaud", "--out", str(out)]) == 2
     assert "did you mean 'squad'" in capsys.readouterr().err
+
+
+def test_exclude_from_drops_the_questions_another_task_asks(raw_dir, tmp_path, capsys):
+    first = build_task(
+        "squad", tmp_path / "a", origin="raw", raw_dir=raw_dir, tokenizer="simple", limit=1, show_progress=False
+    )
+    out = tmp_path / "b"
+    assert (
+        main(
+            [
+                "tasks",
+                "build",
+                "squad",
+                "--out",
+                str(out),
+                "--from",
+                "raw",
+                "--raw-dir",
+                str(raw_dir),
+                "--tokenizer",
+                "simple",
+                "--limit",
+                "1",
+                "--quiet",
+                "--exclude-from",
+                str(first.path),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    data, manifest = load_built(out / "squad")
+    report = overlap(first.path, out / "squad")
+    assert report.shared_questions == [] and report.questions_b > 0
+    assert any(i.get("excluded_questions_of") == "squad" for i in manifest["inputs"])
+    dropped = [n for n in manifest["notes"] if n.startswith("excluded ")]
+    assert dropped and not dropped[0].startswith("excluded 0 ")
+    first_ids = {r["instance_id"] for s in load_built(first.path)[0].values() for r in s}
+    assert not first_ids & {r["instance_id"] for s in data.values() for r in s}  # whole instances went
