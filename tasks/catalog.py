@@ -86,222 +86,198 @@ def mab_release(source_name: str) -> Source:
 
 # ---------------------------------------------------------------- Mem-alpha training sources
 
-register_task(
-    TaskSpec(
-        name="squad",
-        description="SQuAD paragraphs packed into 10 random-size chunks per instance, with the questions on them.",
-        competency="AR",
-        metric="substring_em",
-        chunk_size=2048,
-        splits=MEMALPHA_SPLITS,
-        builder="tasks.sources.squad:build",
-        sources=(
-            Source(
-                "hub",
-                "rajpurkar/squad",
-                REVISIONS["rajpurkar/squad"],
-                config="plain_text",
-                license="CC BY-SA 4.0",
-            ),
-            Source("raw", "squad", files=("*.json",), license="CC BY-SA 4.0", note="SQuAD v1.1 JSON"),
-            memalpha_release("squad"),
-        ),
-        license="CC BY-SA 4.0",
-        citation=MEMALPHA_CITATION,
-        params={
-            "chunks_per_instance": 10,
-            "min_chunk_tokens": 100,
-            "min_questions_before": 50,
-            "min_questions": 30,
-            "max_questions": 100,
-            "max_answer_tokens": 5,
-            "max_chunks": 20,
-        },
-    )
-)
 
-register_task(
-    TaskSpec(
-        name="hotpotqa",
-        description="HotpotQA supporting articles of consecutive questions packed into random-size chunks.",
-        competency="AR",
-        metric="substring_em",
-        chunk_size=2048,
-        splits=MEMALPHA_SPLITS,
-        builder="tasks.sources.hotpotqa:build",
-        sources=(
-            Source(
-                "hub",
-                "hotpotqa/hotpot_qa",
-                REVISIONS["hotpotqa/hotpot_qa"],
-                config="fullwiki",
-                license="CC BY-SA 4.0",
-            ),
-            Source(
-                "raw",
-                "hotpotqa",
-                files=("*.json", "*.jsonl"),
-                license="CC BY-SA 4.0",
-                note="HotpotQA JSON (official array or HF-style rows) or JSON lines",
-            ),
-            memalpha_release("hotpotqa"),
-        ),
-        license="CC BY-SA 4.0",
-        citation=MEMALPHA_CITATION,
-        params={
-            "instance_tokens": 10000,
-            "min_chunk_tokens": 100,
-            "min_questions_before": 30,
-            "min_questions": 10,
-            "max_questions": 200,
-            "question_cap": 100,
-            "max_answer_tokens": 5,
-            "max_chunks": 20,
-        },
+def memalpha_task(
+    name: str,
+    description: str,
+    competency: str,
+    metric: str,
+    builder: str,
+    sources: tuple[Source, ...],
+    *,
+    release: str,
+    chunk_size: int = 2048,
+    splits: tuple[str, ...] = MEMALPHA_SPLITS,
+    query_prompt: str | None = None,
+    license: str = "",
+    **params: object,
+) -> TaskSpec:
+    """A Mem-alpha training source: train/validation splits, and Mem-alpha's processed release (rows
+    whose `data_source` is `release`) as the last origin."""
+    return register_task(
+        TaskSpec(
+            name=name,
+            description=description,
+            competency=competency,
+            metric=metric,
+            chunk_size=chunk_size,
+            splits=splits,
+            query_prompt=query_prompt,
+            builder=builder,
+            sources=(*sources, memalpha_release(release)),
+            license=license,
+            citation=MEMALPHA_CITATION,
+            params=params,
+        )
     )
-)
 
-register_task(
-    TaskSpec(
-        name="perltqa",
-        description="PerLTQA: one instance per character, one chunk per life event with its dialogues.",
-        competency="AR",
-        metric="keyword_recall",
-        chunk_size=2048,
-        splits=MEMALPHA_SPLITS,
-        builder="tasks.sources.perltqa:build",
-        sources=(
-            Source("raw", "perltqa", files=("perltmem_en.json", "perltqa_en.json"), license="see PerLTQA release"),
-            memalpha_release("perltqa"),
+
+memalpha_task(
+    "squad",
+    "SQuAD paragraphs packed into 10 random-size chunks per instance, with the questions on them.",
+    "AR",
+    "substring_em",
+    "tasks.sources.squad:build",
+    (
+        Source("hub", "rajpurkar/squad", REVISIONS["rajpurkar/squad"], config="plain_text", license="CC BY-SA 4.0"),
+        Source("raw", "squad", files=("*.json",), license="CC BY-SA 4.0", note="SQuAD v1.1 JSON"),
+    ),
+    release="squad",
+    license="CC BY-SA 4.0",
+    chunks_per_instance=10,
+    min_chunk_tokens=100,
+    min_questions_before=50,
+    min_questions=30,
+    max_questions=100,
+    max_answer_tokens=5,
+    max_chunks=20,
+)
+memalpha_task(
+    "hotpotqa",
+    "HotpotQA supporting articles of consecutive questions packed into random-size chunks.",
+    "AR",
+    "substring_em",
+    "tasks.sources.hotpotqa:build",
+    (
+        Source("hub", "hotpotqa/hotpot_qa", REVISIONS["hotpotqa/hotpot_qa"], config="fullwiki", license="CC BY-SA 4.0"),
+        Source(
+            "raw",
+            "hotpotqa",
+            files=("*.json", "*.jsonl"),
+            license="CC BY-SA 4.0",
+            note="HotpotQA JSON (official array or HF-style rows) or JSON lines",
         ),
-        citation=MEMALPHA_CITATION,
-        params={"min_questions": 20, "max_questions": 100, "max_chunks": 30},
-    )
+    ),
+    release="hotpotqa",
+    license="CC BY-SA 4.0",
+    instance_tokens=10000,
+    min_chunk_tokens=100,
+    min_questions_before=30,
+    min_questions=10,
+    max_questions=200,
+    question_cap=100,
+    max_answer_tokens=5,
+    max_chunks=20,
 )
-
-register_task(
-    TaskSpec(
-        name="lme_train",
-        description="LongMemEval-style chat histories (10k-30k tokens) with 4-5 personal-memory questions each.",
-        competency="AR",
-        metric="llm_judge",
-        chunk_size=2048,
-        splits=("train",),
-        builder="tasks.sources.longmemeval:build_train",
-        sources=(
-            Source(
-                "hub",
-                "xiaowu0162/longmemeval-cleaned",
-                REVISIONS["xiaowu0162/longmemeval-cleaned"],
-                files=("longmemeval_oracle.json",),
-                license="MIT",
-            ),
-            Source("raw", "longmemeval", files=("longmemeval_oracle.json",), license="MIT"),
-            memalpha_release("lme_train"),
+memalpha_task(
+    "perltqa",
+    "PerLTQA: one instance per character, one chunk per life event with its dialogues.",
+    "AR",
+    "keyword_recall",
+    "tasks.sources.perltqa:build",
+    (Source("raw", "perltqa", files=("perltmem_en.json", "perltqa_en.json"), license="see PerLTQA release"),),
+    release="perltqa",
+    min_questions=20,
+    max_questions=100,
+    max_chunks=30,
+)
+memalpha_task(
+    "lme_train",
+    "LongMemEval-style chat histories (10k-30k tokens) with 4-5 personal-memory questions each.",
+    "AR",
+    "llm_judge",
+    "tasks.sources.longmemeval:build_train",
+    (
+        Source(
+            "hub",
+            "xiaowu0162/longmemeval-cleaned",
+            REVISIONS["xiaowu0162/longmemeval-cleaned"],
+            files=("longmemeval_oracle.json",),
+            license="MIT",
         ),
-        license="MIT",
-        citation=MEMALPHA_CITATION,
-        params={"questions_per_instance": 4, "min_tokens": 10000, "max_tokens": 30000, "flush_tokens": 1800},
-    )
+        Source("raw", "longmemeval", files=("longmemeval_oracle.json",), license="MIT"),
+    ),
+    release="lme_train",
+    splits=("train",),
+    license="MIT",
+    questions_per_instance=4,
+    min_tokens=10000,
+    max_tokens=30000,
+    flush_tokens=1800,
 )
-
-register_task(
-    TaskSpec(
-        name="booksum",
-        description="BookSum chapters read as dated reading events; one summary question, scored by keywords.",
-        competency="LRU",
-        metric="keyword_recall",
-        chunk_size=2048,
-        splits=MEMALPHA_SPLITS,
-        query_prompt=SUMMARY_PROMPT,
-        builder="tasks.sources.booksum:build",
-        sources=(
-            Source(
-                "hub",
-                "ubaada/booksum-complete-cleaned",
-                REVISIONS["ubaada/booksum-complete-cleaned"],
-                config="chapters",
-                license="BSD-3-Clause",
-            ),
-            Source("raw", "booksum", files=("chapters/*.jsonl",), license="BSD-3-Clause"),
-            memalpha_release("booksum"),
+memalpha_task(
+    "booksum",
+    "BookSum chapters read as dated reading events; one summary question, scored by keywords.",
+    "LRU",
+    "keyword_recall",
+    "tasks.sources.booksum:build",
+    (
+        Source(
+            "hub",
+            "ubaada/booksum-complete-cleaned",
+            REVISIONS["ubaada/booksum-complete-cleaned"],
+            config="chapters",
+            license="BSD-3-Clause",
         ),
-        license="BSD-3-Clause",
-        citation=MEMALPHA_CITATION,
-        params={"min_chunks": 5, "max_chunks": 20},
-    )
+        Source("raw", "booksum", files=("chapters/*.jsonl",), license="BSD-3-Clause"),
+    ),
+    release="booksum",
+    query_prompt=SUMMARY_PROMPT,
+    license="BSD-3-Clause",
+    min_chunks=5,
+    max_chunks=20,
 )
-
-register_task(
-    TaskSpec(
-        name="pubmed_rct",
-        description="PubMed-RCT sentence classification learned from 10 chunks of labelled sentences.",
-        competency="TTL",
-        metric="boxed_label_accuracy",
-        chunk_size=2048,
-        splits=MEMALPHA_SPLITS,
-        query_prompt=LABEL_PROMPT,
-        builder="tasks.sources.pubmed_rct:build",
-        sources=(
-            Source(
-                "hub",
-                "pietrolesci/pubmed-200k-rct",
-                REVISIONS["pietrolesci/pubmed-200k-rct"],
-                license="see source",
-            ),
-            Source(
-                "raw",
-                "pubmed_rct",
-                files=("train.txt",),
-                license="see PubMed-RCT release",
-                note="PubMed-RCT .txt: ###id lines, LABEL<TAB>sentence lines, blank line between abstracts",
-            ),
-            memalpha_release("pubmed-rct"),
+memalpha_task(
+    "pubmed_rct",
+    "PubMed-RCT sentence classification learned from 10 chunks of labelled sentences.",
+    "TTL",
+    "boxed_label_accuracy",
+    "tasks.sources.pubmed_rct:build",
+    (
+        Source("hub", "pietrolesci/pubmed-200k-rct", REVISIONS["pietrolesci/pubmed-200k-rct"], license="see source"),
+        Source(
+            "raw",
+            "pubmed_rct",
+            files=("train.txt",),
+            license="see PubMed-RCT release",
+            note="PubMed-RCT .txt: ###id lines, LABEL<TAB>sentence lines, blank line between abstracts",
         ),
-        citation=MEMALPHA_CITATION,
-        params={"instances": 100, "chunks_per_instance": 10, "min_chunk_tokens": 1024, "questions": 100},
-    )
+    ),
+    release="pubmed-rct",
+    query_prompt=LABEL_PROMPT,
+    instances=100,
+    chunks_per_instance=10,
+    min_chunk_tokens=1024,
+    questions=100,
 )
-
 _TTL_SOURCES = {
     "trec": (
         Source("raw", "trec", files=("train_5500.label",), license="free for research (UIUC CogComp)"),
         Source("hub", "CogComp/trec", REVISIONS["CogComp/trec"], license="free for research (UIUC CogComp)"),
-        memalpha_release("icl_trec_coarse_6600shot_balance"),
     ),
-    "nlu": (
-        Source("raw", "nlu", files=("**/*.csv",), license="CC BY 4.0"),
-        memalpha_release("icl_nlu_8296shot_balance"),
-    ),
+    "nlu": (Source("raw", "nlu", files=("**/*.csv",), license="CC BY 4.0"),),
 }
-for _name, _raw, _label_space, _tokens in (
-    ("ttl_trec_coarse", "trec", "coarse", 390),
-    ("ttl_nlu", "nlu", "intent", 610),
+for _name, _raw, _label_space, _tokens, _release in (
+    ("ttl_trec_coarse", "trec", "coarse", 390, "icl_trec_coarse_6600shot_balance"),
+    ("ttl_nlu", "nlu", "intent", 610, "icl_nlu_8296shot_balance"),
 ):
-    register_task(
-        TaskSpec(
-            name=_name,
-            description=(
-                f"Test-time learning on {_raw.upper()} ({_label_space} labels): 10 chunks of labelled examples, "
-                "100 questions drawn from the source's own training data (never from MemoryAgentBench's test set)."
-            ),
-            competency="TTL",
-            metric="boxed_label_accuracy",
-            chunk_size=1024,
-            splits=MEMALPHA_SPLITS,
-            query_prompt=LABEL_PROMPT,
-            builder="tasks.sources.classification:build_ttl",
-            sources=_TTL_SOURCES[_raw],
-            citation=MEMALPHA_CITATION,
-            params={
-                "dataset": _raw,
-                "label_space": _label_space,
-                "instances": 200,
-                "chunks_per_instance": 10,
-                "chunk_tokens": _tokens,
-                "questions": 100,
-            },
-        )
+    memalpha_task(
+        _name,
+        f"Test-time learning on {_raw.upper()} ({_label_space} labels): 10 chunks of labelled examples, "
+        "100 questions drawn from the source's own training data (never from MemoryAgentBench's test set).",
+        "TTL",
+        "boxed_label_accuracy",
+        "tasks.sources.classification:build_ttl",
+        _TTL_SOURCES[_raw],
+        release=_release,
+        chunk_size=1024,
+        query_prompt=LABEL_PROMPT,
+        dataset=_raw,
+        label_space=_label_space,
+        instances=200,
+        chunks_per_instance=10,
+        chunk_tokens=_tokens,
+        questions=100,
     )
 
 # ---------------------------------------------------------------- MemoryAgentBench
