@@ -152,27 +152,28 @@ def test_limit_and_wrong_origin(raw_dir, tmp_path):
         build_task("locomo", tmp_path, origin="hub", tokenizer="simple")
 
 
+def raw_build(raw_dir, out, *extra: str) -> list[str]:
+    """`memalpha tasks build squad` from the raw sample, offline counter, no progress bars."""
+    return [
+        "tasks",
+        "build",
+        "squad",
+        "--out",
+        str(out),
+        "--from",
+        "raw",
+        "--raw-dir",
+        str(raw_dir),
+        "--tokenizer",
+        "simple",
+        "--quiet",
+        *extra,
+    ]
+
+
 def test_cli_build_show_validate_overlap(raw_dir, tmp_path, capsys, squad):
     out = tmp_path / "data"
-    assert (
-        main(
-            [
-                "tasks",
-                "build",
-                "squad",
-                "--out",
-                str(out),
-                "--from",
-                "raw",
-                "--raw-dir",
-                str(raw_dir),
-                "--tokenizer",
-                "simple",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert main(raw_build(raw_dir, out)) == 0
     assert squad.manifest["sha256"][:16] in capsys.readouterr().out
     assert main(["tasks", "show", str(out / "squad"), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
@@ -191,29 +192,7 @@ def test_exclude_from_drops_the_questions_another_task_asks(raw_dir, tmp_path, c
         "squad", tmp_path / "a", origin="raw", raw_dir=raw_dir, tokenizer="simple", limit=1, show_progress=False
     )
     out = tmp_path / "b"
-    assert (
-        main(
-            [
-                "tasks",
-                "build",
-                "squad",
-                "--out",
-                str(out),
-                "--from",
-                "raw",
-                "--raw-dir",
-                str(raw_dir),
-                "--tokenizer",
-                "simple",
-                "--limit",
-                "1",
-                "--quiet",
-                "--exclude-from",
-                str(first.path),
-            ]
-        )
-        == 0
-    )
+    assert main(raw_build(raw_dir, out, "--limit", "1", "--exclude-from", str(first.path))) == 0
     capsys.readouterr()
     data, manifest = load_built(out / "squad")
     report = overlap(first.path, out / "squad")
