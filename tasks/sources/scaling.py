@@ -23,7 +23,7 @@ from ..errors import BuildError
 from ..schema import Instance, Question
 from .common import answer_in_chunks
 from .qa import QA, dialogue_chunks
-from .squad import Paragraph, read_squad_file, read_squad_hub
+from .squad import Paragraph, load_paragraphs
 
 MAX_ANSWER_TOKENS = 5  # the first gold answer must be shorter, as in the squad task
 
@@ -47,18 +47,7 @@ def read_paragraphs(ctx: BuildContext, split: str, files: list[Path]) -> list[Pa
 
     A repeated paragraph text is kept once, with all its questions (as the hub rows give it).
     """
-    if ctx.origin == "raw":
-        paths = [p for p in files if p.name.startswith("train") == (split == "train")]
-        paragraphs = [p for path in paths for p in read_squad_file(path)]
-    else:
-        paragraphs = read_squad_hub(ctx, split)
-    distinct: dict[str, Paragraph] = {}
-    for p in paragraphs:
-        if p.context in distinct:
-            distinct[p.context].qas.extend(p.qas)
-        else:
-            distinct[p.context] = p
-    return list(distinct.values())
+    return load_paragraphs(ctx, split, [p for p in files if p.name.startswith("train") == (split == "train")])
 
 
 def _findable_qa(paragraph: Paragraph, answer_tokens: dict[str, int]) -> QA | None:

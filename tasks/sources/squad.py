@@ -63,9 +63,11 @@ def read_squad_hub(ctx: BuildContext, split: str) -> list[Paragraph]:
     return list(by_context.values())
 
 
-def load_paragraphs(ctx: BuildContext, hub_split: str) -> list[Paragraph]:
+def load_paragraphs(ctx: BuildContext, hub_split: str, raw_files: list[Path] | None = None) -> list[Paragraph]:
+    """Distinct paragraphs of the hub split, or of the raw files (default: all of the source's files)."""
     if ctx.origin == "raw":
-        paragraphs = [p for path in ctx.raw_files() for p in read_squad_file(path)]
+        paths = ctx.raw_files() if raw_files is None else raw_files
+        paragraphs = [p for path in paths for p in read_squad_file(path)]
     else:
         paragraphs = read_squad_hub(ctx, hub_split)
     merged: dict[str, Paragraph] = {}
