@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from benchmark.agents.base import Agent, InstanceInfo, OptionReader, Session
-from benchmark.agents.llm import OPERATIONAL_OPTIONS, ModelAccess, attempt
+from benchmark.agents.llm import OPERATIONAL_OPTIONS, ModelAccess
 from benchmark.memory import Memory
 from benchmark.readers import Reader, ReaderRequest, ReaderResponse, SamplingParams
 from benchmark.readers.base import tools_json
@@ -210,6 +210,7 @@ class MemAlphaAgent(Agent):
         self.settings = parse_settings(opts)
         file = self.settings.prompt_file
         self.prompt = MemorizePrompt(prompt_file=file) if file else memorize_prompt()
+        self.prompt_sha256 = self.prompt.sha256_for(self.settings.format)  # needs qwen-agent for that format
         self.model = ModelAccess(reader, opts, default_backend="vllm", default_model=DEFAULT_MODEL)
         self.counter = get_counter(self.settings.tokenizer)
         self.turn = MemorizeTurn(self.settings, self.counter, self.prompt)
@@ -222,13 +223,17 @@ class MemAlphaAgent(Agent):
             "name": self.name,
             "options": {**asdict(self.settings), **self.model.options()},
             "prompt_version": self.prompt.version,
-            "prompt_sha256": self.prompt.sha256_for(self.settings.format),
+            "prompt_sha256": self.prompt_sha256,
             "reader": self.model.describe(),
             "tokenizer": self.counter.describe(),
         }
         if self.prompt.prompt_file is not None:
             described["prompt_file_sha256"] = self.prompt.prompt_file.sha256
         return described
+
+    def identity(self) -> dict[str, Any]:
+        """The options that change memories, and the prompt's hash (a prompt file may change in place)."""
+        return {**super().identity(), "prompt_sha256": self.prompt_sha256}
 
     def new_session(self, instance: InstanceInfo) -> MemAlphaSession:
         return MemAlphaSession(self, instance)
@@ -242,13 +247,7 @@ class MemAlphaAgent(Agent):
         business (the `concurrency` option)."""
         ours = [_ours(s) for s in sessions]
         built = self.turn.requests([(s.env, c, s.turn_stats) for s, c in zip(ours, chunks, strict=True)])
-        errors: list[BaseException | None] = [None] * len(ours)
-        for i, answer in self.model.generate_step(dict(enumerate(built))).items():
-            if isinstance(answer, BaseException):
-                errors[i] = answer
-            else:
-                errors[i], _ = attempt(lambda s=ours[i], a=answer: s.absorb(a))
-        return errors
+        return self.model.step(built, [s.absorb for s in ours])
 
     def close(self) -> None:
         self.model.close()

@@ -1,4 +1,5 @@
-"""Tool-call parsing in both formats, the OpenAI conversion, and the qwen-agent tool block (rendered by the\nqwen-agent package itself)."""
+"""Tool-call parsing in both formats, the OpenAI conversion, and the qwen-agent tool block (rendered by the
+qwen-agent package itself)."""
 
 from __future__ import annotations
 

@@ -16,6 +16,8 @@ BUILTIN = {
     "chunk-store": "benchmark.agents.baselines:ChunkStoreAgent",
     "long-context": "benchmark.agents.baselines:LongContextAgent",
     "http": "benchmark.agents.http:HTTPAgent",
+    "memagent": "benchmark.agents.memagent:MemAgentAgent",
+    "mem1": "benchmark.agents.mem1:Mem1Agent",
 }
 GROUP = "memalpha.agents"
 

@@ -17,7 +17,7 @@ Reader options (`--agent-opt key=value`), the same for every such agent:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -136,6 +136,19 @@ class ModelAccess:
             for i, (error, response) in zip(missing, alone, strict=True):
                 answers[i] = error if error is not None else response
         return answers
+
+    def step(
+        self, requests: Sequence[ReaderRequest], absorb: Sequence[Callable[[ReaderResponse], None]]
+    ) -> list[BaseException | None]:
+        """Answer a step's requests (`generate_step`) and hand each answer to its `absorb`; per request,
+        the error of its reader call or of its `absorb`, or None."""
+        errors: list[BaseException | None] = [None] * len(requests)
+        for i, answer in self.generate_step(dict(enumerate(requests))).items():
+            if isinstance(answer, BaseException):
+                errors[i] = answer
+            else:
+                errors[i], _ = attempt(lambda f=absorb[i], a=answer: f(a))
+        return errors
 
     def generate_one(self, request: ReaderRequest) -> ReaderResponse:
         """One request, answered or raised (for libraries that make their calls one at a time)."""
