@@ -18,6 +18,7 @@ BUILTIN = {
     "http": "benchmark.agents.http:HTTPAgent",
     "memagent": "benchmark.agents.memagent:MemAgentAgent",
     "mem1": "benchmark.agents.mem1:Mem1Agent",
+    "mem0": "benchmark.agents.mem0_agent:Mem0Agent",
 }
 GROUP = "memalpha.agents"
 
