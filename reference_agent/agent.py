@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from benchmark.agents.base import Agent, InstanceInfo, OptionReader, Session
-from benchmark.agents.llm import OPERATIONAL_OPTIONS, ModelAccess
+from benchmark.agents.llm import OPERATIONAL_OPTIONS, GenerationCounts, ModelAccess
 from benchmark.memory import Memory
 from benchmark.readers import Reader, ReaderRequest, ReaderResponse, SamplingParams
 from benchmark.readers.base import tools_json
@@ -87,13 +87,9 @@ def parse_settings(opts: OptionReader) -> Settings:
 
 
 @dataclass
-class TurnStats:
+class TurnStats(GenerationCounts):
     """Counts over an instance's generations (tool-call counts live in the environment)."""
 
-    generations: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached: int = 0  # responses read from the response cache
     without_calls: int = 0  # responses with no tool call at all
     trimmed_prompts: int = 0  # prompts that showed fewer than `recent` entries to fit the cap
     over_limit_prompts: int = 0  # prompts over the cap even with no entries shown
@@ -170,10 +166,7 @@ class MemAlphaSession(Session):
     def absorb(self, response: ReaderResponse) -> None:
         """Execute the response's calls in order; bad calls fail inside the environment, harmlessly."""
         stats = self.turn_stats
-        stats.generations += 1
-        stats.prompt_tokens += response.prompt_tokens
-        stats.completion_tokens += response.completion_tokens
-        stats.cached += response.cached
+        stats.count(response)
         calls = self.agent.turn.calls(response)
         stats.without_calls += not calls
         self.env.execute_all(calls)

@@ -1,4 +1,5 @@
-"""`memalpha eval` then `leaderboard init` + `leaderboard add` for one agent, all through the CLI, against a
+"""Fixtures and helpers for the agent tests (a pytest plugin, see conftest.py): the squad sample, and
+`memalpha eval` then `leaderboard init` + `leaderboard add` for one agent, all through the CLI, against a
 scripted OpenAI-compatible server that answers both the agent and the reader: the path a user takes to put a
 baseline on the board."""
 
@@ -8,11 +9,30 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from benchmark.cli import main
 from benchmark.memory import MemoryRecord, read_memories
 from leaderboard.store import ResultsStore
+from tasks.build import build_task
+from tasks.manifest import load_built
 
 READER_MARK = "You answer a user's questions from the memory"  # the reader's system prompt (reader_system_v1)
+
+
+@pytest.fixture(scope="session")
+def squad_data(raw_dir, tmp_path_factory) -> Path:
+    """squad built from the real raw sample (two instances per split)."""
+    out = tmp_path_factory.mktemp("squad-sample")
+    build_task("squad", out, origin="raw", raw_dir=raw_dir, tokenizer="simple", limit=2, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def squad_chunks(squad_data) -> dict[str, list[str]]:
+    """The validation instances' chunks, by instance id."""
+    dataset, _ = load_built(squad_data, "squad")
+    return {row["instance_id"]: row["chunks"] for row in dataset["validation"]}
 
 
 def is_reader(body: dict[str, Any]) -> bool:

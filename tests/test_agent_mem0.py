@@ -10,7 +10,6 @@ import importlib.util
 import json
 import re
 import sys
-from pathlib import Path
 
 import pytest
 from agent_eval import eval_and_add, is_reader
@@ -18,8 +17,6 @@ from agent_eval import eval_and_add, is_reader
 from benchmark.agents import make_agent
 from benchmark.agents.base import InstanceInfo, MissingExtraError
 from benchmark.running import run_agent
-from tasks.build import build_task
-from tasks.manifest import load_built
 
 # Not imported here: mem0 reads MEM0_DIR and MEM0_TELEMETRY once, when first imported (by the agent).
 pytestmark = [
@@ -35,19 +32,6 @@ def mem0_home(tmp_path_factory):
         mp.setenv("MEM0_DIR", str(tmp_path_factory.mktemp("mem0-home")))
         mp.setenv("MEM0_TELEMETRY", "False")
         yield
-
-
-@pytest.fixture(scope="module")
-def data(raw_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("data")
-    build_task("squad", out, origin="raw", raw_dir=raw_dir, tokenizer="simple", limit=2, show_progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def chunks(data) -> dict[str, list[str]]:
-    dataset, _ = load_built(data, "squad")
-    return {row["instance_id"]: row["chunks"] for row in dataset["validation"]}
 
 
 def facts_of(chunk: str) -> list[str]:
@@ -70,11 +54,11 @@ def options(server, **extra: str) -> dict[str, str]:
     return {"base_url": server.base_url, "model": "scripted", "embedding_dims": "64", **extra}
 
 
-def test_each_chunk_goes_through_add_and_the_export_is_what_mem0_holds(chunks, scripted_server, tmp_path):
+def test_each_chunk_goes_through_add_and_the_export_is_what_mem0_holds(squad_chunks, scripted_server, tmp_path):
     server = scripted_server(extractor)
     agent = make_agent("mem0", options(server, workdir=str(tmp_path / "stores")))
     assert sys.modules["mem0.memory.telemetry"].MEM0_TELEMETRY is False  # nothing is sent anywhere
-    iid, instance_chunks = next(iter(chunks.items()))
+    iid, instance_chunks = next(iter(squad_chunks.items()))
     session = agent.new_session(InstanceInfo(iid, "squad", "AR", len(instance_chunks)))
     for chunk in instance_chunks:
         session.observe(chunk)
@@ -85,7 +69,7 @@ def test_each_chunk_goes_through_add_and_the_export_is_what_mem0_holds(chunks, s
     assert [e.id for e in memory.semantic] == [f"s{i}" for i in range(len(held))]
     assert memory.core == "" and memory.episodic == ()
     stats = session.stats()
-    assert stats["llm_calls"] == len(instance_chunks) and stats["added"] == stats["held"] == len(held)
+    assert stats["generations"] == len(instance_chunks) and stats["added"] == stats["held"] == len(held)
     # every chunk reached mem0's LLM as the new message; the embedder was asked through the server
     prompts = [b["messages"][-1]["content"] for b in server.requests]
     assert all(any(c in p for p in prompts) for c in instance_chunks)
@@ -95,13 +79,13 @@ def test_each_chunk_goes_through_add_and_the_export_is_what_mem0_holds(chunks, s
     assert (tmp_path / "stores").is_dir()  # a workdir given by the user is kept
 
 
-def test_the_run_config_records_the_library_version_and_settings(data, scripted_server, tmp_path):
+def test_the_run_config_records_the_library_version_and_settings(squad_data, scripted_server, tmp_path):
     from importlib.metadata import version
 
     server = scripted_server(extractor)
     agent = make_agent("mem0", options(server, temperature="0"))
     workdir = agent.workdir
-    run_agent(agent, tmp_path / "run", data, [("squad", "validation")], limit=1, show_progress=False)
+    run_agent(agent, tmp_path / "run", squad_data, [("squad", "validation")], limit=1, show_progress=False)
     assert not workdir.exists()  # the agent's own temporary stores are removed at the end
     described = json.loads((tmp_path / "run" / "config.json").read_text())["agent"]
     library = described["library"]
@@ -116,26 +100,26 @@ def test_the_run_config_records_the_library_version_and_settings(data, scripted_
     assert all(b["temperature"] == 0.0 for b in server.requests)
 
 
-def test_eval_and_leaderboard_add_end_to_end(data, chunks, scripted_server, tmp_path):
+def test_eval_and_leaderboard_add_end_to_end(squad_data, squad_chunks, scripted_server, tmp_path):
     server = scripted_server(extractor)
-    records, config, entry = eval_and_add("mem0", options(server), data, server.base_url, tmp_path)
+    records, config, entry = eval_and_add("mem0", options(server), squad_data, server.base_url, tmp_path)
     for record in records:
         assert [e.content for e in record.memory.semantic] == [
-            f for c in chunks[record.instance_id] for f in facts_of(c)
+            f for c in squad_chunks[record.instance_id] for f in facts_of(c)
         ]
     assert config["agent"]["library"]["package"] == "mem0ai"
     assert entry["status"] == "rescored" and entry["agent"] == {"name": "mem0", "version": "test"}
     assert entry["scores"]["tasks"]["squad"]["instances"] == 2
 
 
-def test_a_rerun_with_the_response_cache_asks_the_llm_nothing(data, scripted_server, tmp_path):
+def test_a_rerun_with_the_response_cache_asks_the_llm_nothing(squad_data, scripted_server, tmp_path):
     server = scripted_server(extractor)
     cache = str(tmp_path / "agent.sqlite")
     for run in ("a", "b"):
         run_agent(
             make_agent("mem0", options(server, cache=cache)),
             tmp_path / run,
-            data,
+            squad_data,
             [("squad", "validation")],
             limit=1,
             show_progress=False,

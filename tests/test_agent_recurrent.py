@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from pathlib import Path
 
 import pytest
 from agent_eval import eval_and_add, is_reader
@@ -16,24 +15,9 @@ from servers import Reply
 from benchmark.agents import AgentOptionError, make_agent
 from benchmark.memory import read_memories
 from benchmark.running import run_agent
-from tasks.build import build_task
-from tasks.manifest import load_built
 
 pytestmark = pytest.mark.realdata
 MEMBERS = [("squad", "validation")]
-
-
-@pytest.fixture(scope="module")
-def data(raw_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("data")
-    build_task("squad", out, origin="raw", raw_dir=raw_dir, tokenizer="simple", limit=2, show_progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def chunks(data) -> dict[str, list[str]]:
-    dataset, _ = load_built(data, "squad")
-    return {row["instance_id"]: row["chunks"] for row in dataset["validation"]}
 
 
 def gist(chunk: str) -> str:
@@ -92,18 +76,20 @@ def agent_options(server, **extra: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(("name", "model"), [("memagent", MemAgentModel), ("mem1", Mem1Model)])
-def test_the_final_memory_is_the_last_rewrite_of_the_core(name, model, data, chunks, scripted_server, tmp_path):
-    every = [c for cs in chunks.values() for c in cs]
+def test_the_final_memory_is_the_last_rewrite_of_the_core(
+    name, model, squad_data, squad_chunks, scripted_server, tmp_path
+):
+    every = [c for cs in squad_chunks.values() for c in cs]
     assert len({gist(c) for c in every}) == len(every)  # each chunk leaves its own trace
     server = scripted_server(model())
     agent = make_agent(name, agent_options(server, memory_tokens="300"))
-    summary = run_agent(agent, tmp_path / "run", data, MEMBERS, show_progress=False)
+    summary = run_agent(agent, tmp_path / "run", squad_data, MEMBERS, show_progress=False)
     assert (summary.written, summary.failed) == (2, {})
     for record in read_memories(tmp_path / "run" / "memories.jsonl"):
-        assert record.memory.core == folded(chunks[record.instance_id])
+        assert record.memory.core == folded(squad_chunks[record.instance_id])
         assert record.memory.semantic == () and record.memory.episodic == ()
-        assert record.stats["generations"] == len(chunks[record.instance_id]) and record.stats["kept"] == 0
-    assert server.count == sum(len(c) for c in chunks.values())
+        assert record.stats["generations"] == len(squad_chunks[record.instance_id]) and record.stats["kept"] == 0
+    assert server.count == sum(len(c) for c in squad_chunks.values())
     temperature = {"memagent": 0.1, "mem1": 0.01}[name]
     for body in server.requests:
         assert (body["max_tokens"], body["temperature"], body["top_p"]) == (300, temperature, 0.95)
@@ -111,13 +97,13 @@ def test_the_final_memory_is_the_last_rewrite_of_the_core(name, model, data, chu
 
 
 def test_mem1_keeps_its_state_when_a_reply_has_none_and_reads_the_tag_it_is_given(
-    data, chunks, scripted_server, tmp_path
+    squad_data, squad_chunks, scripted_server, tmp_path
 ):
-    iid, instance_chunks = next(iter(chunks.items()))
+    iid, instance_chunks = next(iter(squad_chunks.items()))
     skipped = gist(instance_chunks[3])
     server = scripted_server(Mem1Model(tag="state", skip=skipped))
     agent = make_agent("mem1", agent_options(server, state_tag="state"))
-    run_agent(agent, tmp_path / "run", data, MEMBERS, show_progress=False)
+    run_agent(agent, tmp_path / "run", squad_data, MEMBERS, show_progress=False)
     record = next(r for r in read_memories(tmp_path / "run" / "memories.jsonl") if r.instance_id == iid)
     assert record.memory.core == folded([c for c in instance_chunks if gist(c) != skipped])
     assert record.stats["kept"] == 1
@@ -135,7 +121,7 @@ ORIGINAL_STYLE = (  # the layout of a released checkpoint's prompt (our text): e
 )
 
 
-def test_a_prompt_file_is_sent_exactly_and_its_hash_is_recorded(data, chunks, scripted_server, tmp_path):
+def test_a_prompt_file_is_sent_exactly_and_its_hash_is_recorded(squad_data, squad_chunks, scripted_server, tmp_path):
     path = tmp_path / "original.jinja"
     path.write_text(ORIGINAL_STYLE, "utf-8")
 
@@ -145,8 +131,8 @@ def test_a_prompt_file_is_sent_exactly_and_its_hash_is_recorded(data, chunks, sc
 
     server = scripted_server(model)
     agent = make_agent("memagent", agent_options(server, prompt_file=str(path), task="Answer questions."))
-    run_agent(agent, tmp_path / "run", data, MEMBERS, show_progress=False)
-    first = chunks[next(iter(chunks))]
+    run_agent(agent, tmp_path / "run", squad_data, MEMBERS, show_progress=False)
+    first = squad_chunks[next(iter(squad_chunks))]
     sent = [b["messages"][0]["content"] for b in server.requests]
     assert f"Problem:\nAnswer questions.\nMemory:\nNONE\nSection:\n{first[0]}\nUpdated memory:\n" in sent
     assert f"Problem:\nAnswer questions.\nMemory:\n{gist(first[0])}\nSection:\n{first[1]}\nUpdated memory:\n" in sent
@@ -158,21 +144,29 @@ def test_a_prompt_file_is_sent_exactly_and_its_hash_is_recorded(data, chunks, sc
     path.write_text(ORIGINAL_STYLE.replace("Problem", "Task"), "utf-8")
     agent = make_agent("memagent", agent_options(server, prompt_file=str(path), task="Answer questions."))
     with pytest.raises(Exception, match="holds a different run"):
-        run_agent(agent, tmp_path / "run", data, MEMBERS, show_progress=False)
+        run_agent(agent, tmp_path / "run", squad_data, MEMBERS, show_progress=False)
     path.write_text("{% block user %}{{ chunk }}{% endblock %}{% block assistant %}x{% endblock %}", "utf-8")
     with pytest.raises(AgentOptionError, match="unknown block assistant"):
         make_agent("memagent", agent_options(server, prompt_file=str(path)))
 
 
-def test_a_rerun_with_the_response_cache_asks_the_model_nothing(data, scripted_server, tmp_path):
+def test_a_rerun_with_the_response_cache_asks_the_model_nothing(squad_data, scripted_server, tmp_path):
     server = scripted_server(MemAgentModel())
     cache = str(tmp_path / "agent.sqlite")
     run_agent(
-        make_agent("memagent", agent_options(server, cache=cache)), tmp_path / "a", data, MEMBERS, show_progress=False
+        make_agent("memagent", agent_options(server, cache=cache)),
+        tmp_path / "a",
+        squad_data,
+        MEMBERS,
+        show_progress=False,
     )
     sent = server.count
     run_agent(
-        make_agent("memagent", agent_options(server, cache=cache)), tmp_path / "b", data, MEMBERS, show_progress=False
+        make_agent("memagent", agent_options(server, cache=cache)),
+        tmp_path / "b",
+        squad_data,
+        MEMBERS,
+        show_progress=False,
     )
     assert server.count == sent
     first, second = (read_memories(tmp_path / run / "memories.jsonl") for run in ("a", "b"))
@@ -180,27 +174,27 @@ def test_a_rerun_with_the_response_cache_asks_the_model_nothing(data, scripted_s
     assert all(r.stats["cached"] == r.stats["generations"] for r in second)
 
 
-def test_a_failed_request_fails_only_its_instance(data, chunks, scripted_server, tmp_path):
-    victim, victim_chunks = next(iter(chunks.items()))
+def test_a_failed_request_fails_only_its_instance(squad_data, squad_chunks, scripted_server, tmp_path):
+    victim, victim_chunks = next(iter(squad_chunks.items()))
     server = scripted_server(MemAgentModel(fail=gist(victim_chunks[2])))
     summary = run_agent(
         make_agent("memagent", agent_options(server, max_retries="0")),
         tmp_path / "run",
-        data,
+        squad_data,
         MEMBERS,
         show_progress=False,
     )
     assert summary.written == 1 and list(summary.failed) == [f"squad/{victim}"]
     assert "HTTP 400" in summary.failed[f"squad/{victim}"]
     (record,) = read_memories(tmp_path / "run" / "memories.jsonl")
-    assert record.instance_id != victim and record.memory.core == folded(chunks[record.instance_id])
+    assert record.instance_id != victim and record.memory.core == folded(squad_chunks[record.instance_id])
 
 
 @pytest.mark.parametrize(("name", "model"), [("memagent", MemAgentModel), ("mem1", Mem1Model)])
-def test_eval_and_leaderboard_add_end_to_end(name, model, data, chunks, scripted_server, tmp_path):
+def test_eval_and_leaderboard_add_end_to_end(name, model, squad_data, squad_chunks, scripted_server, tmp_path):
     server = scripted_server(model())
-    records, config, entry = eval_and_add(name, agent_options(server), data, server.base_url, tmp_path)
-    assert {r.instance_id: r.memory.core for r in records} == {iid: folded(c) for iid, c in chunks.items()}
+    records, config, entry = eval_and_add(name, agent_options(server), squad_data, server.base_url, tmp_path)
+    assert {r.instance_id: r.memory.core for r in records} == {iid: folded(c) for iid, c in squad_chunks.items()}
     assert config["agent"]["name"] == name and config["agent"]["reader"]["model"] == "scripted"
     assert entry["status"] == "rescored" and entry["board"] == {"kind": "task", "name": "squad"}
     assert entry["agent"] == {"name": name, "version": "test"} and entry["model"] == "scripted"

@@ -72,6 +72,22 @@ class ReaderSettings:
 Answer = ReaderResponse | BaseException
 
 
+@dataclass
+class GenerationCounts:
+    """What an instance's model calls cost, as the stats of its memory record show it."""
+
+    generations: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached: int = 0  # answers read from the response cache
+
+    def count(self, response: ReaderResponse) -> None:
+        self.generations += 1
+        self.prompt_tokens += response.prompt_tokens
+        self.completion_tokens += response.completion_tokens
+        self.cached += response.cached
+
+
 class ModelAccess:
     """The reader an agent calls: handed in (from Python), or built from the reader options; wrapped
     in the response cache when the `cache` option is given.

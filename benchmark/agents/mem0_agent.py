@@ -39,7 +39,7 @@ from ..memory import Memory, MemoryEntry
 from ..paths import cache_root
 from ..readers import Reader, ReaderRequest, SamplingParams
 from .base import Agent, AgentOptionError, InstanceInfo, OptionReader, Session, require
-from .llm import OPERATIONAL_OPTIONS, ModelAccess
+from .llm import OPERATIONAL_OPTIONS, GenerationCounts, ModelAccess
 
 EXTRA = "mem0"
 
@@ -62,11 +62,7 @@ class Mem0Settings:
 
 
 @dataclass
-class Mem0Stats:
-    llm_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached: int = 0
+class Mem0Stats(GenerationCounts):
     added: int = 0  # ADD events mem0 reported over the instance
     held: int = 0  # memories mem0 holds at the end
 
@@ -85,11 +81,7 @@ def _reader_llm_class(mem0: Any) -> type:
                 raise NotImplementedError("mem0 asked for tool calls; its add() pipeline does not, so neither do we")
             request = ReaderRequest(tuple((m["role"], m["content"]) for m in messages), self.params)
             response = self.access.generate_one(request)
-            stats = self.stats
-            stats.llm_calls += 1
-            stats.prompt_tokens += response.prompt_tokens
-            stats.completion_tokens += response.completion_tokens
-            stats.cached += response.cached
+            self.stats.count(response)
             return response.text
 
     return ReaderLLM

@@ -29,7 +29,7 @@ from typing import Any
 from ..memory import Memory
 from ..readers import Reader, ReaderRequest, ReaderResponse, SamplingParams
 from .base import Agent, InstanceInfo, OptionReader, Session
-from .llm import OPERATIONAL_OPTIONS, ModelAccess
+from .llm import OPERATIONAL_OPTIONS, GenerationCounts, ModelAccess
 from .prompt_file import PromptFile
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -49,11 +49,7 @@ class RecurrentSettings:
 
 
 @dataclass
-class RecurrentStats:
-    generations: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached: int = 0  # replies read from the response cache
+class RecurrentStats(GenerationCounts):
     kept: int = 0  # replies that gave no new memory: the previous one was kept
     at_limit: int = 0  # replies that reached `memory_tokens` (a memory cut off there)
 
@@ -68,10 +64,7 @@ class RecurrentSession(Session):
 
     def absorb(self, response: ReaderResponse) -> None:
         counts = self.counts
-        counts.generations += 1
-        counts.prompt_tokens += response.prompt_tokens
-        counts.completion_tokens += response.completion_tokens
-        counts.cached += response.cached
+        counts.count(response)
         counts.at_limit += response.completion_tokens >= self.agent.settings.memory_tokens
         new = self.agent.next_memory(response)
         if new is None:
