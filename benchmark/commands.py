@@ -171,7 +171,10 @@ def ensure_built(data_dir: Path, tasks: list[str], *, quiet: bool) -> None:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--agent", required=True, help="agent name: chunk-store, long-context, memalpha, http, or a plugin's"
+        "--agent",
+        required=True,
+        help="agent name: chunk-store, long-context, memalpha, memagent, mem1, mem0, http, or a plugin's "
+        "(docs/agents.md)",
     )
     p.add_argument(
         "--agent-opt",

@@ -5,13 +5,17 @@ Fixtures (registered through `pytest_plugins = ["servers"]` in conftest.py):
 - `tiny_model`: the folder of a tiny Qwen3 with a tokenizer trained offline (session-wide);
 - `serve_tiny`: a `transformers serve` process on 127.0.0.1 for it, as a `TinyServer` (session-wide);
 - `scripted_server`: a factory `start(reply_fn) -> ScriptedServer`; every server it starts is stopped
-  at the end of the test.
+  at the end of the test. It also serves `/v1/embeddings` with `word_embedding`, a deterministic
+  bag-of-words vector, for memory libraries that embed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -280,6 +284,35 @@ def completion_body(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
     }
 
 
+EMBEDDING_DIMS = 64
+
+
+def word_embedding(text: str, dims: int = EMBEDDING_DIMS) -> list[float]:
+    """A unit vector from the text's lowercased words, each hashed to one dimension: texts sharing
+    words are close, and the same text always gets the same vector."""
+    vector = [0.0] * dims
+    for word in re.findall(r"\w+", text.lower()):
+        vector[int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "big") % dims] += 1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector] if any(vector) else [1.0 / math.sqrt(dims)] * dims
+
+
+def embeddings_body(request: dict[str, Any]) -> dict[str, Any]:
+    texts = request["input"] if isinstance(request["input"], list) else [request["input"]]
+    dims = int(request.get("dimensions") or EMBEDDING_DIMS)
+    return {
+        "object": "list",
+        "model": request.get("model", "scripted-embedding"),
+        "data": [
+            {"object": "embedding", "index": i, "embedding": word_embedding(t, dims)} for i, t in enumerate(texts)
+        ],
+        "usage": {
+            "prompt_tokens": sum(_word_count(t) for t in texts),
+            "total_tokens": sum(_word_count(t) for t in texts),
+        },
+    }
+
+
 class ScriptedServer:
     """An OpenAI-compatible chat server in a thread on 127.0.0.1; `reply_fn(request_json)` decides each
     answer (a string is shorthand for `Reply(content=...)`). `requests` lists the bodies received."""
@@ -287,6 +320,7 @@ class ScriptedServer:
     def __init__(self, reply_fn: ReplyFn):
         self.reply_fn = reply_fn
         self.requests: list[dict[str, Any]] = []
+        self.embedding_requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
@@ -359,6 +393,12 @@ class ScriptedServer:
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
 
             def do_POST(self) -> None:
+                if self.path == "/v1/embeddings":
+                    body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                    with server._lock:
+                        server.embedding_requests.append(body)
+                    self._send(200, embeddings_body(body))
+                    return
                 if self.path != "/v1/chat/completions":
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return

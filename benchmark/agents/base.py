@@ -8,10 +8,12 @@ instance at once; the default observes sessions concurrently in threads.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from tasks.errors import TaskError
@@ -94,6 +96,21 @@ class AgentOptionError(TaskError, ValueError):
     """An `--agent-opt` that the agent does not take or cannot parse."""
 
 
+class MissingExtraError(TaskError, ImportError):
+    """An optional library an agent needs is not installed; the message says which extra brings it."""
+
+
+def require(module: str, extra: str, needed_for: str) -> ModuleType:
+    """Import `module`, or fail with the pip command that installs it (the package's `extra`)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"{needed_for} needs the {module.split('.')[0]!r} package, which is not installed: "
+            f"pip install 'memalpha-bench[{extra}]' ({exc})"
+        ) from exc
+
+
 @dataclass
 class OptionReader:
     """Typed access to string options, rejecting any option nobody asked for."""
@@ -106,12 +123,42 @@ class OptionReader:
         self.used.add(key)
         return self.options.get(key, default)
 
-    def integer(self, key: str, default: int) -> int:
+    def integer(self, key: str, default: int, low: int | None = None) -> int:
         value = self.get(key)
         try:
-            return default if value is None else int(value)
+            parsed = default if value is None else int(value)
         except ValueError:
             raise AgentOptionError(f"agent {self.agent}: option {key}={value!r} must be an integer") from None
+        return self._at_least(key, parsed, low)
+
+    def number(self, key: str, default: float, low: float | None = None) -> float:
+        value = self.get(key)
+        try:
+            parsed = default if value is None else float(value)
+        except ValueError:
+            raise AgentOptionError(f"agent {self.agent}: option {key}={value!r} must be a number") from None
+        return self._at_least(key, parsed, low)
+
+    def choice(self, key: str, default: str, allowed: Sequence[str]) -> str:
+        value = self.get(key) or default
+        if value not in allowed:
+            raise AgentOptionError(f"agent {self.agent}: option {key}={value!r}; choose one of {', '.join(allowed)}")
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.get(key)
+        if value is None:
+            return default
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise AgentOptionError(f"agent {self.agent}: option {key}={value!r} must be true or false")
+
+    def _at_least(self, key: str, value, low):
+        if low is not None and value < low:
+            raise AgentOptionError(f"agent {self.agent}: option {key}={value} must be at least {low}")
+        return value
 
     def finish(self) -> None:
         unknown = sorted(set(self.options) - self.used)
