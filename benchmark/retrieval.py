@@ -1,9 +1,15 @@
 """BM25 retrieval over one memory's semantic or episodic entries.
 
-The scores are BM25 Okapi with k1 = 1.5, b = 0.75 and the Robertson idf floored at 0 — exactly
-rank-bm25's `BM25Okapi(epsilon=0)` and bm25s's `BM25(method="atire", idf_method="robertson")`; the
-original pipeline used rank-bm25 with its default floor (0.25 × mean idf), which differs only for
-words in more than half of the entries. Tokens are lower-cased `\\b\\w+\\b` words, as in the original.
+The scores are BM25 Okapi with k1 = 1.5, b = 0.75 and the Robertson idf. A word found in more than
+half of the entries has a negative idf, which needs a floor; two are offered (a scorer profile picks
+one, see `benchmark/profiles.py`):
+
+- `epsilon=None`: the idf floored at 0 — exactly rank-bm25's `BM25Okapi(epsilon=0)` and bm25s's
+  `BM25(method="atire", idf_method="robertson")`;
+- `epsilon=e`: rank-bm25's own floor, as the original pipeline used it (`BM25Okapi` defaults, e =
+  0.25): a negative idf becomes e × the mean idf of the memory's vocabulary (negatives included).
+
+Tokens are lower-cased `\\b\\w+\\b` words, as in the original.
 
 Why not call bm25s here: its index build loops over documents in Python (about 25 µs per entry) and
 it scores one query at a time, which put a 10k-entry memory at ~8 ms per question. This module
@@ -35,15 +41,18 @@ def tokenize(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def settings() -> dict[str, object]:
-    """What results records say about the retriever."""
+def settings(epsilon: float | None = None) -> dict[str, object]:
+    """What results records say about the retriever with this idf floor."""
     return {
-        "scoring": "BM25 Okapi (= bm25s atire/robertson, rank-bm25 epsilon 0)",
+        "scoring": (
+            "BM25 Okapi (= bm25s atire/robertson, rank-bm25 epsilon 0)"
+            if epsilon is None
+            else f"BM25 Okapi (= rank-bm25 BM25Okapi, epsilon {epsilon})"
+        ),
         "k1": K1,
         "b": B,
-        "idf_floor": 0.0,
+        "idf_floor": 0.0 if epsilon is None else f"{epsilon} x mean idf",
         "tokens": "lowercase \\b\\w+\\b",
-        "query": "the question alone",
         "zero_scores_fill_k": True,
         "ties": "memory order",
     }
@@ -131,10 +140,22 @@ def _top_k(dense: np.ndarray, k: int) -> list[list[int]]:
     return out
 
 
-class MemoryIndex:
-    """A BM25 index over the texts of one memory type (possibly empty)."""
+def floored_idf(n: int, df: np.ndarray, epsilon: float | None) -> np.ndarray:
+    """Robertson idf per term of a corpus of `n` entries, with its floor for negative values.
 
-    def __init__(self, texts: Sequence[str]):
+    rank-bm25 computes log(n - df + 0.5) - log(df + 0.5) and floors a negative value at epsilon × the
+    mean of all idfs (negatives included); with `epsilon=None` the floor is 0.
+    """
+    idf = np.log(n - df + 0.5) - np.log(df + 0.5)
+    if epsilon is None:
+        return np.maximum(idf, 0.0)
+    return np.where(idf < 0, epsilon * idf.mean(), idf)
+
+
+class MemoryIndex:
+    """A BM25 index over the texts of one memory type (possibly empty); `epsilon`: see `floored_idf`."""
+
+    def __init__(self, texts: Sequence[str], *, epsilon: float | None = None):
         self.size = len(texts)
         self._terms = np.empty(0, dtype=np.uint64)  # sorted token hashes: term i is self._terms[i]
         self._matrix = None  # terms × entries, BM25 weight of each (term, entry)
@@ -160,9 +181,9 @@ class MemoryIndex:
         n, v = len(texts), len(self._terms)
         lengths = np.bincount(entry, minlength=n).astype(np.float64)
         df = np.bincount(term, minlength=v)
-        idf = np.maximum(np.log((n - df + 0.5) / (df + 0.5)), 0.0)
+        idf = floored_idf(n, df, epsilon)
         norm = K1 * (1 - B + B * lengths[doc] / lengths.mean())
-        weights = idf[term] * (tf * (K1 + 1)) / (tf + norm)
+        weights = idf[term] * ((tf * (K1 + 1)) / (tf + norm))
         indptr = np.searchsorted(term, np.arange(v + 1))
         self._matrix = sparse.csr_matrix((weights, doc, indptr), shape=(v, n))
 

@@ -83,4 +83,5 @@ def test_core_is_cut_when_nothing_else_fits():
 
 def test_template_hash_is_stable_and_versioned():
     a, b = ReaderPrompt(), ReaderPrompt()
-    assert a.sha256 == b.sha256 and len(a.sha256) == 64 and a.version == "v1"
+    assert a.sha256 == b.sha256 and len(a.sha256) == 64 and a.version == "v2"  # the default profile's
+    assert len({ReaderPrompt(v).sha256 for v in ("v1", "v2", "paper")}) == 3
