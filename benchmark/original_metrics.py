@@ -202,7 +202,7 @@ def _checked(golds: list[Any]) -> list[str]:
 
 def _mab_best(prediction: str, golds: Golds, pair: Callable[[str, str], float], *, parsed_only: bool = False) -> float:
     """max over golds of `pair(normalised prediction, normalised gold)`, on the raw and the parsed output
-    (the parsed one only, for ICL and EventQA)."""
+    (the parsed one only, for EventQA)."""
     items = _checked(mab_golds(golds))
     parsed = mab_parse_output(prediction)
     outputs = (parsed,) if parsed_only else (prediction, parsed)
@@ -233,11 +233,6 @@ def mab_f1(prediction: str, golds: Golds) -> float:
     return _mab_best(prediction, golds, _f1)
 
 
-def mab_icl_exact_match(prediction: str, golds: Golds) -> float:
-    """`exact_match` of MAB's ICL post-processing: the parsed output only, so "label: 3" fails."""
-    return _mab_best(prediction, golds, _equal, parsed_only=True)
-
-
 def mab_eventqa(prediction: str, golds: Golds) -> float:
     """`substring_exact_match` of MAB's EventQA post-processing: the parsed output only. The original
     first computed a recall that lower-cases each gold, so nested golds made it fail."""
@@ -255,7 +250,7 @@ def train_rouge_l(prediction: str, golds: Golds) -> float:
     return max(_rouge_l(p, items) for p in (prediction, mab_parse_output(prediction)))
 
 
-# ---------------------------------------------------------------- the LongMemEval judges' verdict rules
+# ---------------------------------------------------------------- Mem-alpha's LongMemEval judge
 
 
 def memalpha_verdict(reply: str) -> float:
@@ -263,11 +258,6 @@ def memalpha_verdict(reply: str) -> float:
     "Yes, nothing is missing" and "I know it: yes" fail: the test is on substrings)."""
     text = reply.strip().lower()
     return float("yes" in text and "no" not in text)
-
-
-def mab_verdict(reply: str) -> float:
-    """MemoryAgentBench's rule: 1 when the lower-cased reply contains "yes"."""
-    return float("yes" in reply.lower())
 
 
 # ---------------------------------------------------------------- the registry, by original id
@@ -297,16 +287,12 @@ SCORERS: dict[str, ScorerFunction] = {
     "mab:substring_exact_match": mab_substring_em,
     "mab:exact_match": mab_exact_match,
     "mab:f1": mab_f1,
-    "mab:icl_exact_match": mab_icl_exact_match,
     "mab:eventqa_parsed": mab_eventqa,
 }
 """Every re-implemented scorer by its id. `memalpha:perltqa_keywords` of the fidelity file is the eval's
-and the reward's `perltqa` branch (the same code in both)."""
-
-VERDICTS: dict[str, Callable[[str], float]] = {
-    "memalpha:judge_verdict": memalpha_verdict,
-    "mab:judge_verdict": mab_verdict,
-}
+and the reward's `perltqa` branch (the same code in both). MemoryAgentBench's ICL exact match and judge
+rule are not here: no profile scores with them (`memalpha-paper` scores ICL and LongMemEval as Mem-alpha
+did)."""
 
 
 def rubric_judge_prompt(question: str, golds: Golds, prediction: str) -> list[dict[str, str]]:

@@ -216,10 +216,15 @@ TRAIN_JUDGE = Judge(
 JUDGED = TaskScorer("llm_judge")
 
 
+def flat_golds(golds: Sequence[Any]) -> list[str]:
+    """A gold list with MemoryAgentBench-style lists of lists flattened (v1 takes every alias)."""
+    return [g for item in golds for g in (item if isinstance(item, list | tuple) else [item])]
+
+
 def _v1_scorer(metric: str) -> TaskScorer:
     if metric == metrics.JUDGE_METRIC:
         return JUDGED
-    return TaskScorer(metric, lambda prediction, golds: metrics.score(metric, prediction, list(golds)))
+    return TaskScorer(metric, lambda prediction, golds: metrics.score(metric, prediction, flat_golds(golds)))
 
 
 def _original(scorer_id: str) -> TaskScorer:

@@ -51,7 +51,9 @@ def test_add_writes_one_record(tmp_path, data, submission):
     assert [p.name for p in store.paths()] == [path.name] == [f"{record['id']}.json"]
     assert store.records() == [record] and json.loads(path.read_text()) == record
     assert snapshot(submission) == before  # the submission is only read
-    assert record["status"] == "rescored" and record["board"] == {"kind": "task", "name": "squad"}
+    assert record["status"] == "rescored" and record["board"] == {"kind": "task", "name": "squad", "profile": "v1@2"}
+    assert record["scorer"]["profile"] == "v1@2" and record["scores"]["averages"] == {"mean_of_competencies": 0.5}
+    assert "origin" in record["scores"]["tasks"]["squad"]
     assert record["agent"] == {"name": "Test Agent", "version": "1.0"} and record["license"] == "MIT"
     task = record["scores"]["tasks"]["squad"]
     assert task["score"] == 0.5 and task["instances"] == 3 and task["questions"] == 6
@@ -166,7 +168,7 @@ def test_init_fill_validate(tmp_path, data, capsys):
     )
     (sub / "submission.json").write_text(json.dumps(doc))
     assert main(["leaderboard", "validate", str(sub), "--data", str(data[0])]) == 0
-    assert "OK: chunk-store 0.1 for board squad (task), 3 instances" in capsys.readouterr().out
+    assert "OK: chunk-store 0.1 for board squad (task, profile v1@2), 3 instances" in capsys.readouterr().out
 
     assert main(["leaderboard", "init", str(run), "--out", str(sub)]) == 2
     assert "not an empty folder" in capsys.readouterr().err
