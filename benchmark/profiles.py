@@ -17,11 +17,12 @@ versions stay selectable so that old scores can be reproduced.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tasks.errors import TaskError, UnknownNameError
+from tasks.errors import TaskError
 from tasks.registry import all_tasks, get_suite
 
 from . import metrics, original_metrics
@@ -397,8 +398,10 @@ def get_profile(name: str | Profile | None = None) -> Profile:
         return profiles[name]
     versions = [p for p in profiles.values() if p.name == name]
     if not versions:
-        known = list(profiles) + sorted({p.name for p in profiles.values()})
-        raise UnknownNameError("scorer profile", name, known)
+        known = list(dict.fromkeys(p.name for p in profiles.values())) + list(profiles)
+        close = difflib.get_close_matches(name, known, n=2, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ProfileError(f"unknown scorer profile {name!r}{hint} (known: {', '.join(profiles)})")
     return max(versions, key=lambda p: p.version)
 
 

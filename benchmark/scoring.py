@@ -147,9 +147,11 @@ def prepare(
 
 
 def _token_counts(counter: TokenCounter, entries: Sequence[MemoryEntry], ranks: list[list[int]]) -> dict[int, int]:
-    """Token counts of the entries some question retrieves (only those can enter a prompt)."""
+    """Token counts of the entries some question retrieves (only those can enter a prompt), each as the
+    templates show it: with its timestamp, when it has one."""
     needed = sorted({i for rank in ranks for i in rank})
-    return dict(zip(needed, counter.count_many([entries[i].content for i in needed]), strict=True))
+    shown = [f"[{e.timestamp}] {e.content}" if e.timestamp else e.content for e in (entries[i] for i in needed)]
+    return dict(zip(needed, counter.count_many(shown), strict=True))
 
 
 def answer(
