@@ -63,7 +63,7 @@ RULES: tuple[Rule, ...] = (
     ("paper: epsilon 0.25, query prompt + question", 0.25, with_prompt),
     ("epsilon 0.25, question alone", 0.25, lambda q, p: q),
     ("floor 0, query prompt + question", None, with_prompt),
-    ("v1: floor 0, question alone", None, lambda q, p: q),
+    ("v1@1: floor 0, question alone", None, lambda q, p: q),
     ("floor 0, bare sentence", None, bare_sentence),
     ("v1@2: epsilon 0.25, bare sentence", 0.25, bare_sentence),
 )

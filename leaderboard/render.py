@@ -135,13 +135,13 @@ RANKING_RULE = (
     "together, and numbers reported by a paper sit only on memalpha-paper boards. Entries are ranked on "
     "the board they were submitted for by overall score (the mean over competencies of the mean over "
     "tasks), then by smaller memory, then by name. Reported entries are shown with the source's per-task "
-    "numbers, aggregated by the same rule; memalpha-paper boards also show the papers' rule, the plain "
-    "mean of tasks."
+    "numbers, aggregated by the same rule; memalpha-paper boards also show the plain mean of the task "
+    "scores, the rule of Mem-α's Avg. columns."
 )
 
 
 def plain_mean(entry: dict[str, Any]) -> float | None:
-    """The plain mean of tasks of an entry (the papers' Avg. columns), None where the record has none."""
+    """The plain mean of tasks of an entry (Mem-α's Avg. columns), None where the record has none."""
     return entry["scores"].get("averages", {}).get("mean_of_tasks")
 
 
