@@ -44,6 +44,18 @@ def add(submission: Path, data, store: ResultsStore, reader=None):
     return add_submission(validated, data[0], store, reader or FakeReader(), counter=get_counter("simple"))
 
 
+def test_add_with_the_paper_profile_goes_on_that_profiles_board(tmp_path, data, submission):
+    store = ResultsStore(tmp_path / "results")
+    validated = validate_submission(submission, data[0], store=store, profile="memalpha-paper")
+    paper, _ = add_submission(validated, data[0], store, FakeReader(), counter=get_counter("simple"))
+    assert paper["board"]["profile"] == paper["scorer"]["profile"] == "memalpha-paper@1"
+    assert set(paper["scores"]["averages"]) == {"mean_of_competencies", "mean_of_tasks"}
+    assert paper["scores"]["tasks"]["squad"]["metric"] == "memalpha-eval:squad_hotpotqa"
+    assert paper["scorer"]["reader"]["sampling"]["temperature"] == 0.7  # the board profile's sampling
+    ours, _ = add(submission, data, store)  # the same agent and version, on the v1 board
+    assert ours["board"]["profile"] == "v1@2" and len(store.paths()) == 2 and ours["id"] != paper["id"]
+
+
 def test_add_writes_one_record(tmp_path, data, submission):
     store = ResultsStore(tmp_path / "results")
     before = snapshot(submission)
