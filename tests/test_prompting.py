@@ -8,7 +8,7 @@ import pytest
 
 from benchmark.memory import Memory, MemoryEntry
 from benchmark.profiles import get_profile
-from benchmark.prompting import ReaderPrompt
+from benchmark.prompting import BuiltPrompt, ReaderPrompt
 from benchmark.scoring import _token_counts
 from tasks.errors import TaskError
 from tasks.tokenization import SimpleCounter
@@ -35,9 +35,10 @@ def sizes(mem: Memory):
     )
 
 
-def test_prompt_holds_core_ranked_semantic_and_chronological_episodic():
+def five_entry_prompt(prompt: ReaderPrompt) -> tuple[Memory, BuiltPrompt, str, str]:
+    """A memory of 5 entries per type, 2 semantic and 3 episodic ones retrieved, a query prompt."""
     mem = memory(5)
-    built = ReaderPrompt().build(
+    built = prompt.build(
         mem,
         [3, 1],
         [4, 0, 2],
@@ -47,7 +48,11 @@ def test_prompt_holds_core_ranked_semantic_and_chronological_episodic():
         budget=30_000,
         entry_tokens=sizes(mem),
     )
-    system, user = dict(built.messages)["system"], dict(built.messages)["user"]
+    return mem, built, dict(built.messages)["system"], dict(built.messages)["user"]
+
+
+def test_prompt_holds_core_ranked_semantic_and_chronological_episodic():
+    mem, built, system, user = five_entry_prompt(ReaderPrompt())
     assert mem.core in system
     assert system.index("Fact 3:") < system.index("Fact 1:")  # semantic in rank order
     assert system.index("Visited city 0.") < system.index("Visited city 2.") < system.index("Visited city 4.")
@@ -100,18 +105,7 @@ PAPER = ReaderPrompt.for_profile(get_profile("memalpha-paper"))
 
 
 def test_paper_prompt_keeps_the_originals_sections_order_and_rank_ordered_episodes():
-    mem = memory(5)
-    built = PAPER.build(
-        mem,
-        [3, 1],
-        [4, 0, 2],
-        "How many bridges?",
-        "Answer with a number.",
-        counter=COUNTER,
-        budget=30_000,
-        entry_tokens=sizes(mem),
-    )
-    system, user = dict(built.messages)["system"], dict(built.messages)["user"]
+    _, _, system, user = five_entry_prompt(PAPER)
     assert user == "Answer with a number.\n\nHow many bridges?"  # query prompt, blank line, question
     marks = ["MEMORY LAYOUT:", "- Core memory:", "MEMORY CONTENTS:", "<core_memory>", "<semantic_memory>"]
     marks += ["1. Fact 3:", "2. Fact 1:", "<episodic_memory>", "GUIDELINES:", "concise, yet comprehensive"]
