@@ -54,7 +54,7 @@ def add_template_option(p: argparse.ArgumentParser) -> None:
         "--reader-template",
         type=Path,
         metavar="FILE",
-        help="a jinja2 reader template of your own, with {% block system %} and {% block user %} (variables: "
+        help="a jinja2 reader template of your own, with {%% block system %%} and {%% block user %%} (variables: "
         "core, semantic, episodic, question, query_prompt, task); replaces the profile's, its sha256 is "
         "recorded (docs/scoring.md)",
     )
@@ -106,8 +106,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "score",
         help="score the memories of a run",
-        description="Score RUN/memories.jsonl (written by any agent) through the fixed pipeline: BM25 "
-        "retrieval over each memory, the reader prompt, the reader, the task metrics. Writes "
+        description="Score RUN/memories.jsonl (written by any agent) through the fixed pipeline of a scorer "
+        "profile (--profile): BM25 retrieval over each memory, the reader prompt, the reader, the task metrics. Writes "
         "RUN/predictions.jsonl, RUN/scores.json and RUN/report.md. Answers are cached, so a "
         "killed run resumes and re-scoring costs no reader calls.",
     )

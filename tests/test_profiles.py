@@ -83,6 +83,15 @@ def test_release_warnings_only_for_paper_tasks_not_built_from_the_papers_release
     assert release_warnings(get_profile("v1"), manifests) == []
 
 
+@pytest.mark.parametrize("command", [["score"], ["eval"], ["metric"], ["leaderboard", "add"]])
+def test_every_scoring_command_takes_a_profile_and_explains_it(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "--profile" in out
+    assert ("--reader-template" in out) == (command in (["score"], ["eval"]))
+
+
 # ---------------------------------------------------------------- memalpha metric
 
 
