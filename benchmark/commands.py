@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tasks.tokenization import get_counter
 
-from .readers.base import SamplingParams
+from .profiles import DEFAULT_PROFILE
 
 DEFAULT_MODEL = "Qwen/Qwen3-32B"
 
@@ -36,10 +36,28 @@ def add_reader_options(p: argparse.ArgumentParser) -> None:
         help="token counter for the budget and memory sizes (default qwen3; `simple` works offline)",
     )
     g.add_argument("--cache", type=Path, help="response cache file (default RUN/.cache/responses.sqlite)")
+    g.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        help=f"scorer profile, NAME or NAME@VERSION (default {DEFAULT_PROFILE}, its latest version): "
+        "`memalpha-paper` reproduces the original Mem-alpha evaluation (docs/fidelity.md)",
+    )
     j = p.add_argument_group("judge (for LLM-judged tasks; defaults to the reader)")
     j.add_argument("--judge-reader", choices=("openai", "vllm", "hf"))
     j.add_argument("--judge-model")
     j.add_argument("--judge-base-url")
+
+
+def add_template_option(p: argparse.ArgumentParser) -> None:
+    """`--reader-template`: the score and eval commands only (the leaderboard scores with pinned templates)."""
+    p.add_argument(
+        "--reader-template",
+        type=Path,
+        metavar="FILE",
+        help="a jinja2 reader template of your own, with {%% block system %%} and {%% block user %%} (variables: "
+        "core, semantic, episodic, question, query_prompt, task); replaces the profile's, its sha256 is "
+        "recorded (docs/scoring.md)",
+    )
 
 
 def readers_from_args(args: argparse.Namespace, run_dir: Path):
@@ -70,10 +88,17 @@ def readers_from_args(args: argparse.Namespace, run_dir: Path):
 
 
 def scorer_config(args: argparse.Namespace):
-    from .scoring import ScorerConfig
+    """The profile's defaults with the numbers the options set."""
+    import dataclasses
 
-    return ScorerConfig(
-        top_k=args.top_k, budget_tokens=args.budget, sampling=SamplingParams(max_tokens=args.max_tokens)
+    from .profiles import get_profile
+
+    defaults = get_profile(args.profile).defaults
+    return dataclasses.replace(
+        defaults,
+        top_k=args.top_k,
+        budget_tokens=args.budget,
+        sampling=dataclasses.replace(defaults.sampling, max_tokens=args.max_tokens),
     )
 
 
@@ -81,8 +106,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "score",
         help="score the memories of a run",
-        description="Score RUN/memories.jsonl (written by any agent) through the fixed pipeline: BM25 "
-        "retrieval over each memory, the reader prompt, the reader, the task metrics. Writes "
+        description="Score RUN/memories.jsonl (written by any agent) through the fixed pipeline of a scorer "
+        "profile (--profile): BM25 retrieval over each memory, the reader prompt, the reader, the task metrics. Writes "
         "RUN/predictions.jsonl, RUN/scores.json and RUN/report.md. Answers are cached, so a "
         "killed run resumes and re-scoring costs no reader calls.",
     )
@@ -90,6 +115,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, help="folder of built tasks (DIR/<task>/)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_reader_options(p)
+    add_template_option(p)
     p.set_defaults(func=cmd_score)
 
 
@@ -106,6 +132,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         counter=get_counter(args.tokenizer),
         config=scorer_config(args),
         show_progress=not args.quiet,
+        profile=args.profile,
+        template_file=args.reader_template,
     )
     print(summary_table(result.scores))
     print(f"\nresults in {args.run}: predictions.jsonl, scores.json, report.md", file=sys.stderr)
@@ -252,6 +280,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         counter=get_counter(args.tokenizer),
         config=scorer_config(args),
         show_progress=not args.quiet,
+        profile=args.profile,
+        template_file=args.reader_template,
     )
     print()
     print(summary_table(result.scores))
@@ -277,4 +307,5 @@ def register_run(commands: argparse._SubParsersAction) -> None:
     )
     add_run_options(p)
     add_reader_options(p)
+    add_template_option(p)
     p.set_defaults(func=cmd_eval)

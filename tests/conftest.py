@@ -28,3 +28,12 @@ def raw_dir() -> Path:
 def built_dir(tmp_path_factory) -> Path:
     """A session-wide output folder for tasks built once and read by several tests."""
     return tmp_path_factory.mktemp("built")
+
+
+@pytest.fixture(scope="session")
+def fidelity_file(raw_dir) -> Path:
+    """What the original scorers returned on real pairs (`../shared/fidelity/original_scorers.jsonl`, beside
+    the raw samples' folder; `$MEMALPHA_FIDELITY` names another copy)."""
+    path = Path(os.environ.get("MEMALPHA_FIDELITY") or raw_dir.parent.parent / "fidelity" / "original_scorers.jsonl")
+    assert path.is_file(), f"no fidelity vectors at {path} (set MEMALPHA_FIDELITY)"
+    return path

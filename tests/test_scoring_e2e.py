@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import subprocess
@@ -121,6 +122,9 @@ def test_score_writes_predictions_scores_report_and_rescoring_is_free(data, tmp_
     assert scores["task_hashes"]["squad"] == load_built(data, "squad")[1]["sha256"]
     assert len(scores["scorer"]["template"]["sha256"]) == 64 and scores["scorer"]["retriever"]["k1"] == 1.5
     assert "mean per instance" in scores["scorer"]["aggregation"]
+    assert scores["scorer"]["profile"] == "v1@2" and all(p["profile"] == "v1@2" for p in predictions)
+    assert scores["warnings"] == [] and scores["tasks"]["squad"]["origin"] == "raw"
+    assert scores["averages"] == {"mean_of_competencies": scores["overall"]}
     report = (run / "report.md").read_text()
     assert rows(data)[1]["instance_id"] in report  # the validation instance has no memory: listed
     assert "| squad" in capsys.readouterr().out
@@ -130,6 +134,45 @@ def test_score_writes_predictions_scores_report_and_rescoring_is_free(data, tmp_
     assert server.count == n  # re-scoring asked the reader nothing
     assert (run / "scores.json").read_bytes() == before
     assert f"({n} from the response cache)" in (run / "report.md").read_text()
+
+
+def test_paper_profile_with_a_template_file_records_both_and_warns_on_the_tasks_origin(
+    data, tmp_path, scripted_server, capsys
+):
+    run = tmp_path / "run"
+    write_run(run, data)
+    seen = []
+
+    def reply(request):
+        seen.append(request)
+        return "I think it is " + request["messages"][-1]["content"]
+
+    server = scripted_server(reply)
+    template = tmp_path / "mine.jinja"
+    template.write_text(
+        "{% block system %}MEMORY FOR {{ task }}: {{ core }}{% for e in semantic %}\n- {{ e.content }}{% endfor %}"
+        "{% endblock %}{% block user %}{{ question }}{% endblock %}",
+        encoding="utf-8",
+    )
+    args = score_args(run, data, server.base_url, "scripted", "--profile", "memalpha-paper")
+    assert main([*args, "--reader-template", str(template)]) == 0
+    assert "warning: squad: built --from raw (squad), not from the release the paper used" in capsys.readouterr().err
+    scores = json.loads((run / "scores.json").read_text())
+    assert scores["scorer"]["profile"] == "memalpha-paper@1" and scores["warnings"][0].startswith("squad: built")
+    assert scores["scorer"]["template"] == {
+        "name": "reader_file:mine.jinja",
+        "sha256": hashlib.sha256(template.read_bytes()).hexdigest(),
+        "file": str(template),
+    }
+    assert scores["tasks"]["squad"]["metric"] == "memalpha-eval:squad_hotpotqa"
+    assert set(scores["averages"]) == {"mean_of_competencies", "mean_of_tasks"}
+    assert scores["scorer"]["retriever"]["idf_floor"] == "0.25 x mean idf"
+    predictions = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+    assert {p["profile"] for p in predictions} == {"memalpha-paper@1"}
+    assert seen[0]["messages"][0]["content"].startswith("MEMORY FOR squad:")
+    assert seen[0]["temperature"] == 0.7 and seen[0]["top_p"] == 0.95  # the memory server's sampling
+    report = (run / "report.md").read_text()
+    assert "Scorer profile: memalpha-paper@1" in report and "- squad: built --from raw" in report
 
 
 def test_unknown_instance_is_an_error_naming_it(data, tmp_path, scripted_server, capsys):
