@@ -20,10 +20,10 @@ from tasks.manifest import load_built
 from tasks.registry import get_task
 from tasks.tokenization import TokenCounter
 
-from . import metrics
+from . import failed_questions, metrics
 from .memory import MemoryEntry, MemoryRecord, read_memories
 from .prompting import ReaderPrompt
-from .readers.base import Reader, ReaderRequest, ReaderResponse, SamplingParams
+from .readers.base import Reader, ReaderRequest, ReaderResponse, RequestsFailed, SamplingParams
 from .retrieval import MemoryIndex, settings
 
 SCORER_VERSION = "1.0"
@@ -304,12 +304,25 @@ def score_run(
     judge_reader = judge_reader or reader
     needs_judge = any(it.metric == "llm_judge" for it in items)
 
+    failures: list[failed_questions.QuestionFailure] = []
     with tqdm(total=len(items), desc="reader", unit="q", disable=not show_progress) as bar:
-        answer(items, reader, on_result=lambda i, r: bar.update(1))
-    if needs_judge:
-        n = sum(it.metric == "llm_judge" for it in items)
-        with tqdm(total=n, desc="judge", unit="q", disable=not show_progress) as bar:
-            judge(items, judge_reader, config, on_result=lambda i, r: bar.update(1))
+
+        def answered(i: int, response: ReaderResponse) -> None:
+            items[i].response = response
+            bar.update(1)
+
+        try:
+            answer(items, reader, on_result=answered)
+        except RequestsFailed as failed:
+            failures += failed_questions.from_requests_failed(items, failed, "reader")
+    to_judge = [it for it in items if it.metric == "llm_judge" and it.response is not None]
+    if to_judge:
+        with tqdm(total=len(to_judge), desc="judge", unit="q", disable=not show_progress) as bar:
+            try:
+                judge(to_judge, judge_reader, config, on_result=lambda i, r: bar.update(1))
+            except RequestsFailed as failed:
+                failures += failed_questions.from_requests_failed(to_judge, failed, "judge")
+    failed_questions.record(run_dir, failures, len(items))
     score_items(items)
 
     scores = aggregate(items, records, tasks, counter)

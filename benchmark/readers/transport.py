@@ -1,0 +1,282 @@
+"""How the `openai` backend moves one chat request to a server and its reply back: raw HTTP replies,
+classified later by `replies.py`.
+
+Two transports with one interface (`post(payload) -> HttpReply`):
+
+- `FastTransport`: HTTP/1.1 over asyncio with the `httptools` parser (llhttp, the parser uvicorn uses)
+  and a keep-alive pool of connections. A request costs about 50 µs of client CPU, against 2–3 ms
+  through the `openai` SDK (see docs/performance.md), so one process can feed many fast servers.
+- `OpenAISDKTransport`: the `openai` package's own client (httpx), the reference: it honours proxy
+  settings from the environment, which `FastTransport` does not, and tests hold both to the same
+  requests and replies.
+
+Neither retries nor times out: the reader does both around `post`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httptools
+
+from benchmark.readers.base import ReaderError
+
+CLIENTS = ("auto", "fast", "openai")
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    """A server's reply: status, headers (names in lower case) and the raw body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class TransportError(Exception):
+    """No reply: the connection could not be made, or broke before the reply was complete."""
+
+
+class Transport(Protocol):
+    async def post(self, payload: dict[str, Any]) -> HttpReply:
+        """Send `payload` as the JSON body of POST {base_url}/chat/completions."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def _user_agent() -> str:
+    try:
+        return f"memalpha-bench/{version('memalpha-bench')}"
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        return "memalpha-bench"
+
+
+def proxy_for(base_url: str) -> str | None:
+    """The proxy the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, ...) sets for `base_url`, if any."""
+    parts = urlsplit(base_url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        return proxy
+    return None
+
+
+def make_transport(client: str, base_url: str, api_key: str) -> Transport:
+    """The transport `client` names; `auto` is the fast one unless the environment sets a proxy for
+    `base_url` (the `openai` SDK goes through proxies, `FastTransport` does not)."""
+    if client not in CLIENTS:
+        raise ReaderError(f"unknown HTTP client {client!r}; choose one of {', '.join(CLIENTS)}")
+    if client == "openai" or (client == "auto" and proxy_for(base_url)):
+        return OpenAISDKTransport(base_url, api_key)
+    return FastTransport(base_url, api_key)
+
+
+# ---------------------------------------------------------------- the fast transport
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection; one request at a time."""
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._reply: asyncio.Future[HttpReply] | None = None
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._delimited = False  # the reply says where its body ends (Content-Length or chunked)
+        self._got_bytes = False
+        self.closed = False
+        self.keep_alive = True
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self._reply is None or self._reply.done():
+            self.close()  # bytes nobody asked for: this connection cannot be trusted any more
+            return
+        self._got_bytes = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.close()
+            self._fail(TransportError(f"the server's reply is not valid HTTP/1.1 ({exc})"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._reply is None or self._reply.done():
+            return
+        if self._status_seen and not self._delimited:  # a body that ends where the connection ends
+            self.on_message_complete()
+            return
+        where = "mid-reply" if self._got_bytes else "before replying"
+        self._fail(TransportError(f"the server closed the connection {where}" + (f" ({exc})" if exc else "")))
+
+    # httptools callbacks
+    _status_seen = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self._status_seen = True
+        self._delimited = "content-length" in self._headers or "chunked" in self._headers.get("transfer-encoding", "")
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.keep_alive = self._parser.should_keep_alive() and not self.closed
+        reply = HttpReply(self._parser.get_status_code(), self._headers, b"".join(self._body))
+        if self._reply is not None and not self._reply.done():
+            self._reply.set_result(reply)
+
+    # ours
+    def _fail(self, error: Exception) -> None:
+        if self._reply is not None and not self._reply.done():
+            self._reply.set_exception(error)
+
+    async def request(self, data: bytes) -> HttpReply:
+        """Send one whole request and wait for its reply; any failure or cancellation closes the
+        connection (a reply half read cannot be resumed)."""
+        assert self._transport is not None
+        self._reply = asyncio.get_running_loop().create_future()
+        self._headers, self._body, self._got_bytes, self._status_seen = {}, [], False, False
+        try:
+            self._transport.write(data)
+            return await self._reply
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def got_bytes(self) -> bool:
+        return self._got_bytes
+
+    def close(self) -> None:
+        self.keep_alive = False
+        if self._transport is not None:
+            self._transport.close()
+
+
+class FastTransport:
+    """POST {base_url}/chat/completions over a pool of keep-alive connections (http or https).
+
+    A connection is opened when no idle one is left, so the pool grows to the number of requests in
+    flight (the reader's concurrency) and no further.
+    """
+
+    def __init__(self, base_url: str, api_key: str):
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ReaderError(f"server address {base_url!r}: expected http://HOST[:PORT]/PATH or https://...")
+        if any(c in api_key for c in "\r\n"):
+            raise ReaderError("the API key holds a line break")
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
+        host_header = parts.netloc.rpartition("@")[2]
+        path = parts.path.rstrip("/") + "/chat/completions"
+        self._head = (
+            f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {_user_agent()}\r\n"
+            "Accept: application/json\r\nAccept-Encoding: identity\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {api_key}\r\n"
+        ).encode("latin-1")
+        self._idle: list[_Connection] = []
+        self._open: set[_Connection] = set()
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            _, connection = await loop.create_connection(
+                _Connection, self.host, self.port, ssl=self._ssl, server_hostname=self.host if self._ssl else None
+            )
+        except OSError as exc:
+            raise TransportError(f"cannot connect to {self.host}:{self.port} ({exc})") from exc
+        self._open.add(connection)
+        return connection
+
+    def _idle_connection(self) -> _Connection | None:
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.closed:
+                return connection
+            self._open.discard(connection)
+        return None
+
+    async def post(self, payload: dict[str, Any]) -> HttpReply:
+        body = json.dumps(payload).encode()  # ASCII escapes: a lone surrogate stays valid JSON text
+        data = self._head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        connection = self._idle_connection()
+        if connection is not None:
+            try:
+                return await self._exchange(connection, data)
+            except TransportError:
+                if connection.got_bytes:
+                    raise
+                # the server closed an idle keep-alive connection as we reused it: one fresh try
+        return await self._exchange(await self._connect(), data)
+
+    async def _exchange(self, connection: _Connection, data: bytes) -> HttpReply:
+        try:
+            reply = await connection.request(data)
+        except BaseException:
+            self._open.discard(connection)
+            raise
+        if connection.keep_alive:
+            self._idle.append(connection)
+        else:
+            connection.close()
+            self._open.discard(connection)
+        return reply
+
+    async def aclose(self) -> None:
+        for connection in self._open:
+            connection.close()
+        self._open.clear()
+        self._idle.clear()
+        await asyncio.sleep(0)  # let the transports run their close callbacks
+
+
+# ---------------------------------------------------------------- the reference transport
+
+
+_SDK_ARGUMENTS = frozenset({"model", "messages", "max_tokens", "temperature", "top_p", "stop", "tools"})
+"""Payload fields `chat.completions.create` takes by name; the others go as `extra_body`."""
+
+
+class OpenAISDKTransport:
+    """The same exchange through the `openai` package (its httpx client, proxies from the environment)."""
+
+    def __init__(self, base_url: str, api_key: str):
+        import openai
+
+        self._openai = openai
+        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=None)
+
+    async def post(self, payload: dict[str, Any]) -> HttpReply:
+        openai = self._openai
+        typed = {k: v for k, v in payload.items() if k in _SDK_ARGUMENTS}
+        extra = {k: v for k, v in payload.items() if k not in _SDK_ARGUMENTS}
+        try:
+            raw = await self._client.chat.completions.with_raw_response.create(**typed, extra_body=extra or None)
+            response = raw.http_response
+        except openai.APIStatusError as error:
+            response = error.response
+        except openai.APIConnectionError as error:
+            cause = f" ({type(error.__cause__).__name__}: {error.__cause__})" if error.__cause__ else ""
+            raise TransportError(f"{error}{cause}") from error
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        return HttpReply(response.status_code, headers, response.content)
+
+    async def aclose(self) -> None:
+        await self._client.close()
