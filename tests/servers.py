@@ -407,6 +407,50 @@ class ScriptedServer:
         return Handler
 
 
+MALFORMED_REPLIES: dict[str, Reply] = {
+    "invalid JSON": Reply(raw=b'{"choices": [{"message": {"content": "Par'),
+    "an HTML page": Reply(raw=b"<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"),
+    "a 200 cut short": Reply(content="the whole answer, never delivered", cut_at=40),
+    "empty choices": Reply(body={"id": "x", "object": "chat.completion", "choices": []}),
+    "no choices": Reply(body={"id": "x", "object": "chat.completion"}),
+    "null content": Reply(content=None),
+    "missing content": Reply(body={"choices": [{"index": 0, "message": {"role": "assistant"}}]}),
+    "cut while reasoning": Reply(content="<think>\nLet me think about the river", finish_reason="length"),
+    "an empty body": Reply(raw=b""),
+}
+"""Every class of malformed 200 reply a reader must retry and never take as an answer."""
+
+TRANSIENT_ERRORS: dict[str, Reply] = {
+    "HTTP 500": Reply(status=500),
+    "HTTP 503": Reply(status=503),
+    "HTTP 429 with Retry-After": Reply(status=429, headers={"Retry-After": "0"}),
+}
+
+
+class Faults:
+    """`reply_fn` behind a server that misbehaves on purpose: each request, with probability `rate`
+    (a seeded generator, so runs repeat), gets the next fault of `faults` in turn instead of its
+    answer. `injected` counts the faults sent, by name."""
+
+    def __init__(self, reply_fn: ReplyFn, rate: float, faults: dict[str, Reply], seed: int = 0):
+        import random
+
+        self.reply_fn, self.rate, self.faults = reply_fn, rate, list(faults.items())
+        self.injected: dict[str, int] = dict.fromkeys(faults, 0)
+        self._random = random.Random(seed)
+        self._turn = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, body: dict[str, Any]) -> Reply | str:
+        with self._lock:
+            faulty = self._random.random() < self.rate
+            if faulty:
+                name, reply = self.faults[self._turn % len(self.faults)]
+                self._turn += 1
+                self.injected[name] += 1
+        return reply if faulty else self.reply_fn(body)
+
+
 OPENAI_CHAT_FIELDS = frozenset(
     {
         "model",

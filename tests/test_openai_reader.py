@@ -12,7 +12,7 @@ import time
 
 import pytest
 from reader_helpers import TOOLS, ask
-from servers import Reply, openai_strict
+from servers import MALFORMED_REPLIES, Reply, openai_strict
 
 from benchmark.readers import ReaderError, ReaderRequest, RequestsFailed, make_reader
 from benchmark.readers import openai_reader as openai_reader_module
@@ -150,23 +150,11 @@ def test_scripted_server_speaks_tool_calls_to_the_openai_client(scripted_server)
 
 # --- malformed replies are retried like a 5xx and never taken as answers -----------------------------
 
-MALFORMED = {
-    "invalid JSON": Reply(raw=b'{"choices": [{"message": {"content": "Par'),
-    "an HTML page": Reply(raw=b"<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"),
-    "a 200 cut short": Reply(content="the whole answer, never delivered", cut_at=40),
-    "empty choices": Reply(body={"id": "x", "object": "chat.completion", "choices": []}),
-    "no choices": Reply(body={"id": "x", "object": "chat.completion"}),
-    "null content": Reply(content=None),
-    "missing content": Reply(body={"choices": [{"index": 0, "message": {"role": "assistant"}}]}),
-    "cut while reasoning": Reply(content="<think>\nLet me think about the river", finish_reason="length"),
-    "an empty body": Reply(raw=b""),
-}
 
-
-@pytest.mark.parametrize("fault", list(MALFORMED))
+@pytest.mark.parametrize("fault", list(MALFORMED_REPLIES))
 def test_each_malformed_reply_is_retried_then_answered(scripted_server, client, fault, waits):
     calls = iter(range(100))
-    server = scripted_server(lambda body: MALFORMED[fault] if next(calls) < 2 else "Paris")
+    server = scripted_server(lambda body: MALFORMED_REPLIES[fault] if next(calls) < 2 else "Paris")
     seen = []
     [response] = scripted_reader(server, client).generate([ask("Where?")], on_result=lambda i, r: seen.append(r.text))
     assert response.text == seen[0] == "Paris"
@@ -178,7 +166,7 @@ def test_each_malformed_reply_is_retried_then_answered(scripted_server, client, 
 )
 def test_a_persistently_malformed_reply_fails_its_request_alone(scripted_server, client, fault, waits):
     def reply(body):
-        return MALFORMED[fault] if body["messages"][-1]["content"] == "bad" else body["messages"][-1]["content"]
+        return MALFORMED_REPLIES[fault] if body["messages"][-1]["content"] == "bad" else body["messages"][-1]["content"]
 
     server = scripted_server(reply)
     seen: dict[int, str] = {}
