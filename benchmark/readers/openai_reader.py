@@ -189,6 +189,8 @@ class OpenAIReader:
     def _pick(self, servers: list[_Server], avoid: _Server | None) -> _Server:
         """The server with the fewest requests in flight (ties in turn); a retry avoids the server that
         just failed when there is another."""
+        if len(servers) == 1:
+            return servers[0]
         candidates = [s for s in servers if s is not avoid] or servers
         self._turn += 1
         start = self._turn % len(candidates)
@@ -219,8 +221,7 @@ class OpenAIReader:
             retry_after = None
             server.in_flight += 1
             try:
-                async with asyncio.timeout(self.timeout):
-                    reply = await server.transport.post(self._payload(request, server))
+                reply = await server.transport.post(self._payload(request, server), self.timeout)
                 return read_reply(reply)
             except FieldRejected as rejected:
                 if self.template_kwargs != "auto" or not server.send_template_kwargs:

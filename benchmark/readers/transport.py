@@ -10,7 +10,8 @@ Two transports with one interface (`post(payload) -> HttpReply`):
   settings from the environment, which `FastTransport` does not, and tests hold both to the same
   requests and replies.
 
-Neither retries nor times out: the reader does both around `post`.
+`post` raises TimeoutError when no whole reply came within its timeout, TransportError when there
+was no reply (no connection, or one that broke); the reader retries around it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from benchmark.readers.base import ReaderError
 CLIENTS = ("auto", "fast", "openai")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class HttpReply:
     """A server's reply: status, headers (names in lower case) and the raw body."""
 
@@ -46,8 +47,9 @@ class TransportError(Exception):
 
 
 class Transport(Protocol):
-    async def post(self, payload: dict[str, Any]) -> HttpReply:
-        """Send `payload` as the JSON body of POST {base_url}/chat/completions."""
+    async def post(self, payload: dict[str, Any], timeout: float) -> HttpReply:
+        """Send `payload` as the JSON body of POST {base_url}/chat/completions; wait at most `timeout`
+        seconds for the whole reply."""
         ...
 
     async def aclose(self) -> None: ...
@@ -83,18 +85,20 @@ def make_transport(client: str, base_url: str, api_key: str) -> Transport:
 
 
 class _Connection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection; one request at a time."""
+    """One keep-alive HTTP/1.1 connection; one request at a time. `deadline` (event-loop time) is when
+    the request under way times out; the transport's watchdog enforces it."""
 
     def __init__(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._reply: asyncio.Future[HttpReply] | None = None
-        self._headers: dict[str, str] = {}
+        self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
-        self._delimited = False  # the reply says where its body ends (Content-Length or chunked)
-        self._got_bytes = False
+        self._status_seen = False
+        self.got_bytes = False
         self.closed = False
         self.keep_alive = True
+        self.deadline = float("inf")
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -104,7 +108,7 @@ class _Connection(asyncio.Protocol):
         if self._reply is None or self._reply.done():
             self.close()  # bytes nobody asked for: this connection cannot be trusted any more
             return
-        self._got_bytes = True
+        self.got_bytes = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -115,52 +119,57 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self._reply is None or self._reply.done():
             return
-        if self._status_seen and not self._delimited:  # a body that ends where the connection ends
+        headers = self._header_dict()
+        delimited = "content-length" in headers or "chunked" in headers.get("transfer-encoding", "")
+        if self._status_seen and not delimited:  # a body that ends where the connection ends
             self.on_message_complete()
             return
-        where = "mid-reply" if self._got_bytes else "before replying"
+        where = "mid-reply" if self.got_bytes else "before replying"
         self._fail(TransportError(f"the server closed the connection {where}" + (f" ({exc})" if exc else "")))
 
-    # httptools callbacks
-    _status_seen = False
-
+    # httptools callbacks (kept small: they run for every reply)
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._status_seen = True
-        self._delimited = "content-length" in self._headers or "chunked" in self._headers.get("transfer-encoding", "")
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
         self.keep_alive = self._parser.should_keep_alive() and not self.closed
-        reply = HttpReply(self._parser.get_status_code(), self._headers, b"".join(self._body))
+        reply = HttpReply(self._parser.get_status_code(), self._header_dict(), b"".join(self._body))
         if self._reply is not None and not self._reply.done():
             self._reply.set_result(reply)
 
     # ours
-    def _fail(self, error: Exception) -> None:
+    def _header_dict(self) -> dict[str, str]:
+        return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in self._headers}
+
+    def _fail(self, error: BaseException) -> None:
         if self._reply is not None and not self._reply.done():
             self._reply.set_exception(error)
 
-    async def request(self, data: bytes) -> HttpReply:
-        """Send one whole request and wait for its reply; any failure or cancellation closes the
-        connection (a reply half read cannot be resumed)."""
+    def time_out(self) -> None:
+        self.close()
+        self._fail(TimeoutError())
+
+    async def request(self, data: bytes, deadline: float) -> HttpReply:
+        """Send one whole request and wait for its reply; a failure, a timeout or a cancellation closes
+        the connection (a reply half read cannot be resumed)."""
         assert self._transport is not None
         self._reply = asyncio.get_running_loop().create_future()
-        self._headers, self._body, self._got_bytes, self._status_seen = {}, [], False, False
+        self._headers, self._body, self.got_bytes, self._status_seen = [], [], False, False
+        self.deadline = deadline
         try:
             self._transport.write(data)
             return await self._reply
         except BaseException:
             self.close()
             raise
-
-    @property
-    def got_bytes(self) -> bool:
-        return self._got_bytes
+        finally:
+            self.deadline = float("inf")
 
     def close(self) -> None:
         self.keep_alive = False
@@ -172,7 +181,9 @@ class FastTransport:
     """POST {base_url}/chat/completions over a pool of keep-alive connections (http or https).
 
     A connection is opened when no idle one is left, so the pool grows to the number of requests in
-    flight (the reader's concurrency) and no further.
+    flight (the reader's concurrency) and no further. Timeouts are enforced by one watchdog task that
+    checks the requests under way a few times per timeout (at least every second), rather than by a
+    timer per request, which would cost more than the rest of the request's bookkeeping.
     """
 
     def __init__(self, base_url: str, api_key: str):
@@ -193,13 +204,16 @@ class FastTransport:
         ).encode("latin-1")
         self._idle: list[_Connection] = []
         self._open: set[_Connection] = set()
+        self._watchdog: asyncio.Task | None = None
+        self._tick = 1.0
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self, timeout: float) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, connection = await loop.create_connection(
-                _Connection, self.host, self.port, ssl=self._ssl, server_hostname=self.host if self._ssl else None
-            )
+            async with asyncio.timeout(timeout):
+                _, connection = await loop.create_connection(
+                    _Connection, self.host, self.port, ssl=self._ssl, server_hostname=self.host if self._ssl else None
+                )
         except OSError as exc:
             raise TransportError(f"cannot connect to {self.host}:{self.port} ({exc})") from exc
         self._open.add(connection)
@@ -213,25 +227,46 @@ class FastTransport:
             self._open.discard(connection)
         return None
 
-    async def post(self, payload: dict[str, Any]) -> HttpReply:
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._tick)
+            now = loop.time()
+            for connection in [c for c in self._open if c.deadline <= now]:
+                connection.time_out()
+
+    def _arm(self, timeout: float) -> float:
+        """The deadline of a request sent now; starts the watchdog, fine enough for `timeout`."""
+        if timeout / 4 < self._tick or self._watchdog is None:
+            self._tick = min(self._tick, timeout / 4)
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+        return asyncio.get_running_loop().time() + timeout
+
+    async def post(self, payload: dict[str, Any], timeout: float) -> HttpReply:
         body = json.dumps(payload).encode()  # ASCII escapes: a lone surrogate stays valid JSON text
         data = self._head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        deadline = self._arm(timeout)
         connection = self._idle_connection()
         if connection is not None:
             try:
-                return await self._exchange(connection, data)
+                reply = await connection.request(data, deadline)
             except TransportError:
+                self._open.discard(connection)
                 if connection.got_bytes:
                     raise
-                # the server closed an idle keep-alive connection as we reused it: one fresh try
-        return await self._exchange(await self._connect(), data)
-
-    async def _exchange(self, connection: _Connection, data: bytes) -> HttpReply:
-        try:
-            reply = await connection.request(data)
-        except BaseException:
-            self._open.discard(connection)
-            raise
+                connection = None  # the server closed an idle keep-alive connection as we reused it
+            except BaseException:
+                self._open.discard(connection)
+                raise
+        if connection is None:
+            connection = await self._connect(timeout)
+            try:
+                reply = await connection.request(data, deadline)
+            except BaseException:
+                self._open.discard(connection)
+                raise
         if connection.keep_alive:
             self._idle.append(connection)
         else:
@@ -240,6 +275,9 @@ class FastTransport:
         return reply
 
     async def aclose(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         for connection in self._open:
             connection.close()
         self._open.clear()
@@ -263,15 +301,19 @@ class OpenAISDKTransport:
         self._openai = openai
         self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=None)
 
-    async def post(self, payload: dict[str, Any]) -> HttpReply:
+    async def post(self, payload: dict[str, Any], timeout: float) -> HttpReply:
         openai = self._openai
         typed = {k: v for k, v in payload.items() if k in _SDK_ARGUMENTS}
         extra = {k: v for k, v in payload.items() if k not in _SDK_ARGUMENTS}
         try:
-            raw = await self._client.chat.completions.with_raw_response.create(**typed, extra_body=extra or None)
+            raw = await self._client.chat.completions.with_raw_response.create(
+                **typed, extra_body=extra or None, timeout=timeout
+            )
             response = raw.http_response
         except openai.APIStatusError as error:
             response = error.response
+        except openai.APITimeoutError as error:
+            raise TimeoutError from error
         except openai.APIConnectionError as error:
             cause = f" ({type(error.__cause__).__name__}: {error.__cause__})" if error.__cause__ else ""
             raise TransportError(f"{error}{cause}") from error
