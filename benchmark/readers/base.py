@@ -138,7 +138,7 @@ class ReaderRequest:
         return None if self.tools is None else json.loads(self.tools)
 
 
-@dataclass
+@dataclass(slots=True)
 class ReaderResponse:
     """A reader's answer. `text` is `raw_text` without its <think> block; `cached` marks cache hits.
 

@@ -112,7 +112,8 @@ def _token_count(usage: Any, key: str) -> int:
 
 
 def read_reply(reply: HttpReply) -> ReaderResponse:
-    """The answer in a reply, or ReplyProblem saying why there is none."""
+    """The answer in a reply, or ReplyProblem saying why there is none. (Runs once per request: the
+    common case is read first, the checks that name a problem run only when it fails.)"""
     if not 200 <= reply.status < 300:
         message = server_message(reply.body)
         reason = f"HTTP {reply.status}: {message}"
@@ -127,18 +128,18 @@ def read_reply(reply: HttpReply) -> ReaderResponse:
         raise ReplyProblem(
             f"the reply is not JSON ({len(reply.body)} bytes: {snippet})", retryable=True, kind="not JSON"
         ) from None
-    choices = body.get("choices") if isinstance(body, dict) else None
-    if not isinstance(choices, list) or not choices:
-        raise ReplyProblem("the reply has no choices", retryable=True)
-    choice = choices[0]
-    message = choice.get("message") if isinstance(choice, dict) else None
-    if not isinstance(message, dict):
-        raise ReplyProblem("the reply's first choice has no message", retryable=True)
-    content = message.get("content")
+    try:
+        choice = body["choices"][0]
+        message = choice["message"]
+        content = message.get("content")
+        calls = message.get("tool_calls")
+        finish_reason = choice.get("finish_reason")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise _shape_problem(body) from None
     if content is not None and not isinstance(content, str):
         raise ReplyProblem(f"the reply's content is a {type(content).__name__}, not text", retryable=True)
-    tool_calls = function_calls(message.get("tool_calls"))
-    problem = missing_answer(content, choice.get("finish_reason"), tool_calls is not None)
+    tool_calls = function_calls(calls) if calls else None
+    problem = missing_answer(content, finish_reason, tool_calls is not None)
     if problem:
         raise ReplyProblem(problem, retryable=True)
     usage = body.get("usage")
@@ -148,3 +149,11 @@ def read_reply(reply: HttpReply) -> ReaderResponse:
         _token_count(usage, "completion_tokens"),
         tool_calls=tool_calls,
     )
+
+
+def _shape_problem(body: Any) -> ReplyProblem:
+    """What is missing from a JSON reply that is not a chat completion."""
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not choices:
+        return ReplyProblem("the reply has no choices", retryable=True)
+    return ReplyProblem("the reply's first choice has no message", retryable=True)

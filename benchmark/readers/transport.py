@@ -21,7 +21,6 @@ import json
 import ssl
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -33,13 +32,30 @@ from benchmark.readers.base import ReaderError
 CLIENTS = ("auto", "fast", "openai")
 
 
-@dataclass(slots=True)
 class HttpReply:
-    """A server's reply: status, headers (names in lower case) and the raw body."""
+    """A server's reply: status, headers (names in lower case) and the raw body. Headers may be handed
+    in undecoded (`raw_headers`, as the parser gives them) and are decoded on first use: most replies
+    are read for their body alone."""
 
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
+    __slots__ = ("_decoded", "_raw_headers", "body", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: Mapping[str, str] | None,
+        body: bytes,
+        raw_headers: list[tuple[bytes, bytes]] | None = None,
+    ):
+        self.status = status
+        self.body = body
+        self._decoded = headers
+        self._raw_headers = raw_headers or []
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        if self._decoded is None:
+            self._decoded = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in self._raw_headers}
+        return self._decoded
 
 
 class TransportError(Exception):
@@ -119,7 +135,7 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self._reply is None or self._reply.done():
             return
-        headers = self._header_dict()
+        headers = HttpReply(0, None, b"", self._headers).headers
         delimited = "content-length" in headers or "chunked" in headers.get("transfer-encoding", "")
         if self._status_seen and not delimited:  # a body that ends where the connection ends
             self.on_message_complete()
@@ -139,14 +155,11 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.keep_alive = self._parser.should_keep_alive() and not self.closed
-        reply = HttpReply(self._parser.get_status_code(), self._header_dict(), b"".join(self._body))
+        reply = HttpReply(self._parser.get_status_code(), None, b"".join(self._body), self._headers)
         if self._reply is not None and not self._reply.done():
             self._reply.set_result(reply)
 
     # ours
-    def _header_dict(self) -> dict[str, str]:
-        return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in self._headers}
-
     def _fail(self, error: BaseException) -> None:
         if self._reply is not None and not self._reply.done():
             self._reply.set_exception(error)
@@ -235,19 +248,20 @@ class FastTransport:
             for connection in [c for c in self._open if c.deadline <= now]:
                 connection.time_out()
 
-    def _arm(self, timeout: float) -> float:
-        """The deadline of a request sent now; starts the watchdog, fine enough for `timeout`."""
-        if timeout / 4 < self._tick or self._watchdog is None:
-            self._tick = min(self._tick, timeout / 4)
-            if self._watchdog is not None:
-                self._watchdog.cancel()
-            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
-        return asyncio.get_running_loop().time() + timeout
+    def _arm(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        """Start the watchdog, or restart it fine enough for `timeout` (a few checks per timeout)."""
+        self._tick = min(self._tick, timeout / 4)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._watchdog = loop.create_task(self._watch())
 
     async def post(self, payload: dict[str, Any], timeout: float) -> HttpReply:
         body = json.dumps(payload).encode()  # ASCII escapes: a lone surrogate stays valid JSON text
         data = self._head + b"Content-Length: %d\r\n\r\n" % len(body) + body
-        deadline = self._arm(timeout)
+        loop = asyncio.get_running_loop()
+        if self._watchdog is None or timeout < 4 * self._tick:
+            self._arm(loop, timeout)
+        deadline = loop.time() + timeout
         connection = self._idle_connection()
         if connection is not None:
             try:
