@@ -106,9 +106,13 @@ def function_calls(tool_calls: Sequence[Any] | None) -> list[dict[str, str]] | N
     return calls or None
 
 
-def _token_count(usage: Any, key: str) -> int:
-    value = usage.get(key) if isinstance(usage, dict) else None
-    return value if isinstance(value, int) else 0
+def _token_counts(usage: Any) -> tuple[int, int]:
+    """(prompt, completion) tokens of a reply's `usage`; 0 where the server gives none."""
+    try:
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    except AttributeError:  # no usage object
+        return 0, 0
+    return (prompt if isinstance(prompt, int) else 0), (completion if isinstance(completion, int) else 0)
 
 
 def read_reply(reply: HttpReply) -> ReaderResponse:
@@ -142,13 +146,8 @@ def read_reply(reply: HttpReply) -> ReaderResponse:
     problem = missing_answer(content, finish_reason, tool_calls is not None)
     if problem:
         raise ReplyProblem(problem, retryable=True)
-    usage = body.get("usage")
-    return ReaderResponse.from_raw(
-        content or "",
-        _token_count(usage, "prompt_tokens"),
-        _token_count(usage, "completion_tokens"),
-        tool_calls=tool_calls,
-    )
+    prompt_tokens, completion_tokens = _token_counts(body.get("usage"))
+    return ReaderResponse.from_raw(content or "", prompt_tokens, completion_tokens, tool_calls=tool_calls)
 
 
 def _shape_problem(body: Any) -> ReplyProblem:

@@ -100,6 +100,9 @@ def make_transport(client: str, base_url: str, api_key: str) -> Transport:
 # ---------------------------------------------------------------- the fast transport
 
 
+_NEVER = float("inf")
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection; one request at a time. `deadline` (event-loop time) is when
     the request under way times out; the transport's watchdog enforces it."""
@@ -114,7 +117,7 @@ class _Connection(asyncio.Protocol):
         self.got_bytes = False
         self.closed = False
         self.keep_alive = True
-        self.deadline = float("inf")
+        self.deadline = _NEVER
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -168,21 +171,13 @@ class _Connection(asyncio.Protocol):
         self.close()
         self._fail(TimeoutError())
 
-    async def request(self, data: bytes, deadline: float) -> HttpReply:
-        """Send one whole request and wait for its reply; a failure, a timeout or a cancellation closes
-        the connection (a reply half read cannot be resumed)."""
+    def send(self, data: bytes, deadline: float, reply: asyncio.Future[HttpReply]) -> None:
+        """Send one whole request; `reply` gets its reply (or the error) when it is complete."""
         assert self._transport is not None
-        self._reply = asyncio.get_running_loop().create_future()
+        self._reply = reply
         self._headers, self._body, self.got_bytes, self._status_seen = [], [], False, False
         self.deadline = deadline
-        try:
-            self._transport.write(data)
-            return await self._reply
-        except BaseException:
-            self.close()
-            raise
-        finally:
-            self.deadline = float("inf")
+        self._transport.write(data)
 
     def close(self) -> None:
         self.keep_alive = False
@@ -257,7 +252,7 @@ class FastTransport:
 
     async def post(self, payload: dict[str, Any], timeout: float) -> HttpReply:
         body = json.dumps(payload).encode()  # ASCII escapes: a lone surrogate stays valid JSON text
-        data = self._head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        data = b"%sContent-Length: %d\r\n\r\n%s" % (self._head, len(body), body)
         loop = asyncio.get_running_loop()
         if self._watchdog is None or timeout < 4 * self._tick:
             self._arm(loop, timeout)
@@ -265,28 +260,34 @@ class FastTransport:
         connection = self._idle_connection()
         if connection is not None:
             try:
-                reply = await connection.request(data, deadline)
+                return await self._exchange(connection, data, deadline, loop)
             except TransportError:
-                self._open.discard(connection)
                 if connection.got_bytes:
                     raise
-                connection = None  # the server closed an idle keep-alive connection as we reused it
-            except BaseException:
-                self._open.discard(connection)
-                raise
-        if connection is None:
-            connection = await self._connect(timeout)
-            try:
-                reply = await connection.request(data, deadline)
-            except BaseException:
-                self._open.discard(connection)
-                raise
+                # the server closed an idle keep-alive connection as we reused it: one fresh try
+        return await self._exchange(await self._connect(timeout), data, deadline, loop)
+
+    async def _exchange(
+        self, connection: _Connection, data: bytes, deadline: float, loop: asyncio.AbstractEventLoop
+    ) -> HttpReply:
+        """One request on `connection`; a failure, a timeout or a cancellation closes the connection (a
+        reply half read cannot be resumed)."""
+        reply = loop.create_future()
+        connection.send(data, deadline, reply)
+        try:
+            result = await reply
+        except BaseException:
+            connection.close()
+            self._open.discard(connection)
+            raise
+        finally:
+            connection.deadline = _NEVER
         if connection.keep_alive:
             self._idle.append(connection)
         else:
             connection.close()
             self._open.discard(connection)
-        return reply
+        return result
 
     async def aclose(self) -> None:
         if self._watchdog is not None:

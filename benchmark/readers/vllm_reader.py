@@ -49,7 +49,7 @@ def vllm_sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
 class VLLMReader:
     """`engine_kwargs` go to `vllm.LLM` (dtype, tensor_parallel_size, max_model_len, ...) and are part
     of `describe()`, since several of them change answers. `slice_size` requests go to the engine per
-    call (large enough to fill its batch: vLLM schedules up to `max_num_seqs`, 256 by default, at once)."""
+    call: a slice larger than the engine's `max_num_seqs` keeps its batch full until the slice's tail."""
 
     def __init__(self, model: str, *, slice_size: int = DEFAULT_SLICE_SIZE, **engine_kwargs: Any):
         try:
