@@ -168,6 +168,36 @@ def test_task_manager_finds_the_tasks_and_groups(exported):
     assert {*NAMES, "memalpha_tasks", "memalpha_tasks_AR", "memalpha_tasks_TTL"} <= found
 
 
+def run_lm_eval(model_args: str, include: Path, out: Path, cwd: Path, *extra: str) -> dict:
+    """`lm_eval` (the CLI, in a subprocess) with local-chat-completions on the exported suite; its results."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lm_eval",
+            "--model",
+            "local-chat-completions",
+            "--model_args",
+            f"{model_args},num_concurrent=2,max_retries=1",
+            "--apply_chat_template",
+            "--include_path",
+            str(include),
+            "--tasks",
+            "memalpha_tasks",
+            "--output_path",
+            str(out),
+            *extra,
+        ],
+        env=LOCAL,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(next(out.rglob("results_*.json")).read_text())["results"]
+
+
 def reply_from(docs: list[dict]):
     """Answers the gold (bare, so every metric gives 1) to every other question of the AR tasks and to
     three questions in four of the TTL task (so that the competencies score apart), else a wrong answer."""
@@ -190,37 +220,13 @@ def test_lm_eval_scores_equal_ours(exported, data, scripted_server, tmp_path):
     docs = [d for name in NAMES for d in docs_of(exported, name)]
     server = scripted_server(reply_from(docs))
     out = tmp_path / "lm_eval"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lm_eval",
-            "--model",
-            "local-chat-completions",
-            "--model_args",
-            f"model=scripted,base_url={server.base_url}/chat/completions,num_concurrent=1,max_retries=1",
-            "--apply_chat_template",
-            "--include_path",
-            str(exported),
-            "--tasks",
-            "memalpha_tasks",
-            "--output_path",
-            str(out),
-        ],
-        env=LOCAL,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    results = run_lm_eval(f"model=scripted,base_url={server.base_url}/chat/completions", exported, out, tmp_path)
     assert all(r["stop"] == [END_OF_TURN] for r in server.requests)
     assert all(r["chat_template_kwargs"] == {"enable_thinking": False} for r in server.requests)
     lm_requests = [
         (r["messages"][0]["role"], r["messages"][0]["content"], r["messages"][1]["content"]) for r in server.requests
     ]
     assert sorted(lm_requests) == sorted(("system", d["system"], d["user"]) for d in docs)
-    results = json.loads(next(out.rglob("results_*.json")).read_text())["results"]
 
     # the same replies through our pipeline: the long-context agent, then `memalpha score`
     run_agent(LongContextAgent(tokenizer="simple"), tmp_path / "run", data, MEMBERS, show_progress=False)
@@ -281,33 +287,8 @@ def test_lm_eval_runs_against_transformers_serve(data, serve_tiny, tmp_path):
     command = ["export", "lm-eval", "--tasks", *tasks, "--data", str(data), "--out", str(exported)]
     assert main([*command, "--tokenizer", "simple", *small, "--quiet"]) == 0
     out = tmp_path / "lm_eval"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lm_eval",
-            "--model",
-            "local-chat-completions",
-            "--model_args",
-            f"model={serve_tiny.model},base_url={serve_tiny.base_url}/chat/completions,num_concurrent=2,max_retries=1",
-            "--apply_chat_template",
-            "--include_path",
-            str(exported),
-            "--tasks",
-            "memalpha_tasks",
-            "--limit",
-            "3",
-            "--output_path",
-            str(out),
-        ],
-        env=LOCAL,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(next(out.rglob("results_*.json")).read_text())["results"]
+    model_args = f"model={serve_tiny.model},base_url={serve_tiny.base_url}/chat/completions"
+    results = run_lm_eval(model_args, exported, out, tmp_path, "--limit", "3")
     ar = (results[NAMES[0]]["score,none"] + results[NAMES[1]]["score,none"]) / 2
     ttl = results[NAMES[2]]["score,none"]
     assert results["memalpha_tasks_AR"]["score,none"] == pytest.approx(ar)

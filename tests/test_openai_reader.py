@@ -470,3 +470,32 @@ def test_make_reader_validates_its_arguments():
         make_reader("openai", "m", base_url="http://x/v1", timeout=0)
     with pytest.raises(ReaderError, match="expected http://HOST"):
         make_transport("fast", "ftp://x/v1", "k")
+
+
+def test_https_with_the_fast_client(scripted_server, tmp_path, monkeypatch):
+    """TLS through the fast client: the certificate is verified (here against a CA file named by
+    SSL_CERT_FILE, which OpenSSL's default paths honour), and the reply is read as over plain HTTP."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+    subprocess.run(
+        [*request, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    server = scripted_server(lambda body: "over TLS")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server._httpd.socket = context.wrap_socket(server._httpd.socket, server_side=True)
+    url = server.base_url.replace("http://", "https://")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    [response] = OpenAIReader("m", url, http_client="fast", max_retries=0).generate([ask("Secure?")])
+    assert response.text == "over TLS" and server.count == 1
+    monkeypatch.delenv("SSL_CERT_FILE")
+    with pytest.raises(ReaderError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+        OpenAIReader("m", url, http_client="fast", max_retries=0).generate([ask("Unverified?")])
