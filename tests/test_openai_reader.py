@@ -391,6 +391,22 @@ def test_auto_drops_the_template_field_for_a_server_that_rejects_it(scripted_ser
     assert reader.describe()["template_kwargs_rejected_by"] == [server.base_url]
 
 
+def test_requests_in_flight_when_the_field_is_rejected_go_again_without_it(scripted_server, client):
+    strict = openai_strict(lambda body: body["messages"][1]["content"])
+
+    def reply(body):
+        answer = strict(body)
+        if isinstance(answer, Reply):  # the 400: slow, so that all four first requests are under way
+            answer.delay = 0.2
+        return answer
+
+    server = scripted_server(reply)
+    responses = scripted_reader(server, client, concurrency=4).generate([ask(f"q{i}") for i in range(8)])
+    assert [r.text for r in responses] == [f"q{i}" for i in range(8)]
+    with_field = [body for body in server.requests if "chat_template_kwargs" in body]
+    assert len(with_field) == 4 and server.count == 12
+
+
 def test_omit_never_sends_the_field_and_send_always_does(scripted_server, client):
     server = scripted_server(openai_strict(lambda body: "ok"))
     scripted_reader(server, client, template_kwargs="omit").generate([ask("a"), ask("b")])

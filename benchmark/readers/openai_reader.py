@@ -219,14 +219,17 @@ class OpenAIReader:
         while True:
             server = self._pick(servers, server if attempt else None)
             retry_after = None
+            with_field = server.send_template_kwargs
             server.in_flight += 1
             try:
                 reply = await server.transport.post(self._payload(request, server), self.timeout)
                 return read_reply(reply)
             except FieldRejected as rejected:
-                if self.template_kwargs != "auto" or not server.send_template_kwargs:
+                if self.template_kwargs != "auto" or not with_field:
                     raise self._failure(server, rejected.reason, rejected.kind, attempt) from rejected
-                server.send_template_kwargs = False  # the same request goes again at once, without it
+                # the same request goes again at once, without the field (and so do those sent with it
+                # before the first rejection came back)
+                server.send_template_kwargs = False
                 self._rejected_template_kwargs.add(server.base_url)
                 continue
             except ReplyProblem as problem:
