@@ -13,6 +13,31 @@ from .profiles import DEFAULT_PROFILE
 DEFAULT_MODEL = "Qwen/Qwen3-32B"
 
 
+def _at_least(low: float, kind: type = int):
+    """An argparse type: a number of `kind` that is at least `low` (a clear message otherwise)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text} is below the smallest allowed value, {low}")
+        return value
+
+    return parse
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds")
+    return value
+
+
 def add_reader_options(p: argparse.ArgumentParser) -> None:
     """Reader and judge options, shared by every command that scores (score, eval, leaderboard add)."""
     g = p.add_argument_group("reader (the fixed answering model)")
@@ -23,13 +48,53 @@ def add_reader_options(p: argparse.ArgumentParser) -> None:
         help="backend: an OpenAI-compatible server, in-process vLLM (default), or transformers",
     )
     g.add_argument("--model", default=DEFAULT_MODEL, help=f"reader model (default {DEFAULT_MODEL})")
-    g.add_argument("--base-url", help="server URL for --reader openai, e.g. http://127.0.0.1:8000/v1")
-    g.add_argument("--concurrency", type=int, default=16, help="parallel requests for --reader openai (default 16)")
-    g.add_argument("--timeout", type=float, default=300.0, help="seconds per request before a retry (default 300)")
-    g.add_argument("--max-retries", type=int, default=5, help="retries per request on 429/5xx/timeouts (default 5)")
-    g.add_argument("--max-tokens", type=int, default=2048, help="answer length limit (default 2048)")
-    g.add_argument("--top-k", type=int, default=20, help="entries retrieved per memory type (default 20)")
-    g.add_argument("--budget", type=int, default=30_000, help="reader prompt budget in tokens (default 30000)")
+    g.add_argument(
+        "--base-url",
+        action="append",
+        metavar="URL",
+        help="server URL for --reader openai, e.g. http://127.0.0.1:8000/v1; repeat it for several servers "
+        "serving the same model (each request goes to the least busy); default $OPENAI_BASE_URL",
+    )
+    g.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="environment variable holding the reader server's API key (default OPENAI_API_KEY; local "
+        "servers need none)",
+    )
+    g.add_argument(
+        "--concurrency",
+        type=_at_least(1),
+        default=16,
+        help="requests in flight for --reader openai, over all its servers (default 16): about the number of "
+        "sequences each server batches (vLLM --max-num-seqs) times the servers; see docs/scoring.md",
+    )
+    g.add_argument(
+        "--timeout", type=_positive_seconds, default=300.0, help="seconds per request before a retry (default 300)"
+    )
+    g.add_argument(
+        "--max-retries",
+        type=_at_least(0),
+        default=5,
+        help="retries per request on 429/5xx, timeouts, lost connections and malformed replies (default 5)",
+    )
+    g.add_argument(
+        "--template-kwargs",
+        choices=("auto", "send", "omit"),
+        default="auto",
+        help="whether requests carry chat_template_kwargs (the Qwen3 thinking switch), which vLLM, SGLang and "
+        "transformers serve take and the OpenAI API rejects: auto (default) sends it except to api.openai.com "
+        "and stops sending it to a server that rejects it",
+    )
+    g.add_argument(
+        "--http-client",
+        choices=("auto", "fast", "openai"),
+        default="auto",
+        help="fast: our asyncio HTTP client; openai: the openai SDK (slower; goes through proxies); "
+        "auto (default): fast unless the environment sets a proxy for the server",
+    )
+    g.add_argument("--max-tokens", type=_at_least(1), default=2048, help="answer length limit (default 2048)")
+    g.add_argument("--top-k", type=_at_least(0), default=20, help="entries retrieved per memory type (default 20)")
+    g.add_argument("--budget", type=_at_least(1), default=30_000, help="reader prompt budget in tokens (default 30000)")
     g.add_argument(
         "--tokenizer",
         default="qwen3",
@@ -45,7 +110,30 @@ def add_reader_options(p: argparse.ArgumentParser) -> None:
     j = p.add_argument_group("judge (for LLM-judged tasks; defaults to the reader)")
     j.add_argument("--judge-reader", choices=("openai", "vllm", "hf"))
     j.add_argument("--judge-model")
-    j.add_argument("--judge-base-url")
+    j.add_argument("--judge-base-url", action="append", metavar="URL", help="repeatable, as --base-url")
+    j.add_argument(
+        "--judge-api-key-env",
+        metavar="VAR",
+        help="environment variable holding the judge's API key (default: the reader's)",
+    )
+
+
+BASE_URL_ENV = "OPENAI_BASE_URL"
+
+
+def api_key_from_env(variable: str | None, option: str) -> str | None:
+    """The key in $variable (None: the reader's own default, $OPENAI_API_KEY); an unset variable is an
+    error, since a request without the key would only fail later."""
+    import os
+
+    from .readers import ReaderError
+
+    if variable is None:
+        return None
+    value = os.environ.get(variable)
+    if not value:
+        raise ReaderError(f"{option} {variable}: that environment variable is not set")
+    return value
 
 
 def add_template_option(p: argparse.ArgumentParser) -> None:
@@ -62,27 +150,30 @@ def add_template_option(p: argparse.ArgumentParser) -> None:
 
 def readers_from_args(args: argparse.Namespace, run_dir: Path):
     """The cached reader and judge the options describe."""
+    import os
+
     from .cache import CachedReader, ResponseCache
     from .readers import make_reader
 
+    base_urls = args.base_url or ([os.environ[BASE_URL_ENV]] if os.environ.get(BASE_URL_ENV) else None)
+    api_key = api_key_from_env(args.api_key_env, "--api-key-env")
+    connection = {
+        "concurrency": args.concurrency,
+        "timeout": args.timeout,
+        "max_retries": args.max_retries,
+        "template_kwargs": args.template_kwargs,
+        "http_client": args.http_client,
+    }
     cache = ResponseCache(args.cache or run_dir / ".cache" / "responses.sqlite")
-    reader = make_reader(
-        args.reader,
-        args.model,
-        base_url=args.base_url,
-        concurrency=args.concurrency,
-        timeout=args.timeout,
-        max_retries=args.max_retries,
-    )
+    reader = make_reader(args.reader, args.model, base_url=base_urls, api_key=api_key, **connection)
     judge = None
-    if args.judge_reader or args.judge_model or args.judge_base_url:
+    if args.judge_reader or args.judge_model or args.judge_base_url or args.judge_api_key_env:
         judge = make_reader(
             args.judge_reader or args.reader,
             args.judge_model or args.model,
-            base_url=args.judge_base_url or args.base_url,
-            concurrency=args.concurrency,
-            timeout=args.timeout,
-            max_retries=args.max_retries,
+            base_url=args.judge_base_url or base_urls,
+            api_key=api_key_from_env(args.judge_api_key_env, "--judge-api-key-env") or api_key,
+            **connection,
         )
     return CachedReader(reader, cache), CachedReader(judge, cache) if judge else None
 

@@ -22,10 +22,11 @@ from tasks.manifest import load_built
 from tasks.registry import get_task
 from tasks.tokenization import TokenCounter
 
+from . import failed_questions
 from .memory import MemoryEntry, MemoryRecord, read_memories
 from .profiles import AVERAGES, Profile, ScorerConfig, get_profile, release_warnings
 from .prompting import ReaderPrompt
-from .readers.base import Reader, ReaderRequest, ReaderResponse
+from .readers.base import Reader, ReaderRequest, ReaderResponse, RequestsFailed
 from .retrieval import MemoryIndex
 
 __all__ = ["QuestionItem", "ScorerConfig", "aggregate", "answer", "judge", "prepare", "score_items", "score_run"]
@@ -343,12 +344,25 @@ def score_run(
     judge_reader = judge_reader or reader
     needs_judge = any(judged(it) for it in items)
 
+    failures: list[failed_questions.QuestionFailure] = []
     with tqdm(total=len(items), desc="reader", unit="q", disable=not show_progress) as bar:
-        answer(items, reader, on_result=lambda i, r: bar.update(1))
-    if needs_judge:
-        n = sum(judged(it) for it in items)
-        with tqdm(total=n, desc="judge", unit="q", disable=not show_progress) as bar:
-            judge(items, judge_reader, config, on_result=lambda i, r: bar.update(1))
+
+        def answered(i: int, response: ReaderResponse) -> None:
+            items[i].response = response
+            bar.update(1)
+
+        try:
+            answer(items, reader, on_result=answered)
+        except RequestsFailed as failed:
+            failures += failed_questions.from_requests_failed(items, failed, "reader")
+    to_judge = [it for it in items if judged(it) and it.response is not None]
+    if to_judge:
+        with tqdm(total=len(to_judge), desc="judge", unit="q", disable=not show_progress) as bar:
+            try:
+                judge(to_judge, judge_reader, config, on_result=lambda i, r: bar.update(1))
+            except RequestsFailed as failed:
+                failures += failed_questions.from_requests_failed(to_judge, failed, "judge")
+    failed_questions.record(run_dir, failures, len(items))
     score_items(items)
 
     scores = aggregate(items, records, tasks, counter, profile)
