@@ -17,7 +17,7 @@ from leaderboard.store import ResultsStore
 from tasks.build import build_task
 from tasks.manifest import load_built
 
-READER_MARK = "You answer a user's questions from the memory"  # the reader's system prompt (reader_system_v1)
+READER_MARK = "You answer a user's questions from the memory"  # the reader's system prompt (v1 profiles)
 
 
 @pytest.fixture(scope="session")
