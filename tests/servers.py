@@ -4,9 +4,10 @@ OpenAI-compatible server whose replies come from a function of the request.
 Fixtures (registered through `pytest_plugins = ["servers"]` in conftest.py):
 - `tiny_model`: the folder of a tiny Qwen3 with a tokenizer trained offline (session-wide);
 - `serve_tiny`: a `transformers serve` process on 127.0.0.1 for it, as a `TinyServer` (session-wide);
-- `scripted_server`: a factory `start(reply_fn) -> ScriptedServer`; every server it starts is stopped
-  at the end of the test. It also serves `/v1/embeddings` with `word_embedding`, a deterministic
-  bag-of-words vector, for memory libraries that embed.
+- `scripted_server`: a factory `start(reply_fn, embedding_status=None) -> ScriptedServer`; every
+  server it starts is stopped at the end of the test. It also serves `/v1/embeddings` with
+  `word_embedding`, a deterministic bag-of-words vector, for memory libraries that embed
+  (`embedding_status(request) -> int` makes chosen embedding requests fail with that status).
 """
 
 from __future__ import annotations
@@ -313,12 +314,18 @@ def embeddings_body(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def error_body(status: int) -> dict[str, Any]:
+    """An OpenAI-style error body."""
+    return {"error": {"message": f"scripted status {status}", "type": "scripted_error", "code": status}}
+
+
 class ScriptedServer:
     """An OpenAI-compatible chat server in a thread on 127.0.0.1; `reply_fn(request_json)` decides each
     answer (a string is shorthand for `Reply(content=...)`). `requests` lists the bodies received."""
 
-    def __init__(self, reply_fn: ReplyFn):
+    def __init__(self, reply_fn: ReplyFn, embedding_status: Callable[[dict[str, Any]], int] | None = None):
         self.reply_fn = reply_fn
+        self.embedding_status = embedding_status
         self.requests: list[dict[str, Any]] = []
         self.embedding_requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -358,13 +365,14 @@ class ScriptedServer:
         if reply.body is not None:
             return reply.status, reply.body, reply.delay
         if reply.status != 200:
-            error = {
-                "message": f"scripted status {reply.status}",
-                "type": "scripted_error",
-                "code": reply.status,
-            }
-            return reply.status, {"error": error}, reply.delay
+            return reply.status, error_body(reply.status), reply.delay
         return 200, completion_body(body, reply), reply.delay
+
+    def _embed(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self.embedding_requests.append(body)
+        status = self.embedding_status(body) if self.embedding_status else 200
+        return (200, embeddings_body(body)) if status == 200 else (status, error_body(status))
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -395,9 +403,7 @@ class ScriptedServer:
             def do_POST(self) -> None:
                 if self.path == "/v1/embeddings":
                     body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                    with server._lock:
-                        server.embedding_requests.append(body)
-                    self._send(200, embeddings_body(body))
+                    self._send(*server._embed(body))
                     return
                 if self.path != "/v1/chat/completions":
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
@@ -411,12 +417,13 @@ class ScriptedServer:
 
 
 @pytest.fixture
-def scripted_server() -> Iterator[Callable[[ReplyFn], ScriptedServer]]:
-    """A factory: `start(reply_fn)` returns a running ScriptedServer, stopped after the test."""
+def scripted_server() -> Iterator[Callable[..., ScriptedServer]]:
+    """A factory: `start(reply_fn, embedding_status=None)` returns a running ScriptedServer, stopped
+    after the test."""
     started: list[ScriptedServer] = []
 
-    def start(reply_fn: ReplyFn) -> ScriptedServer:
-        started.append(ScriptedServer(reply_fn).start())
+    def start(reply_fn: ReplyFn, embedding_status: Callable[[dict[str, Any]], int] | None = None) -> ScriptedServer:
+        started.append(ScriptedServer(reply_fn, embedding_status).start())
         return started[-1]
 
     yield start
