@@ -314,11 +314,6 @@ def embeddings_body(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def error_body(status: int) -> dict[str, Any]:
-    """An OpenAI-style error body."""
-    return {"error": {"message": f"scripted status {status}", "type": "scripted_error", "code": status}}
-
-
 class ScriptedServer:
     """An OpenAI-compatible chat server in a thread on 127.0.0.1; `reply_fn(request_json)` decides each
     answer (a string is shorthand for `Reply(content=...)`). `requests` lists the bodies received."""
@@ -365,14 +360,21 @@ class ScriptedServer:
         if reply.body is not None:
             return reply.status, reply.body, reply.delay
         if reply.status != 200:
-            return reply.status, error_body(reply.status), reply.delay
+            error = {
+                "message": f"scripted status {reply.status}",
+                "type": "scripted_error",
+                "code": reply.status,
+            }
+            return reply.status, {"error": error}, reply.delay
         return 200, completion_body(body, reply), reply.delay
 
     def _embed(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self._lock:
             self.embedding_requests.append(body)
         status = self.embedding_status(body) if self.embedding_status else 200
-        return (200, embeddings_body(body)) if status == 200 else (status, error_body(status))
+        if status != 200:
+            return status, {"error": {"message": f"scripted status {status}", "type": "scripted_error", "code": status}}
+        return 200, embeddings_body(body)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
