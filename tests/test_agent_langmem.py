@@ -159,7 +159,9 @@ def test_kinds_semantic_is_langmem_alone_and_the_config_records_it(squad_data, s
 
     model = ScriptedLangMemModel()
     server = scripted_server(model)
-    agent = make_agent("langmem", options(server, kinds="semantic", query_limit="8", temperature="0.5"))
+    agent = make_agent(
+        "langmem", options(server, kinds="semantic", query_limit="8", temperature="0.5", template_kwargs="omit")
+    )
     run_agent(agent, tmp_path / "run", squad_data, [("squad", "validation")], limit=1, show_progress=False)
     (line,) = (tmp_path / "run" / "memories.jsonl").read_text().splitlines()
     record = json.loads(line)
@@ -167,7 +169,7 @@ def test_kinds_semantic_is_langmem_alone_and_the_config_records_it(squad_data, s
     assert len(record["memory"]["semantic"]) == record["stats"]["chunks_seen"] == record["stats"]["generations"]
     # one manager, LangMem's own Memory schema only (PatchDoc once it holds facts to show)
     assert {t["function"]["name"] for b in server.requests for t in b["tools"]} == {"Memory", "PatchDoc"}
-    assert all(b["temperature"] == 0.5 for b in server.requests)
+    assert all(b["temperature"] == 0.5 and "chat_template_kwargs" not in b for b in server.requests)
 
     described = json.loads((tmp_path / "run" / "config.json").read_text())["agent"]
     library = described["library"]
@@ -189,6 +191,25 @@ def test_kinds_semantic_is_langmem_alone_and_the_config_records_it(squad_data, s
     assert library["settings"]["embedder"]["dimensions"] == 64
     assert described["options"]["kinds"] == "semantic" and described["options"]["base_url"] == server.base_url
     assert "api_key" not in json.dumps(described)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "mode", "sent"),
+    [
+        ("http://127.0.0.1:8000/v1", "auto", True),
+        ("https://api.openai.com/v1", "auto", False),
+        ("https://api.openai.com/v1", "send", True),
+        ("http://127.0.0.1:8000/v1", "omit", False),
+    ],
+)
+def test_the_thinking_switch_is_left_out_where_the_server_rejects_it(base_url, mode, sent):
+    agent = make_agent("langmem", {"base_url": base_url, "template_kwargs": mode})
+    expected = {"chat_template_kwargs": {"enable_thinking": False}} if sent else None
+    assert agent.llm.extra_body == expected
+    assert agent.describe()["library"]["settings"]["llm"]["chat_template_kwargs"] == (expected or {}).get(
+        "chat_template_kwargs"
+    )
+    agent.close()
 
 
 def test_eval_and_leaderboard_add_end_to_end(squad_data, squad_chunks, scripted_server, tmp_path):

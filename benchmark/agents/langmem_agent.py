@@ -29,7 +29,9 @@ Options (`--agent-opt key=value`):
 - `kinds` (semantic,episodic,core): which memory types to keep (see above);
 - `instructions`: the collection's extraction instructions (default: LangMem's own);
 - `query_limit` (5, LangMem's default; at least 4), `max_steps` (1), `enable_deletes` (false):
-  LangMem's manager settings.
+  LangMem's manager settings;
+- `template_kwargs` (auto): whether requests carry `chat_template_kwargs` with Qwen3's thinking
+  switch off (`send`, `omit`; `auto` sends it except to api.openai.com, which rejects it).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import threading
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
@@ -49,6 +52,10 @@ from .llm import GenerationCounts
 EXTRA = "langmem"
 KINDS = ("semantic", "episodic", "core")
 PACKAGES = ("langmem", "trustcall", "langgraph", "langchain-core", "langchain-openai")
+# `chat_template_kwargs` (Qwen3's thinking switch, sent off) is a vLLM/SGLang/`transformers serve` field
+# that the OpenAI API rejects: `auto` sends it except to these hosts.
+TEMPLATE_KWARGS_MODES = ("auto", "send", "omit")
+HOSTS_WITHOUT_TEMPLATE_KWARGS = frozenset({"api.openai.com"})
 # LangMem searches its store once per window of the conversation, with `query_limit // 4` windows:
 # below 4 it searches nothing, so it never sees (or updates) a memory it already holds.
 MIN_QUERY_LIMIT = 4
@@ -125,6 +132,12 @@ class LangMemSettings:
     query_limit: int
     max_steps: int
     enable_deletes: bool
+    template_kwargs: str
+
+    def sends_template_kwargs(self) -> bool:
+        if self.template_kwargs == "auto":
+            return urlsplit(self.base_url).hostname not in HOSTS_WITHOUT_TEMPLATE_KWARGS
+        return self.template_kwargs == "send"
 
     @classmethod
     def parse(cls, opts: OptionReader) -> LangMemSettings:
@@ -158,6 +171,7 @@ class LangMemSettings:
             query_limit=opts.integer("query_limit", 5, MIN_QUERY_LIMIT),
             max_steps=opts.integer("max_steps", 1, 1),
             enable_deletes=opts.flag("enable_deletes", False),
+            template_kwargs=opts.choice("template_kwargs", "auto", TEMPLATE_KWARGS_MODES),
         )
         opts.finish()
         return settings
@@ -281,7 +295,7 @@ class LangMemAgent(Agent):
             max_tokens=s.max_tokens,
             timeout=s.timeout,
             max_retries=s.max_retries,
-            extra_body={"chat_template_kwargs": {"enable_thinking": False}},  # as the readers send it
+            extra_body={"chat_template_kwargs": {"enable_thinking": False}} if s.sends_template_kwargs() else None,
             http_client=self._http,
         )
         self.embeddings = OpenAIEmbeddings(
@@ -354,7 +368,7 @@ class LangMemAgent(Agent):
                 "base_url": s.base_url,
                 "temperature": s.temperature,
                 "max_tokens": s.max_tokens,
-                "enable_thinking": False,
+                "chat_template_kwargs": {"enable_thinking": False} if s.sends_template_kwargs() else None,
             },
             "embedder": {
                 "client": "langchain_openai.OpenAIEmbeddings",
