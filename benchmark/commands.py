@@ -292,7 +292,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--agent",
         required=True,
-        help="agent name: chunk-store, long-context, memalpha, memagent, mem1, mem0, http, or a plugin's "
+        help="agent name: chunk-store, long-context, memalpha, memagent, mem1, mem0, langmem, http, or a plugin's "
         "(docs/agents.md)",
     )
     p.add_argument(

@@ -4,9 +4,10 @@ OpenAI-compatible server whose replies come from a function of the request.
 Fixtures (registered through `pytest_plugins = ["servers"]` in conftest.py):
 - `tiny_model`: the folder of a tiny Qwen3 with a tokenizer trained offline (session-wide);
 - `serve_tiny`: a `transformers serve` process on 127.0.0.1 for it, as a `TinyServer` (session-wide);
-- `scripted_server`: a factory `start(reply_fn) -> ScriptedServer`; every server it starts is stopped
-  at the end of the test. It also serves `/v1/embeddings` with `word_embedding`, a deterministic
-  bag-of-words vector, for memory libraries that embed.
+- `scripted_server`: a factory `start(reply_fn, embedding_status=None) -> ScriptedServer`; every
+  server it starts is stopped at the end of the test. It also serves `/v1/embeddings` with
+  `word_embedding`, a deterministic bag-of-words vector, for memory libraries that embed
+  (`embedding_status(request) -> int` makes chosen embedding requests fail with that status).
 """
 
 from __future__ import annotations
@@ -334,8 +335,9 @@ class ScriptedServer:
     `headers` the request headers of each (names in lower case), `ports` the client port each came
     from (one per connection)."""
 
-    def __init__(self, reply_fn: ReplyFn):
+    def __init__(self, reply_fn: ReplyFn, embedding_status: Callable[[dict[str, Any]], int] | None = None):
         self.reply_fn = reply_fn
+        self.embedding_status = embedding_status
         self.requests: list[dict[str, Any]] = []
         self.embedding_requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -390,6 +392,14 @@ class ScriptedServer:
             return reply, json.dumps({"error": error}).encode()
         return reply, json.dumps(completion_body(body, reply)).encode()
 
+    def _embed(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self.embedding_requests.append(body)
+        status = self.embedding_status(body) if self.embedding_status else 200
+        if status != 200:
+            return status, {"error": {"message": f"scripted status {status}", "type": "scripted_error", "code": status}}
+        return 200, embeddings_body(body)
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
@@ -431,10 +441,7 @@ class ScriptedServer:
                 length = int(self.headers.get("Content-Length", 0))
                 data = self.rfile.read(length)
                 if self.path == "/v1/embeddings":
-                    body = json.loads(data)
-                    with server._lock:
-                        server.embedding_requests.append(body)
-                    self._json(200, embeddings_body(body))
+                    self._json(*server._embed(json.loads(data)))
                     return
                 if self.path != "/v1/chat/completions":
                     self._json(404, {"error": {"message": f"no route {self.path}"}})
@@ -538,12 +545,13 @@ def openai_strict(reply_fn: ReplyFn) -> ReplyFn:
 
 
 @pytest.fixture
-def scripted_server() -> Iterator[Callable[[ReplyFn], ScriptedServer]]:
-    """A factory: `start(reply_fn)` returns a running ScriptedServer, stopped after the test."""
+def scripted_server() -> Iterator[Callable[..., ScriptedServer]]:
+    """A factory: `start(reply_fn, embedding_status=None)` returns a running ScriptedServer, stopped
+    after the test."""
     started: list[ScriptedServer] = []
 
-    def start(reply_fn: ReplyFn) -> ScriptedServer:
-        started.append(ScriptedServer(reply_fn).start())
+    def start(reply_fn: ReplyFn, embedding_status: Callable[[dict[str, Any]], int] | None = None) -> ScriptedServer:
+        started.append(ScriptedServer(reply_fn, embedding_status).start())
         return started[-1]
 
     yield start

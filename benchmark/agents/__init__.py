@@ -19,6 +19,7 @@ BUILTIN = {
     "memagent": "benchmark.agents.memagent:MemAgentAgent",
     "mem1": "benchmark.agents.mem1:Mem1Agent",
     "mem0": "benchmark.agents.mem0_agent:Mem0Agent",
+    "langmem": "benchmark.agents.langmem_agent:LangMemAgent",
 }
 GROUP = "memalpha.agents"
 

@@ -36,6 +36,8 @@ from benchmark.readers.transport import CLIENTS, Transport, TransportError, make
 
 MAX_BACKOFF_S = 60.0
 MAX_RETRY_AFTER_S = 600.0
+# `chat_template_kwargs` (Qwen3's thinking switch) is a vLLM/SGLang/`transformers serve` field that the
+# OpenAI API rejects: `auto` sends it except to these hosts (the LangMem agent follows the same rule).
 TEMPLATE_KWARGS_MODES = ("auto", "send", "omit")
 HOSTS_WITHOUT_TEMPLATE_KWARGS = frozenset({"api.openai.com"})
 
