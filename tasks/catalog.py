@@ -250,6 +250,8 @@ memalpha_task(
     min_chunk_tokens=1024,
     questions=100,
 )
+# The original built TREC-coarse and NLU as one source (`ttl_train`, in this order), split and capped together.
+TTL_MERGED = ("ttl_trec_coarse", "ttl_nlu")
 _TTL_SOURCES = {
     "trec": (
         Source("raw", "trec", files=("train_5500.label",), license="free for research (UIUC CogComp)"),
@@ -274,6 +276,7 @@ for _name, _raw, _label_space, _tokens, _release in (
         query_prompt=LABEL_PROMPT,
         dataset=_raw,
         label_space=_label_space,
+        merged=TTL_MERGED,
         instances=200,
         chunks_per_instance=10,
         chunk_tokens=_tokens,
