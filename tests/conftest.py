@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["servers"]  # tests/servers.py: tiny model, `transformers serve`, scripted server
+pytest_plugins = ["servers", "qwen_bpe"]  # tiny model and servers (servers.py); the Qwen-vocabulary BPE (qwen_bpe.py)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
