@@ -24,10 +24,10 @@ own test questions in every training instance (contaminating the evaluation); he
 from the source's own training data. The split is the original's: its 400 instance slots (200
 TREC-coarse, then 200 NLU) are split 90/10 and the train side capped at 100 together
 (`splits.merged_train_validation`), so `ttl_trec_coarse` and `ttl_nlu` have 51 and 49 training
-instances (seed 42; the paper's Table 7) whichever is built, and 20 validation instances each. Each instance: its split's context pool cycled and shuffled,
-packed whole into `chunks_per_instance` chunks of about `chunk_tokens` tokens, one example of every
-label still absent appended to chunk 0 (as the original), and `questions` sentences of the split's
-question pool.
+instances (seed 42; the paper's Table 7) whichever is built, and 20 validation instances each.
+Each instance: its split's context pool cycled and shuffled, packed whole into `chunks_per_instance`
+chunks of about `chunk_tokens` tokens, one example of every label still absent appended to chunk 0
+(as the original), and `questions` sentences of the split's question pool.
 
 Texts are kept on one line (runs of whitespace become one space) so an example's "Label:" line stays
 its own. A question's id is a hash of its normalised sentence; a sentence listed twice with different
