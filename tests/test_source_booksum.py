@@ -118,7 +118,7 @@ def built(raw_root, tmp_path_factory):
         tokenizer="simple",
         show_progress=False,
     )
-    return result, load_from_disk(str(result.path / "data"))
+    return result, load_from_disk(str(result.path))
 
 
 def all_rows(ds):
@@ -203,7 +203,7 @@ def test_keyword_extraction_through_a_builder_llm(raw_root, tmp_path):
     )
     step = result.manifest["llm_steps"]["keyword_extraction"]
     assert step["status"] == "applied" and step["llm"] == {"model": "fixed-keywords"}
-    ds = load_from_disk(str(result.path / "data"))
+    ds = load_from_disk(str(result.path))
     for row in all_rows(ds):
         assert row["questions"][0]["answers"] == ["journey", "book", "ending"]
         assert json.loads(row["metadata"])["gold"] == "keywords"
