@@ -211,7 +211,11 @@ def _show_built(path: Path, as_json: bool) -> int:
         print(json.dumps({"task": manifest["task"], "sha256": manifest["sha256"], "splits": stats}, indent=2))
         return 0
     print(f"{manifest['task']}  ({path})")
-    print(f"origin {manifest['origin']}, tokenizer {manifest['tokenizer']['name']}, sha256 {manifest['sha256']}")
+    source = manifest.get("source") or {}
+    at = source.get("commit") or source.get("revision") or source.get("mirror") or "local files"
+    pinned = "" if source.get("pinned", True) else " (UNPINNED)"
+    print(f"origin {manifest['origin']}: {source.get('id')} @ {at}{pinned}, license {manifest.get('license', '?')}")
+    print(f"tokenizer {manifest['tokenizer']['name']}, sha256 {manifest['sha256']}")
     rows = []
     for split, st in stats.items():
         t, c = st["context_tokens"], st["chunks_per_instance"]
