@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["servers", "qwen_bpe"]  # tiny model and servers (servers.py); the Qwen-vocabulary BPE (qwen_bpe.py)
+pytest_plugins = ["servers"]  # tests/servers.py: tiny model, `transformers serve`, scripted server
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+pytest_plugins.append("qwen_bpe")  # `qwen_bpe`: the real Qwen-vocabulary BPE counter (tests/qwen_bpe.py)
 
 
 @pytest.fixture(scope="session")
