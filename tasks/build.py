@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import shutil
 import tempfile
 import warnings
@@ -32,7 +33,10 @@ class UnpinnedSourceWarning(UserWarning):
 
 
 def resolve_commit(repo_id: str, revision: str | None, *, endpoint: str | None = None) -> str:
-    """The commit the hub serves for a dataset repo at `revision` (its head when None)."""
+    """The commit the hub serves for a dataset repo at `revision` (its head when None). A full commit SHA
+    is its own answer, so pinned sources need no request (and build offline from the cache)."""
+    if revision is not None and re.fullmatch(r"[0-9a-f]{40}", revision):
+        return revision
     from huggingface_hub import HfApi
 
     try:

@@ -256,6 +256,7 @@ def test_resolve_commit_asks_the_hub_for_the_commit(monkeypatch):
         endpoint = f"http://127.0.0.1:{server.server_address[1]}"
         assert resolve_commit("org/data", None, endpoint=endpoint) == "a" * 40
         assert resolve_commit("org/data", "v1", endpoint=endpoint) == "b" * 40
+        assert resolve_commit("org/data", "c" * 40, endpoint=endpoint) == "c" * 40  # a commit is its own answer
         with pytest.raises(SourceUnavailableError, match="cannot resolve org/missing@main"):
             resolve_commit("org/missing", None, endpoint=endpoint)
     finally:
