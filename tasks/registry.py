@@ -62,7 +62,7 @@ class TaskSpec:
     tokenizer: str = "qwen3"
     citations: tuple[str, ...] = ()  # keys of tasks/citations.py: the benchmark, then the source data
     params: dict[str, Any] = field(default_factory=dict)
-    version: str = "1.0"
+    version: str = "1.1"  # 1.1: whole-unit packing, sentences sized in one pass, the original's split draw
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
