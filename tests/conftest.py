@@ -12,6 +12,8 @@ pytest_plugins = ["servers", "agent_eval"]  # tests/servers.py: tiny model, `tra
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+pytest_plugins.append("qwen_bpe")  # `qwen_bpe`: the real Qwen-vocabulary BPE counter (tests/qwen_bpe.py)
+
 
 @pytest.fixture(scope="session")
 def raw_dir() -> Path:
