@@ -337,6 +337,33 @@ def test_concurrency_is_bounded_and_parallel(scripted_server, client):
     assert peak[0] == 3
 
 
+def test_a_request_being_retried_keeps_its_slot(scripted_server, client, waits):
+    """At most `concurrency` requests are under way, retries included: a request that failed holds its
+    slot through its retries, and the other slots carry on meanwhile."""
+    lock = threading.Lock()
+    active, peak, failures = [0], [0], {"q0": 2}
+
+    def slow(body):
+        question = body["messages"][1]["content"]
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+            if failures.get(question):
+                failures[question] -= 1
+                return Reply(status=503)
+        return question.upper()
+
+    server = scripted_server(slow)
+    questions = [f"q{i}" for i in range(7)]
+    responses = scripted_reader(server, client, concurrency=2).generate([ask(q) for q in questions])
+    assert [r.text for r in responses] == [q.upper() for q in questions]
+    assert len(waits) == 2 and server.count == 9
+    assert peak[0] == 2
+
+
 def test_an_error_in_on_result_is_not_swallowed(scripted_server, client):
     """`on_result` runs inside the client's callbacks: its error still ends the call, as itself."""
     server = scripted_server(lambda body: "ok")

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
+import json
 import os
 import random
 from collections.abc import Sequence
@@ -52,6 +54,13 @@ def backoff_delay(attempt: int, base: float) -> float:
 async def pause(seconds: float) -> None:
     """The wait before a retry (one function, so that tests can record the waits)."""
     await asyncio.sleep(seconds)
+
+
+@functools.lru_cache(maxsize=64)
+def _tool_schemas(tools: str) -> list[dict[str, Any]]:
+    """A request's tool schemas, parsed once per schema text (an agent sends the same tools with every
+    chunk). The list is shared: nothing may change it."""
+    return json.loads(tools)
 
 
 class _RequestFailed(Exception):
@@ -194,7 +203,7 @@ class OpenAIReader:
         if params.stop:
             payload["stop"] = list(params.stop)
         if request.tools is not None:
-            payload["tools"] = request.tool_dicts()
+            payload["tools"] = _tool_schemas(request.tools)
         if server.send_template_kwargs:
             payload[TEMPLATE_KWARGS] = {"enable_thinking": params.enable_thinking}
         return payload
@@ -289,25 +298,18 @@ class _Run:
             task.cancel()
 
     def _next(self) -> None:
-        """Send the next request in this slot, or close the slot."""
+        """Send the next request in this slot (its first try), or close the slot."""
         if self.tally.stop_reason is None and not self.finished.done():
             for i in self._pending:
-                self._send(i)
+                reader = self.reader
+                server = reader._pick(self.servers, None)
+                server.in_flight += 1
+                settle = functools.partial(self._settle, i, server, server.send_template_kwargs)
+                server.transport.send(reader._payload(self.requests[i], server), reader.timeout, settle)
                 return
         self._slots -= 1
         if self._slots == 0 and not self.finished.done():
             self.finished.set_result(None)
-
-    def _send(self, i: int) -> None:
-        reader = self.reader
-        server = reader._pick(self.servers, None)
-        with_field = server.send_template_kwargs
-        server.in_flight += 1
-        server.transport.send(
-            reader._payload(self.requests[i], server),
-            reader.timeout,
-            lambda outcome: self._settle(i, server, with_field, outcome),
-        )
 
     def _settle(self, i: int, server: _Server, with_field: bool, outcome: HttpReply | BaseException) -> None:
         server.in_flight -= 1
