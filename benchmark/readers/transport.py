@@ -262,23 +262,31 @@ class FastTransport:
         self.idle: list[_Connection] = []
         self._open: set[_Connection] = set()
         self._tasks = _Tasks()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._watchdog: asyncio.Task | None = None
         self._tick = 1.0
 
     def send(self, payload: dict[str, Any], timeout: float, done: Done) -> None:
         body = json.dumps(payload).encode()  # ASCII escapes: a lone surrogate stays valid JSON text
         data = b"%sContent-Length: %d\r\n\r\n%s" % (self._head, len(body), body)
-        loop = asyncio.get_running_loop()
-        if self._watchdog is None or timeout < 4 * self._tick:
+        loop = self._loop or self._bind()
+        if timeout < 4 * self._tick:
             self._arm(loop, timeout)
         deadline = loop.time() + timeout
-        while self.idle:
-            connection = self.idle.pop()
+        idle = self.idle
+        while idle:
+            connection = idle.pop()
             if not connection.closed:
-                connection.send(data, deadline, done, reused=True)
+                connection.send(data, deadline, done, True)
                 return
             self._open.discard(connection)
         self._tasks.start(self._connect_and_send(data, deadline, done))
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        """Start serving from the running event loop (the pool and its watchdog belong to it)."""
+        self._loop = asyncio.get_running_loop()
+        self._arm(self._loop, self._tick * 4)
+        return self._loop
 
     def drop(self, connection: _Connection) -> None:
         connection.close()
@@ -317,7 +325,7 @@ class FastTransport:
                 connection.time_out()
 
     def _arm(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        """Start the watchdog, or restart it fine enough for `timeout` (a few checks per timeout)."""
+        """(Re)start the watchdog, fine enough for `timeout` (a few checks per timeout)."""
         self._tick = min(self._tick, timeout / 4)
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -327,6 +335,7 @@ class FastTransport:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
+        self._loop = None
         self._tasks.cancel()
         for connection in self._open:
             connection.close()
