@@ -34,7 +34,6 @@ from .agents.base import InstanceInfo
 from .agents.baselines import LongContextAgent
 from .metrics import JUDGE_METRIC, score
 from .prompting import TEMPLATE_VERSION, ReaderPrompt
-from .scoring import load_tasks
 
 PREFIX = "memalpha"
 METRIC_KEY = "score"
@@ -102,6 +101,8 @@ def task_docs(
     data_dir: Path, task: str, split: str, settings: ExportSettings, agent: LongContextAgent
 ) -> tuple[list[dict[str, Any]], str]:
     """One doc per question of the task split (its instances up to the limit), and the task's sha256."""
+    from .scoring import load_tasks  # numpy and scipy: not for `memalpha --help`
+
     spec = get_task(task)
     built = load_tasks(data_dir, [task])[task]  # the scorer's loading, with its checks
     rows = [row for instance_id, row in built.rows.items() if built.split_of[instance_id] == split]

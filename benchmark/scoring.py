@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.errors import TaskError
+from tasks.llm import skipped_required_step
 from tasks.manifest import load_built
 from tasks.registry import get_task
 from tasks.tokenization import TokenCounter
@@ -68,8 +69,7 @@ def load_tasks(data_dir: Path, names: Sequence[str]) -> dict[str, TaskData]:
     for name in names:
         get_task(name)  # unknown task names get a suggestion
         data, manifest = load_built(data_dir, name)
-        skipped = manifest.get("llm_steps", {}).get("keyword_extraction", {}).get("status") == "skipped"
-        if skipped and manifest.get("metric") == "keyword_recall":
+        if skipped_required_step(manifest):
             raise TaskError(
                 f"{data_dir / name}: built without keyword extraction, so its golds are whole summaries and "
                 "keyword recall would be meaningless; rebuild it with an LLM configured for the build"
@@ -214,7 +214,7 @@ def aggregate(
             "instances": len(recs),
             "questions": sum(len(per_instance[(name, r.instance_id)]) for r in recs),
             "memory_tokens_mean": round(_mean(sizes), 2),
-            "missing_instances": sorted(set(tasks[name].rows) - {r.instance_id for r in recs}),
+            "missing_instances": missing_instances(tasks[name], recs),
         }
     by_comp: dict[str, list[float]] = defaultdict(list)
     for t in task_scores.values():
@@ -225,6 +225,21 @@ def aggregate(
         "competencies": competencies,
         "tasks": task_scores,
     }
+
+
+def missing_instances(task: TaskData, records: Sequence[MemoryRecord]) -> list[str]:
+    """The instances without a memory in the splits that were scored (a run of the test split does not
+    miss the training split's instances)."""
+    have = {r.instance_id for r in records}
+    scored = {task.split_of[i] for i in have}
+    return sorted(i for i, split in task.split_of.items() if split in scored and i not in have)
+
+
+def limit_questions(tasks: dict[str, TaskData], limit: int) -> None:
+    """Keep the first `limit` questions of every instance (smoke runs; the scores record the limit)."""
+    for task in tasks.values():
+        for row in task.rows.values():
+            row["questions"] = row["questions"][:limit]
 
 
 def prediction_line(item: QuestionItem) -> dict[str, Any]:
@@ -254,8 +269,12 @@ def scorer_record(
     reader: Reader,
     judge_reader: Reader | None,
     counter: TokenCounter,
+    questions_per_instance: int | None = None,
 ) -> dict[str, Any]:
+    """The settings a score was computed with; `questions_per_instance` is recorded only when set."""
+    limit = {"questions_per_instance": questions_per_instance} if questions_per_instance else {}
     return {
+        **limit,
         "version": SCORER_VERSION,
         "retriever": {**settings(), "top_k": config.top_k},
         "reader": {**reader.describe(), "sampling": config.sampling.as_dict()},
@@ -290,16 +309,20 @@ def score_run(
     config: ScorerConfig | None = None,
     judge_reader: Reader | None = None,
     show_progress: bool = True,
+    questions_per_instance: int | None = None,
 ) -> ScoreResult:
-    """Score `run_dir/memories.jsonl`; writes predictions.jsonl, scores.json and report.md beside it."""
+    """Score `run_dir/memories.jsonl`; writes predictions.jsonl, scores.json and report.md beside it.
+    `questions_per_instance` asks only the first N questions of each instance (a smoke run)."""
     from tqdm.auto import tqdm
 
-    from .report import write_report
+    from .report import run_provenance, write_report
 
     run_dir, data_dir = Path(run_dir), Path(data_dir)
     config = config or ScorerConfig()
     prompt = ReaderPrompt()
     records, tasks = load_run(run_dir, data_dir)
+    if questions_per_instance:
+        limit_questions(tasks, questions_per_instance)
     items = prepare(records, tasks, config, prompt, counter)
     judge_reader = judge_reader or reader
     needs_judge = any(it.metric == "llm_judge" for it in items)
@@ -313,8 +336,11 @@ def score_run(
     score_items(items)
 
     scores = aggregate(items, records, tasks, counter)
-    scores["scorer"] = scorer_record(config, prompt, reader, judge_reader if needs_judge else None, counter)
+    scores["scorer"] = scorer_record(
+        config, prompt, reader, judge_reader if needs_judge else None, counter, questions_per_instance
+    )
     scores["task_hashes"] = {name: tasks[name].sha256 for name in sorted(tasks)}
+    scores["run"] = run_provenance(run_dir)
     with open(run_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
         for item in items:
             f.write(json.dumps(prediction_line(item), ensure_ascii=False, sort_keys=True) + "\n")

@@ -3,7 +3,7 @@ executed in order against the instance's memory.
 
 As in the original, every chunk gets a fresh two-message prompt (the current memory and the chunk;
 `prompts.py`), the model answers once, and the tool results are never fed back. The runner hands
-chunk t of every unfinished instance to `observe_batch`, which sends all of them in one
+the next chunk of every open instance to `observe_batch`, which sends all of them in one
 `Reader.generate` call: one batched `LLM.chat` for vLLM, concurrent requests for a server.
 
 Failures stay with their instance. A malformed call (bad JSON, unknown tool, wrong memory type,
@@ -12,22 +12,8 @@ fails, the requests it did not answer are sent again one by one (concurrently fo
 a request the server cannot answer fails its own instance only: `observe_batch` returns that error
 for the session, the runner records it in `errors.jsonl` and goes on with the others.
 
-Options (`--agent-opt key=value`; any other is an error):
-
-- `backend` (vllm): the reader backend, openai, vllm or hf;
-- `model` (YuWangX/Memalpha-4B): model name, path or hub id;
-- `base_url`: the server address, openai backend only (e.g. http://localhost:8000/v1);
-- `format` (qwen3): the tool-call format, `qwen3` (`<tool_call>` JSON, or the calls the server parsed)
-  or `qwen-agent` (the ✿ markers the released Memalpha-4B was trained on);
-- `max_tokens` (2048): the response limit (the prompt asks for 80% of it);
-- `temperature` (0): 0 is greedy, as at evaluation;
-- `recent` (5): semantic and episodic entries shown in the prompt;
-- `max_prompt_tokens` (6144): as in training, `recent` is halved (5, 2, 1, 0) until the prompt fits;
-  0 means no cap (as the original's evaluation);
-- `tokenizer` (qwen3): the token counter for the 512-token core cap and the prompt cap;
-- `concurrency` (16): parallel requests (openai) or batch size (hf);
-- `timeout` (600) and `max_retries` (5): per request, openai backend only;
-- `cache`: the path of a response cache (SQLite), so that a rerun costs no generation.
+Options (`--agent-opt key=value`; any other is an error) are listed with their defaults in
+`MemAlphaAgent.option_docs` (`memalpha agents list` shows them).
 
 In the qwen3 format the tools go to the server as `tools=`; a vLLM server must be started with
 `--enable-auto-tool-choice --tool-call-parser hermes` to take them (and then parses the calls).
@@ -43,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchmark.agents.base import Agent, AgentOptionError, InstanceInfo, OptionReader, Session
+from benchmark.agents.base import Agent, AgentOption, AgentOptionError, InstanceInfo, OptionReader, Session
 from benchmark.cache import CachedReader, ResponseCache
 from benchmark.memory import Memory
 from benchmark.readers import BACKENDS, Reader, ReaderRequest, ReaderResponse, SamplingParams, make_reader
@@ -260,6 +246,32 @@ class MemAlphaAgent(Agent):
     positional argument cannot be set from `--agent-opt`); the reader options are then not taken."""
 
     name = "memalpha"
+    option_docs = (
+        AgentOption("backend", "vllm", "the reader backend: openai, vllm or hf"),
+        AgentOption("model", DEFAULT_MODEL, "model name, path or hub id"),
+        AgentOption("base_url", None, "the server address, openai backend only (e.g. http://localhost:8000/v1)"),
+        AgentOption(
+            "format",
+            "qwen3",
+            "tool-call format: qwen3 (<tool_call> JSON, or the calls the server parsed) or qwen-agent (the "
+            "markers the released Memalpha-4B was trained on)",
+        ),
+        AgentOption("max_tokens", "2048", "response limit (the prompt asks for 80% of it)"),
+        AgentOption("temperature", "0", "0 is greedy, as at evaluation"),
+        AgentOption("recent", "5", "semantic and episodic entries shown in the prompt"),
+        AgentOption(
+            "max_prompt_tokens",
+            "6144",
+            "as in training, `recent` is halved (5, 2, 1, 0) until the prompt fits; 0 means no cap",
+        ),
+        AgentOption("tokenizer", "qwen3", "token counter for the 512-token core cap and the prompt cap"),
+        AgentOption("concurrency", "16", "parallel requests (openai) or batch size (hf)"),
+        AgentOption("timeout", "600", "seconds per request, openai backend only"),
+        AgentOption("max_retries", "5", "retries per request, openai backend only"),
+        AgentOption(
+            "cache", None, "a response cache (SQLite) of its own; by default the run's, RUN/.cache/agent.sqlite"
+        ),
+    )
     operational_options = frozenset({"base_url", "concurrency", "timeout", "max_retries", "cache"})
 
     def __init__(self, reader: Reader | None = None, /, **options: str):
@@ -292,6 +304,11 @@ class MemAlphaAgent(Agent):
 
     def new_session(self, instance: InstanceInfo) -> MemAlphaSession:
         return MemAlphaSession(self, instance)
+
+    def use_response_cache(self, cache: ResponseCache) -> None:
+        """Answer from the run's cache, so a resumed run replays finished steps (a `cache` option wins)."""
+        if self._cache is None:
+            self.reader = CachedReader(self.reader, cache)
 
     def observe_batch(
         self, sessions: Sequence[Session], chunks: Sequence[str], concurrency: int = 1

@@ -11,6 +11,7 @@ import argparse
 import importlib.util
 from pathlib import Path
 
+from tasks.argtypes import positive_int
 from tasks.errors import TaskError
 
 SETUP_HINT = (
@@ -46,15 +47,13 @@ def _register_prepare(sub: argparse._SubParsersAction) -> None:
         help="validation suite (default memalpha-val); `none` writes no val.parquet",
     )
     p.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks of the suites")
-    p.add_argument("--limit", type=int, help="at most N instances per task and split (for smoke runs)")
+    p.add_argument("--limit", type=positive_int, help="at most N instances per task and split (for smoke runs)")
     p.set_defaults(func=_prepare)
 
 
 def _prepare(args: argparse.Namespace) -> int:
     from .training_data import prepare
 
-    if args.limit is not None and args.limit < 1:
-        raise TaskError(f"--limit must be at least 1, got {args.limit}")
     summary = prepare(
         args.data,
         args.out,
@@ -97,8 +96,8 @@ def _register_dry_run(sub: argparse._SubParsersAction) -> None:
         "--weights",
         help="reward weights of Table 4, e.g. beta0.2_gamma0.1 (default: the recipe's, beta0.05_gamma0.1)",
     )
-    p.add_argument("--n", type=int, default=2, help="rollouts of the instance, one GRPO group (default 2)")
-    p.add_argument("--max-chunks", type=int, help="feed only the first N chunks (default: all)")
+    p.add_argument("--n", type=positive_int, default=2, help="rollouts of the instance, one GRPO group (default 2)")
+    p.add_argument("--max-chunks", type=positive_int, help="feed only the first N chunks (default: all)")
     p.add_argument("--out", type=Path, default=Path("runs/train-dry-run"), help="where to write the report")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="further Hydra overrides of the recipe")
     p.set_defaults(func=_dry_run)

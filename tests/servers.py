@@ -4,8 +4,8 @@ OpenAI-compatible server whose replies come from a function of the request.
 Fixtures (registered through `pytest_plugins = ["servers"]` in conftest.py):
 - `tiny_model`: the folder of a tiny Qwen3 with a tokenizer trained offline (session-wide);
 - `serve_tiny`: a `transformers serve` process on 127.0.0.1 for it, as a `TinyServer` (session-wide);
-- `scripted_server`: a factory `start(reply_fn) -> ScriptedServer`; every server it starts is stopped
-  at the end of the test.
+- `scripted_server`: a factory `start(reply_fn, answer_probes=True) -> ScriptedServer`; every server it
+  starts is stopped at the end of the test.
 """
 
 from __future__ import annotations
@@ -280,12 +280,24 @@ def completion_body(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
     }
 
 
+def is_probe(body: dict[str, Any]) -> bool:
+    """The one-token request `memalpha score/eval` send each model before any work (benchmark.journey)."""
+    from benchmark.journey import PROBE
+
+    return body.get("messages") == PROBE.message_dicts() and body.get("max_tokens") == PROBE.params.max_tokens
+
+
 class ScriptedServer:
     """An OpenAI-compatible chat server in a thread on 127.0.0.1; `reply_fn(request_json)` decides each
-    answer (a string is shorthand for `Reply(content=...)`). `requests` lists the bodies received."""
+    answer (a string is shorthand for `Reply(content=...)`). `requests` lists the bodies received.
 
-    def __init__(self, reply_fn: ReplyFn):
+    The harness's preflight probes (`is_probe`) are answered "ready" and counted in `probes`, not in
+    `requests`, unless `answer_probes` is False: then `reply_fn` answers them like any request."""
+
+    def __init__(self, reply_fn: ReplyFn, answer_probes: bool = True):
         self.reply_fn = reply_fn
+        self.answer_probes = answer_probes
+        self.probes = 0
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -316,6 +328,10 @@ class ScriptedServer:
         self.stop()
 
     def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+        if self.answer_probes and is_probe(body):
+            with self._lock:
+                self.probes += 1
+            return 200, completion_body(body, Reply(content="ready")), 0.0
         with self._lock:
             self.requests.append(body)
         reply = self.reply_fn(body)
@@ -375,8 +391,8 @@ def scripted_server() -> Iterator[Callable[[ReplyFn], ScriptedServer]]:
     """A factory: `start(reply_fn)` returns a running ScriptedServer, stopped after the test."""
     started: list[ScriptedServer] = []
 
-    def start(reply_fn: ReplyFn) -> ScriptedServer:
-        started.append(ScriptedServer(reply_fn).start())
+    def start(reply_fn: ReplyFn, answer_probes: bool = True) -> ScriptedServer:
+        started.append(ScriptedServer(reply_fn, answer_probes).start())
         return started[-1]
 
     yield start

@@ -183,7 +183,7 @@ def test_health_checks_the_protocol_version():
 
 
 def test_options_are_checked():
-    with pytest.raises(HTTPAgentError, match="base_url is required"):
+    with pytest.raises(AgentOptionError, match="base_url is required"):
         make_agent("http", {})
     with pytest.raises(AgentOptionError, match="unknown option"):
         make_agent("http", {"base_url": "http://127.0.0.1:1", "retries": "3"})

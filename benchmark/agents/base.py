@@ -4,6 +4,12 @@ An `Agent` opens one `Session` per instance (a fresh memory: the reset); the run
 session its chunks in order and finally asks for its memory. Agents that profit from batching (a
 model on a GPU) override `observe_batch`, which the runner calls with chunk t of every unfinished
 instance at once; the default observes sessions concurrently in threads.
+
+Options are strings (`--agent-opt key=value`). An agent declares the options it takes in
+`option_docs` (what `memalpha agents list` shows, and where `OptionReader` finds defaults) and keeps
+the parsed values, defaults filled in, in `resolved_options`: a run is identified by those, so
+spelling out a default is the same run. An option named `tokenizer` is filled from the harness's
+`--tokenizer` unless given.
 """
 
 from __future__ import annotations
@@ -12,11 +18,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tasks.errors import TaskError
+from tasks.errors import UsageError
 
 from ..memory import Memory
+
+if TYPE_CHECKING:
+    from ..cache import ResponseCache
 
 
 @dataclass(frozen=True)
@@ -45,16 +54,34 @@ class Session(ABC):
         return {}
 
 
+@dataclass(frozen=True)
+class AgentOption:
+    """One option an agent takes: its name, its default as typed on the command line (None: no
+    default), and what it does."""
+
+    name: str
+    default: str | None
+    help: str
+
+
 class Agent(ABC):
     """A memory agent. `options` come from `--agent-opt key=value` (values are strings)."""
 
     name: str = "agent"
+    option_docs: tuple[AgentOption, ...] = ()
     # Options that change how a run goes (addresses, parallelism, retries) but not the memories it
     # writes: a resumed run may change them.
     operational_options: frozenset[str] = frozenset()
 
     def __init__(self, **options: str):
         self.options = dict(options)
+        # the parsed options with their defaults; agents that parse through OptionReader set it to
+        # `opts.finish()`, so that `tokens=28000` and no `tokens` at all are the same run
+        self.resolved_options: dict[str, Any] = dict(options)
+
+    def option_reader(self) -> OptionReader:
+        """An OptionReader over this agent's options, with the defaults of `option_docs`."""
+        return OptionReader(self.options, self.name, docs=self.option_docs)
 
     @abstractmethod
     def new_session(self, instance: InstanceInfo) -> Session:
@@ -62,17 +89,33 @@ class Agent(ABC):
 
     def describe(self) -> dict[str, Any]:
         """What the run's config.json records: the agent and every option that changes its memories."""
-        return {"name": self.name, "options": self.options}
+        return {"name": self.name, "options": self.resolved_options}
 
     def identity(self) -> dict[str, Any]:
-        """What must stay the same for a run folder to be resumed: the name and the memory-relevant options."""
-        kept = {k: v for k, v in self.options.items() if k not in self.operational_options}
+        """What must stay the same for a run folder to be resumed: the name and the memory-relevant
+        options as `describe()` reports them (defaults filled in)."""
+        options = self.describe().get("options", {})
+        kept = {k: v for k, v in options.items() if k not in self.operational_options}
         return {"name": self.name, "options": kept}
+
+    def in_flight(self, concurrency: int) -> int | None:
+        """How many instances the runner keeps open at once (None: all of them). Threads gain nothing
+        from more than `concurrency` open instances, and fewer open instances means finished memories
+        written sooner; an agent that batches a model step (it overrides `observe_batch`) gets them
+        all, for the widest batches."""
+        return concurrency if type(self).observe_batch is Agent.observe_batch else None
+
+    def use_response_cache(self, cache: ResponseCache) -> None:  # noqa: B027 - optional hook
+        """The runner's response cache (RUN/.cache/agent.sqlite), handed over before the first session.
+
+        An agent that asks a model should send its requests through it (`CachedReader`), unless it
+        was given a cache of its own: a killed run then replays every step that was answered before
+        the kill without asking again, and loses at most the step each open instance was in."""
 
     def observe_batch(
         self, sessions: Sequence[Session], chunks: Sequence[str], concurrency: int = 1
     ) -> list[BaseException | None]:
-        """Give chunk t to each session; return per session the error it raised, or None."""
+        """Give each session its next chunk; return per session the error it raised, or None."""
 
         def one(pair: tuple[Session, str]) -> BaseException | None:
             try:
@@ -90,32 +133,46 @@ class Agent(ABC):
         """Release models, servers or connections the agent holds."""
 
 
-class AgentOptionError(TaskError, ValueError):
+class AgentOptionError(UsageError, ValueError):
     """An `--agent-opt` that the agent does not take or cannot parse."""
 
 
 @dataclass
 class OptionReader:
-    """Typed access to string options, rejecting any option nobody asked for."""
+    """Typed access to string options, rejecting any option nobody asked for. A default not given
+    to `get`/`integer` comes from `docs`; `finish()` returns every value read, defaults filled in."""
 
     options: dict[str, str]
     agent: str
     used: set[str] = field(default_factory=set)
+    docs: Sequence[AgentOption] = ()
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def _default(self, key: str) -> str | None:
+        return next((doc.default for doc in self.docs if doc.name == key), None)
 
     def get(self, key: str, default: str | None = None) -> str | None:
         self.used.add(key)
-        return self.options.get(key, default)
+        value = self.options.get(key, self._default(key) if default is None else default)
+        self.values[key] = value
+        return value
 
-    def integer(self, key: str, default: int) -> int:
-        value = self.get(key)
+    def integer(self, key: str, default: int | None = None, *, minimum: int | None = None) -> int:
+        raw = self.options.get(key)
+        self.used.add(key)
         try:
-            return default if value is None else int(value)
+            value = int(raw) if raw is not None else default if default is not None else int(self._default(key) or "")
         except ValueError:
-            raise AgentOptionError(f"agent {self.agent}: option {key}={value!r} must be an integer") from None
+            raise AgentOptionError(f"agent {self.agent}: option {key}={raw!r} must be an integer") from None
+        if minimum is not None and value < minimum:
+            raise AgentOptionError(f"agent {self.agent}: option {key}={value} must be at least {minimum}")
+        self.values[key] = value
+        return value
 
-    def finish(self) -> None:
+    def finish(self) -> dict[str, Any]:
         unknown = sorted(set(self.options) - self.used)
         if unknown:
             raise AgentOptionError(
                 f"agent {self.agent}: unknown option(s) {', '.join(unknown)}; it takes {', '.join(sorted(self.used))}"
             )
+        return dict(self.values)

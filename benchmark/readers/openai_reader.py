@@ -183,7 +183,17 @@ def _describe_error(error: BaseException) -> str:
     if isinstance(error, TimeoutError | openai.APITimeoutError):
         return "timed out"
     if isinstance(error, openai.APIStatusError):
-        detail = error.message.removeprefix(f"Error code: {error.status_code} - ")
-        return f"HTTP {error.status_code}: {detail}"
+        detail = error.message.removeprefix(f"Error code: {error.status_code}").removeprefix(" - ")
+        return f"HTTP {error.status_code}: {detail or _body_text(error.body)}"
     cause = f" ({type(error.__cause__).__name__}: {error.__cause__})" if error.__cause__ else ""
     return f"{type(error).__name__}: {error}{cause}"
+
+
+def _body_text(body: object) -> str:
+    """The server's own words when the client found no OpenAI-style `error.message`: FastAPI's `detail`
+    (as `transformers serve` answers), a bare `message`, else the body itself, cut short."""
+    if isinstance(body, dict):
+        for key in ("detail", "message", "error"):
+            if body.get(key):
+                return str(body[key])[:500]
+    return str(body)[:500] if body else "(no body)"
