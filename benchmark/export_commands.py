@@ -55,11 +55,15 @@ def cmd_export_lmeval(args: argparse.Namespace) -> int:
     from . import journey
     from .lmeval_export import ExportSettings, export_lmeval
 
-    job = journey.plan(tasks=args.tasks, suite=args.suite, split=args.split, data=args.data, tokenizer=args.tokenizer)
-    journey.require_builder_llm(job, available=False)
-    journey.build_missing(job, None, show_progress=not args.quiet)
+    if args.data is None:  # build what is missing, as `memalpha run` does
+        job = journey.plan(tasks=args.tasks, suite=args.suite, split=args.split, tokenizer=args.tokenizer)
+        journey.require_builder_llm(job, available=False)
+        journey.build_missing(job, None, show_progress=not args.quiet)
+        data_dir, members = job.data_dir, job.members
+    else:  # LLM-judged tasks are skipped, so they need not be built
+        data_dir, members = args.data, journey.resolve_members(args.tasks, args.suite, args.split)
     settings = ExportSettings(args.tokenizer, args.budget, args.memory_tokens, args.max_tokens, args.limit)
-    result = export_lmeval(job.data_dir, job.members, args.out, group=args.suite or "tasks", settings=settings)
+    result = export_lmeval(data_dir, members, args.out, group=args.suite or "tasks", settings=settings)
     for task, why in result.skipped.items():
         print(f"skipped {task}: {why}", file=sys.stderr)
     for name, docs in result.tasks.items():

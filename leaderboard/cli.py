@@ -10,7 +10,7 @@ from pathlib import Path
 from benchmark.commands import add_reader_options, readers_from_args
 from benchmark.paths import cache_root
 from benchmark.report import summary_table
-from tasks.errors import TaskError
+from tasks.errors import UsageError
 from tasks.tokenization import get_counter
 
 DEFAULT_RESULTS = Path("leaderboard-results")
@@ -128,7 +128,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     }
     off = [f"{k} {given} (pinned: {pinned})" for k, (given, pinned) in settings.items() if given != pinned]
     if off:
-        raise TaskError(f"the leaderboard scores with pinned settings; drop {', '.join(off)}")
+        raise UsageError(f"the leaderboard scores with pinned settings; drop {', '.join(off)}")
     store = ResultsStore(args.results)
     validated = validate_submission(args.submission, args.data, store=store)
     args.cache = args.cache or default_cache()

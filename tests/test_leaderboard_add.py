@@ -152,7 +152,7 @@ def test_init_fill_validate(tmp_path, data, capsys):
     assert (sub / "memories.jsonl").read_bytes() == (run / "memories.jsonl").read_bytes()
 
     capsys.readouterr()
-    assert main(["leaderboard", "validate", str(sub), "--data", str(data[0])]) == 2
+    assert main(["leaderboard", "validate", str(sub), "--data", str(data[0])]) == 1  # invalid: a runtime failure
     err = capsys.readouterr().err
     for fld in ("agent.version", "parameters", "link", "contact", "license", "trained_on[0]"):
         assert f"field '{fld}': still the TODO placeholder" in err

@@ -38,5 +38,5 @@ def test_dry_run_in_the_main_environment_points_to_the_training_one(tmp_path, ca
 
     if importlib.util.find_spec("verl") is not None:
         pytest.skip("verl is installed in this environment")
-    assert main(["train", "dry-run", "--data", str(tmp_path), "--reader-base-url", "http://x/v1"]) == 2
+    assert main(["train", "dry-run", "--data", str(tmp_path), "--reader-base-url", "http://x/v1"]) == 1
     assert "setup_train_env.sh" in capsys.readouterr().err
