@@ -351,7 +351,11 @@ def describe_agents() -> list[dict]:
             entry["error"] = f"{type(exc).__name__}: {exc}"
         else:
             entry["summary"] = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-            entry["options"] = [{"name": o.name, "default": o.default, "help": o.help} for o in cls.option_docs]
+            entry["options"] = (
+                None
+                if cls.option_docs is None
+                else [{"name": o.name, "default": o.default, "help": o.help} for o in cls.option_docs]
+            )
         out.append(entry)
     return out
 
@@ -371,8 +375,13 @@ def cmd_agents_list(args: argparse.Namespace) -> int:
             print(f"  cannot be loaded here: {agent['error']}")
             continue
         print(f"  {agent['summary']}")
-        rows = [
-            [o["name"], "(required)" if o["default"] is None else o["default"], o["help"]] for o in agent["options"]
-        ]
-        print(tabulate(rows, headers=["option", "default", "meaning"], tablefmt="simple") if rows else "  no options")
+        if agent["options"] is None:
+            print("  options: not declared by the agent (see its documentation)")
+        elif not agent["options"]:
+            print("  options: none")
+        else:
+            rows = [
+                [o["name"], "(required)" if o["default"] is None else o["default"], o["help"]] for o in agent["options"]
+            ]
+            print(tabulate(rows, headers=["option", "default", "meaning"], tablefmt="simple"))
     return 0

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from servers import free_port
 
-from benchmark.agents import agent_class, available
-from benchmark.agents.base import Agent, InstanceInfo, Session
+from benchmark.agents import BUILTIN, agent_class, available
+from benchmark.agents.base import Agent, AgentOption, AgentOptionError, InstanceInfo, OptionReader, Session
 from benchmark.agents.baselines import ChunkStoreSession
 from benchmark.cli import main
 from benchmark.memory import read_memories
@@ -278,6 +278,35 @@ def test_agents_list_shows_each_agent_with_its_options(capsys):
     assert main(["agents", "list"]) == 0
     text = capsys.readouterr().out
     assert "long-context  (benchmark.agents.baselines:LongContextAgent)" in text and "28000" in text
+
+
+class Undocumented(Agent):
+    """An agent that declares no options."""
+
+    name = "undocumented"
+
+    def new_session(self, instance: InstanceInfo) -> Session:
+        return ChunkStoreSession()
+
+
+def test_agents_list_says_when_an_agent_declares_no_options(monkeypatch, capsys):
+    monkeypatch.setitem(BUILTIN, "undocumented", f"{__name__}:Undocumented")
+    assert main(["agents", "list", "--json"]) == 0
+    listed = {a["name"]: a for a in json.loads(capsys.readouterr().out)}
+    assert listed["undocumented"]["options"] is None and listed["chunk-store"]["options"] == []
+    assert main(["agents", "list"]) == 0
+    text = capsys.readouterr().out
+    assert "undocumented  (" in text and "options: not declared by the agent (see its documentation)" in text
+
+
+def test_option_reader_keeps_every_value_parsed_with_its_default():
+    docs = (AgentOption("k", "3", "a count"), AgentOption("mode", "fast", "a choice"))
+    opts = OptionReader({"t": "0.5", "on": "yes", "name": "x"}, "a", docs=docs)
+    assert opts.integer("k", low=1) == 3 and opts.choice("mode", None, ("fast", "slow")) == "fast"
+    assert opts.number("t", 1.0, 0.0) == 0.5 and opts.flag("on", False) is True and opts.get("name") == "x"
+    assert opts.finish() == {"k": 3, "mode": "fast", "t": 0.5, "on": True, "name": "x"}
+    with pytest.raises(AgentOptionError, match="option k=0 must be at least 1"):
+        OptionReader({"k": "0"}, "a", docs=docs).integer("k", low=1)
 
 
 def test_documented_defaults_are_the_defaults_agents_use():

@@ -47,7 +47,7 @@ def make_agent(name: str, options: dict[str, str] | None = None, *, tokenizer: s
     builds, agents and scoring alike."""
     cls = agent_class(name)
     options = dict(options or {})
-    if tokenizer and TOKENIZER_OPTION not in options and any(o.name == TOKENIZER_OPTION for o in cls.option_docs):
+    if tokenizer and TOKENIZER_OPTION not in options and any(o.name == TOKENIZER_OPTION for o in cls.option_docs or ()):
         options[TOKENIZER_OPTION] = tokenizer
     return cls(**options)
 

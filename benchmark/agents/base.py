@@ -68,7 +68,8 @@ class Agent(ABC):
     """A memory agent. `options` come from `--agent-opt key=value` (values are strings)."""
 
     name: str = "agent"
-    option_docs: tuple[AgentOption, ...] = ()
+    # the options it takes, for `memalpha agents list` and OptionReader's defaults; None: not declared
+    option_docs: tuple[AgentOption, ...] | None = None
     # Options that change how a run goes (addresses, parallelism, retries) but not the memories it
     # writes: a resumed run may change them.
     operational_options: frozenset[str] = frozenset()
@@ -139,34 +140,72 @@ class AgentOptionError(UsageError, ValueError):
 
 @dataclass
 class OptionReader:
-    """Typed access to string options, rejecting any option nobody asked for. A default not given
-    to `get`/`integer` comes from `docs`; `finish()` returns every value read, defaults filled in."""
+    """Typed access to string options, rejecting any option nobody asked for.
+
+    Every value read is kept, parsed and with its default, in `values`, which `finish()` returns: an
+    agent's resolved options. A default not passed in comes from `docs` (the agent's `option_docs`)."""
 
     options: dict[str, str]
     agent: str
     used: set[str] = field(default_factory=set)
-    docs: Sequence[AgentOption] = ()
+    docs: Sequence[AgentOption] | None = None
     values: dict[str, Any] = field(default_factory=dict)
 
-    def _default(self, key: str) -> str | None:
-        return next((doc.default for doc in self.docs if doc.name == key), None)
+    def _documented(self, key: str) -> str | None:
+        return next((doc.default for doc in self.docs or () if doc.name == key), None)
 
-    def get(self, key: str, default: str | None = None) -> str | None:
-        self.used.add(key)
-        value = self.options.get(key, self._default(key) if default is None else default)
+    def _keep(self, key: str, value: Any) -> Any:
         self.values[key] = value
         return value
 
-    def integer(self, key: str, default: int | None = None, *, minimum: int | None = None) -> int:
-        raw = self.options.get(key)
+    def _raw(self, key: str) -> str | None:
         self.used.add(key)
+        return self.options.get(key)
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        value = self._raw(key)
+        return self._keep(
+            key, value if value is not None else default if default is not None else self._documented(key)
+        )
+
+    def integer(self, key: str, default: int | None = None, low: int | None = None) -> int:
+        value = self._raw(key)
         try:
-            value = int(raw) if raw is not None else default if default is not None else int(self._default(key) or "")
+            parsed = int(
+                value if value is not None else default if default is not None else self._documented(key) or ""
+            )
         except ValueError:
-            raise AgentOptionError(f"agent {self.agent}: option {key}={raw!r} must be an integer") from None
-        if minimum is not None and value < minimum:
-            raise AgentOptionError(f"agent {self.agent}: option {key}={value} must be at least {minimum}")
-        self.values[key] = value
+            raise AgentOptionError(f"agent {self.agent}: option {key}={value!r} must be an integer") from None
+        return self._keep(key, self._at_least(key, parsed, low))
+
+    def number(self, key: str, default: float | None = None, low: float | None = None) -> float:
+        value = self._raw(key)
+        try:
+            text = value if value is not None else default if default is not None else self._documented(key) or ""
+            parsed = float(text)
+        except ValueError:
+            raise AgentOptionError(f"agent {self.agent}: option {key}={value!r} must be a number") from None
+        return self._keep(key, self._at_least(key, parsed, low))
+
+    def choice(self, key: str, default: str | None, allowed: Sequence[str]) -> str:
+        value = self._raw(key) or default or self._documented(key)
+        if value not in allowed:
+            raise AgentOptionError(f"agent {self.agent}: option {key}={value!r}; choose one of {', '.join(allowed)}")
+        return self._keep(key, value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self._raw(key)
+        if value is None:
+            return self._keep(key, default)
+        if value.lower() in ("1", "true", "yes", "on"):
+            return self._keep(key, True)
+        if value.lower() in ("0", "false", "no", "off"):
+            return self._keep(key, False)
+        raise AgentOptionError(f"agent {self.agent}: option {key}={value!r} must be true or false")
+
+    def _at_least(self, key: str, value, low):
+        if low is not None and value < low:
+            raise AgentOptionError(f"agent {self.agent}: option {key}={value} must be at least {low}")
         return value
 
     def finish(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ class ChunkStoreAgent(Agent):
     """Each chunk stored verbatim as a semantic entry. Scored with `--top-k 2` it is the paper's RAG-Top2."""
 
     name = "chunk-store"
+    option_docs = ()
 
     def __init__(self, **options: str):
         super().__init__(**options)
@@ -89,7 +90,7 @@ class LongContextAgent(Agent):
     def __init__(self, **options: str):
         super().__init__(**options)
         opts = self.option_reader()
-        self.tokens = opts.integer("tokens", minimum=1)
+        self.tokens = opts.integer("tokens", low=1)
         self.tokenizer = opts.get("tokenizer") or "qwen3"
         self.resolved_options = opts.finish()
         self.counter = get_counter(self.tokenizer)

@@ -184,7 +184,7 @@ class HTTPAgent(Agent):
         super().__init__(**options)
         opts = self.option_reader()
         base_url = (opts.get("base_url") or "").rstrip("/")
-        timeout = opts.integer("timeout", minimum=1)
+        timeout = opts.integer("timeout", low=1)
         self.resolved_options = opts.finish()
         if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
             raise AgentOptionError(

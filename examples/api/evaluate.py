@@ -45,7 +45,7 @@ class HeadlinesAgent(api.Agent):
     def __init__(self, **options: str):
         super().__init__(**options)
         opts = self.option_reader()
-        self.keep = opts.integer("keep", minimum=1)
+        self.keep = opts.integer("keep", low=1)
         self.resolved_options = opts.finish()
 
     def new_session(self, instance: api.InstanceInfo) -> api.Session:
