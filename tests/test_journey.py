@@ -134,6 +134,23 @@ def test_probe_is_a_real_request_past_the_cache(data, tmp_path, scripted_server)
     assert len(server.requests) == 3  # and the one question, asked once: the second run read it from the cache
 
 
+class Failing(Agent):
+    name = "failing"
+
+    def new_session(self, instance: InstanceInfo) -> Session:
+        raise RuntimeError("cannot open anything")
+
+
+def test_eval_with_nothing_to_score_says_so(data, tmp_path, scripted_server, capsys):
+    server = scripted_server(answer())
+    run = tmp_path / "run"
+    assert main(eval_args(data, run, server.base_url, agent=f"{__name__}:Failing")) == 1
+    err = capsys.readouterr().err
+    assert "failed: squad/" in err and "cannot open anything" in err
+    assert f"nothing to score: every instance failed (see {run / 'errors.jsonl'})" in err
+    assert server.count == 0 and not (run / "scores.json").exists()
+
+
 # -------------------------------------------------------------------------------- resume and re-score
 
 
