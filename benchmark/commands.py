@@ -132,13 +132,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 def cmd_score(args: argparse.Namespace) -> int:
     from . import journey
 
-    journey.check_built(args.data, journey.memory_tasks(args.run))  # before a reader is loaded
+    data_dir, tasks = journey.check_score_inputs(args.run, args.data)  # before a reader is loaded
     reader, judge = readers_from_args(args, args.run)
-    result = journey.score(
+    result = journey.score_checked(
         args.run,
+        data_dir,
+        tasks,
         reader=reader,
         judge=judge,
-        data=args.data,
         tokenizer=args.tokenizer,
         config=scorer_config(args),
         limit_questions=args.limit_questions,

@@ -340,6 +340,14 @@ def check_built(data_dir: Path, tasks: Sequence[str]) -> None:
         _check_scorable(data_dir / task, json.loads((data_dir / task / MANIFEST).read_text(encoding="utf-8")))
 
 
+def check_score_inputs(run_dir: str | Path, data: str | Path | None = None) -> tuple[Path, list[str]]:
+    """The data folder and the tasks of RUN/memories.jsonl, each built there and scorable."""
+    data_dir = Path(data) if data else default_data_dir()
+    tasks = memory_tasks(run_dir)
+    check_built(data_dir, tasks)
+    return data_dir, tasks
+
+
 def score(
     run_dir: str | Path,
     *,
@@ -354,12 +362,37 @@ def score(
 ):
     """Score RUN/memories.jsonl: data checked, models probed, earlier scores with other settings kept
     unless `force`, then predictions.jsonl, scores.json and report.md written. Returns the ScoreResult."""
+    data_dir, tasks = check_score_inputs(run_dir, data)
+    return score_checked(
+        Path(run_dir),
+        data_dir,
+        tasks,
+        reader=reader,
+        judge=judge,
+        tokenizer=tokenizer,
+        config=config,
+        limit_questions=limit_questions,
+        force=force,
+        show_progress=show_progress,
+    )
+
+
+def score_checked(
+    run_dir: Path,
+    data_dir: Path,
+    tasks: Sequence[str],
+    *,
+    reader: Reader,
+    judge: Reader | None,
+    tokenizer: str,
+    config: Any,
+    limit_questions: int | None,
+    force: bool,
+    show_progress: bool,
+):
+    """`score` after `check_score_inputs` (the command line loads its reader in between)."""
     from .scoring import score_run
 
-    run_dir = Path(run_dir)
-    data_dir = Path(data) if data else default_data_dir()
-    tasks = memory_tasks(run_dir)
-    check_built(data_dir, tasks)
     counter = get_counter(tokenizer)
     reader = cached(reader, run_dir)
     judge = cached(judge, run_dir) if judge is not None else None
