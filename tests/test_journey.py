@@ -114,6 +114,18 @@ def test_preflight_failures_stop_before_any_agent_call(
     assert server.count == 0  # the reader was asked nothing but, at most, its one-token probe
 
 
+def test_score_checks_data_and_reader_before_any_question(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["run", "--agent", "chunk-store", "--tasks", "squad", "--data", str(data), "--out", str(run)]) == 0
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    score = ["score", str(run), "--reader", "openai", "--model", "m", "--base-url", dead, "--tokenizer", "simple"]
+    assert main([*score, "--data", str(tmp_path / "empty")]) == 1
+    assert f"not built in {tmp_path / 'empty'}: squad" in capsys.readouterr().err
+    assert main([*score, "--data", str(data)]) == 1
+    assert f"reader: nothing answers at {dead}" in capsys.readouterr().err
+    assert not (run / "predictions.jsonl").exists()
+
+
 def test_model_not_served_gives_the_servers_own_words(data, tmp_path, serve_tiny, capsys):
     run = tmp_path / "run"
     args = eval_args(data, run, serve_tiny.base_url)
