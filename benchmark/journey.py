@@ -202,12 +202,13 @@ def probe(reader: Reader, role: str) -> None:
     listed = served_models(base_url, role) if base_url else None
     try:
         inner.generate([PROBE])
-    except ReaderError as exc:
+    except Exception as exc:  # an in-process engine may raise its own errors: each is reported the same way
         where = f" at {base_url}" if base_url else ""
         hint = f"; the server lists: {', '.join(listed)}" if listed and described.get("model") not in listed else ""
+        why = str(exc) if isinstance(exc, ReaderError) else f"{type(exc).__name__}: {exc}"
         raise ReaderError(
             f"{role} ({described.get('backend')} model {described.get('model')!r}{where}) failed a one-token "
-            f"test request, before any work: {exc}{hint}"
+            f"test request, before any work: {why}{hint}"
         ) from exc
 
 
