@@ -33,7 +33,6 @@ from tasks.tokenization import get_counter
 from .agents.base import InstanceInfo
 from .agents.baselines import LongContextAgent
 from .metrics import JUDGE_METRIC, score
-from .prompting import TEMPLATE_VERSION, ReaderPrompt
 
 PREFIX = "memalpha"
 METRIC_KEY = "score"
@@ -101,7 +100,8 @@ def task_docs(
     data_dir: Path, task: str, split: str, settings: ExportSettings, agent: LongContextAgent
 ) -> tuple[list[dict[str, Any]], str]:
     """One doc per question of the task split (its instances up to the limit), and the task's sha256."""
-    from .scoring import load_tasks  # numpy and scipy: not for `memalpha --help`
+    from .prompting import ReaderPrompt  # jinja2, and the scorer's numpy and scipy: not for `memalpha --help`
+    from .scoring import load_tasks
 
     spec = get_task(task)
     built = load_tasks(data_dir, [task])[task]  # the scorer's loading, with its checks
@@ -162,6 +162,8 @@ def _yaml(config: dict[str, Any]) -> str:
 def task_yaml(
     name: str, task: str, split: str, data_file: Path, task_sha256: str, settings: ExportSettings, memory_tokens: int
 ) -> str:
+    from .prompting import TEMPLATE_VERSION, ReaderPrompt
+
     spec = get_task(task)
     return _yaml(
         {
