@@ -123,11 +123,15 @@ def evaluate(
     limit_questions: int | None = None,
     concurrency: int = 4,
     config: ScorerConfig | None = None,
+    profile: str | None = None,
+    reader_template: str | Path | None = None,
     force: bool = False,
     show_progress: bool = True,
 ) -> Evaluation:
     """`run` then `score` on the same folder, as `memalpha eval`; the reader builds what needs an LLM
-    unless `builder_llm` is given. `Evaluation.score` is None when every instance failed."""
+    unless `builder_llm` is given. `profile` names the scorer profile (default v1), `reader_template`
+    a template file replacing its reader template. `Evaluation.score` is None when every instance
+    failed."""
     job = journey.plan(tasks=tasks, suite=suite, split=split, data=data, tokenizer=tokenizer, scoring=True)
     return journey.evaluate_planned(
         job,
@@ -141,6 +145,8 @@ def evaluate(
         limit_questions=limit_questions,
         concurrency=concurrency,
         config=config,
+        profile=profile,
+        reader_template=reader_template,
         force=force,
         show_progress=show_progress,
     )

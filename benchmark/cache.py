@@ -17,10 +17,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.readers.base import OnResult, Reader, ReaderError, ReaderRequest, ReaderResponse
+from benchmark.readers.base import OnResult, Reader, ReaderError, ReaderRequest, ReaderResponse, RequestsFailed
 
-# Where a model is served does not change its answers, so the address is not part of a key.
-NOT_IDENTITY = frozenset({"base_url"})
+# Where and how a model is reached does not change its answers: the server addresses and how the
+# openai backend sends `chat_template_kwargs` are not part of a key.
+NOT_IDENTITY = frozenset({"base_url", "base_urls", "template_kwargs", "template_kwargs_rejected_by"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -120,7 +121,9 @@ class ResponseCache:
 
 class CachedReader:
     """A Reader that answers from `cache` where it can and asks `reader` only for the rest, storing
-    each new answer the moment it arrives.
+    each new answer the moment it arrives. Only answers are stored: a request that failed is asked
+    again by the next call, and RequestsFailed from the inner reader comes back with this call's
+    request indices.
 
     Counters (cumulative over calls): `hits`, requests answered from the cache; `misses`, requests
     sent to the inner reader (identical requests within one call are sent once).
@@ -160,7 +163,11 @@ class CachedReader:
 
         self.misses += len(keys)
         if keys:
-            self.reader.generate([requests[waiting[k][0]] for k in keys], on_result=store)
+            try:
+                self.reader.generate([requests[waiting[k][0]] for k in keys], on_result=store)
+            except RequestsFailed as failed:
+                failures = {i: reason for j, reason in failed.failures.items() for i in waiting[keys[j]]}
+                raise RequestsFailed(failures, len(requests)) from failed
         answered = [r for r in results if r is not None]
         if len(answered) != len(requests):
             raise ReaderError(f"reader {model} returned without reporting every answer through on_result")

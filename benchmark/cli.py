@@ -45,12 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .commands import register as register_scoring
     from .commands import register_agents, register_run
     from .export_commands import register as register_export
+    from .metric_lines import register as register_metric
 
     register_tasks(commands)
     register_run(commands)
     register_scoring(commands)
     register_agents(commands)
     register_export(commands)
+    register_metric(commands)
     for ep in entry_points(group="memalpha.commands"):
         if ep.name not in commands.choices:
             ep.load()(commands)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tasks.argtypes import non_negative_int, positive_int, positive_number
 
-from .readers.base import SamplingParams
+from .profiles import DEFAULT_PROFILE
 
 DEFAULT_MODEL = "Qwen/Qwen3-32B"
 DEFAULT_TOKENIZER = "qwen3"  # as benchmark.journey.DEFAULT_TOKENIZER, without importing it for --help
@@ -40,59 +40,145 @@ def add_reader_options(p: argparse.ArgumentParser) -> None:
         help="backend: an OpenAI-compatible server, in-process vLLM (default), or transformers",
     )
     g.add_argument("--model", default=DEFAULT_MODEL, help=f"reader model (default {DEFAULT_MODEL})")
-    g.add_argument("--base-url", help="server URL for --reader openai, e.g. http://127.0.0.1:8000/v1")
     g.add_argument(
-        "--concurrency", type=positive_int, default=16, help="parallel requests for --reader openai (default 16)"
+        "--base-url",
+        action="append",
+        metavar="URL",
+        help="server URL for --reader openai, e.g. http://127.0.0.1:8000/v1; repeat it for several servers "
+        "serving the same model (each request goes to the least busy; each must answer the test request); "
+        "default $OPENAI_BASE_URL",
+    )
+    g.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="environment variable holding the reader server's API key (default OPENAI_API_KEY; local "
+        "servers need none)",
+    )
+    g.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=16,
+        help="requests in flight for --reader openai, over all its servers (default 16): about the number of "
+        "sequences each server batches (vLLM --max-num-seqs) times the servers; see docs/scoring.md",
     )
     g.add_argument(
         "--timeout", type=positive_number, default=300.0, help="seconds per request before a retry (default 300)"
     )
     g.add_argument(
-        "--max-retries", type=non_negative_int, default=5, help="retries per request on 429/5xx/timeouts (default 5)"
+        "--max-retries",
+        type=non_negative_int,
+        default=5,
+        help="retries per request on 429/5xx, timeouts, lost connections and malformed replies (default 5)",
+    )
+    g.add_argument(
+        "--template-kwargs",
+        choices=("auto", "send", "omit"),
+        default="auto",
+        help="whether requests carry chat_template_kwargs (the Qwen3 thinking switch), which vLLM, SGLang and "
+        "transformers serve take and the OpenAI API rejects: auto (default) sends it except to api.openai.com "
+        "and stops sending it to a server that rejects it",
+    )
+    g.add_argument(
+        "--http-client",
+        choices=("auto", "fast", "openai"),
+        default="auto",
+        help="fast: our asyncio HTTP client; openai: the openai SDK (slower; goes through proxies); "
+        "auto (default): fast unless the environment sets a proxy for the server",
     )
     g.add_argument("--max-tokens", type=positive_int, default=2048, help="answer length limit (default 2048)")
     g.add_argument("--top-k", type=positive_int, default=20, help="entries retrieved per memory type (default 20)")
     g.add_argument("--budget", type=positive_int, default=30_000, help="reader prompt budget in tokens (default 30000)")
     add_tokenizer_option(g)
     g.add_argument("--cache", type=Path, help="response cache file (default RUN/.cache/responses.sqlite)")
+    g.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        help=f"scorer profile, NAME or NAME@VERSION (default {DEFAULT_PROFILE}, its latest version): "
+        "`memalpha-paper` reproduces the original Mem-alpha evaluation (docs/fidelity.md)",
+    )
     j = p.add_argument_group("judge (for LLM-judged tasks; defaults to the reader)")
     j.add_argument("--judge-reader", choices=("openai", "vllm", "hf"))
     j.add_argument("--judge-model")
-    j.add_argument("--judge-base-url")
+    j.add_argument("--judge-base-url", action="append", metavar="URL", help="repeatable, as --base-url")
+    j.add_argument(
+        "--judge-api-key-env",
+        metavar="VAR",
+        help="environment variable holding the judge's API key (default: the reader's)",
+    )
+
+
+BASE_URL_ENV = "OPENAI_BASE_URL"
+
+
+def api_key_from_env(variable: str | None, option: str) -> str | None:
+    """The key in $variable (None: the reader's own default, $OPENAI_API_KEY); an unset variable is an
+    error, since a request without the key would only fail later."""
+    import os
+
+    from .readers import ReaderError
+
+    if variable is None:
+        return None
+    value = os.environ.get(variable)
+    if not value:
+        raise ReaderError(f"{option} {variable}: that environment variable is not set")
+    return value
+
+
+def add_template_option(p: argparse.ArgumentParser) -> None:
+    """`--reader-template`: the score and eval commands only (the leaderboard scores with pinned templates)."""
+    p.add_argument(
+        "--reader-template",
+        type=Path,
+        metavar="FILE",
+        help="a jinja2 reader template of your own, with {%% block system %%} and {%% block user %%} (variables: "
+        "core, semantic, episodic, question, query_prompt, task); replaces the profile's, its sha256 is "
+        "recorded (docs/scoring.md)",
+    )
 
 
 def readers_from_args(args: argparse.Namespace, run_dir: Path):
     """The cached reader and judge the options describe."""
+    import os
+
     from .cache import CachedReader, ResponseCache
     from .readers import make_reader
 
+    base_urls = args.base_url or ([os.environ[BASE_URL_ENV]] if os.environ.get(BASE_URL_ENV) else None)
+    api_key = api_key_from_env(args.api_key_env, "--api-key-env")
+    connection = {
+        "concurrency": args.concurrency,
+        "timeout": args.timeout,
+        "max_retries": args.max_retries,
+        "template_kwargs": args.template_kwargs,
+        "http_client": args.http_client,
+    }
     cache = ResponseCache(args.cache or run_dir / ".cache" / "responses.sqlite")
-    reader = make_reader(
-        args.reader,
-        args.model,
-        base_url=args.base_url,
-        concurrency=args.concurrency,
-        timeout=args.timeout,
-        max_retries=args.max_retries,
-    )
+    reader = make_reader(args.reader, args.model, base_url=base_urls, api_key=api_key, **connection)
     judge = None
-    if args.judge_reader or args.judge_model or args.judge_base_url:
+    if args.judge_reader or args.judge_model or args.judge_base_url or args.judge_api_key_env:
         judge = make_reader(
             args.judge_reader or args.reader,
             args.judge_model or args.model,
-            base_url=args.judge_base_url or args.base_url,
-            concurrency=args.concurrency,
-            timeout=args.timeout,
-            max_retries=args.max_retries,
+            base_url=args.judge_base_url or base_urls,
+            api_key=api_key_from_env(args.judge_api_key_env, "--judge-api-key-env") or api_key,
+            **connection,
         )
     return CachedReader(reader, cache), CachedReader(judge, cache) if judge else None
 
 
 def scorer_config(args: argparse.Namespace):
-    from .scoring import ScorerConfig
+    """The profile's defaults with the numbers the options set."""
+    import dataclasses
 
-    return ScorerConfig(
-        top_k=args.top_k, budget_tokens=args.budget, sampling=SamplingParams(max_tokens=args.max_tokens)
+    from .profiles import get_profile
+
+    defaults = get_profile(args.profile).defaults
+    return dataclasses.replace(
+        defaults,
+        top_k=args.top_k,
+        budget_tokens=args.budget,
+        sampling=dataclasses.replace(defaults.sampling, max_tokens=args.max_tokens),
     )
 
 
@@ -115,17 +201,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "score",
         help="score the memories of a run",
-        description="Score RUN/memories.jsonl (written by any agent) through the fixed pipeline: BM25 "
-        "retrieval over each memory, the reader prompt, the reader, the task metrics. Writes "
-        "RUN/predictions.jsonl, RUN/scores.json and RUN/report.md. Before any work the reader (and judge) "
-        "answer a one-token test request. Answers are cached, so a killed run resumes and re-scoring "
-        "costs no reader calls; a re-score with other settings is refused without --force.",
+        description="Score RUN/memories.jsonl (written by any agent) through the fixed pipeline of a scorer "
+        "profile (--profile): BM25 retrieval over each memory, the reader prompt, the reader, the task metrics. "
+        "Writes RUN/predictions.jsonl, RUN/scores.json and RUN/report.md. Before any work the reader (and "
+        "judge) answer a one-token test request, on each of their servers. Answers are cached, so a killed run "
+        "resumes and re-scoring costs no reader calls; a re-score with other settings (profile and reader "
+        "template included) is refused without --force.",
     )
     p.add_argument("run", type=Path, metavar="RUN", help="folder holding memories.jsonl")
     p.add_argument("--data", type=Path, required=True, help="folder of built tasks (DIR/<task>/)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_scoring_options(p)
     add_reader_options(p)
+    add_template_option(p)
     p.set_defaults(func=cmd_score)
 
 
@@ -140,9 +228,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         tasks,
         reader=reader,
         judge=judge,
-        tokenizer=args.tokenizer,
-        config=scorer_config(args),
-        limit_questions=args.limit_questions,
+        settings=journey.ScoringSettings(
+            args.tokenizer, scorer_config(args), args.profile, args.reader_template, args.limit_questions
+        ),
         force=args.force,
         show_progress=not args.quiet,
     )
@@ -176,7 +264,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--agent",
         required=True,
-        help="agent name (`memalpha agents list`): chunk-store, long-context, memalpha, http, or a plugin's",
+        help="agent name (`memalpha agents list`): chunk-store, long-context, memalpha, memagent, mem1, mem0, "
+        "langmem, http, or a plugin's (docs/agents.md)",
     )
     p.add_argument(
         "--agent-opt",
@@ -285,6 +374,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         limit_questions=args.limit_questions,
         concurrency=args.agent_concurrency,
         config=scorer_config(args),
+        profile=args.profile,
+        reader_template=args.reader_template,
         force=args.force,
         show_progress=not args.quiet,
     )
@@ -320,6 +411,7 @@ def register_run(commands: argparse._SubParsersAction) -> None:
     add_run_options(p)
     add_scoring_options(p)
     add_reader_options(p)
+    add_template_option(p)
     p.set_defaults(func=cmd_eval)
 
 
@@ -381,8 +473,6 @@ def cmd_agents_list(args: argparse.Namespace) -> int:
         elif not agent["options"]:
             print("  options: none")
         else:
-            rows = [
-                [o["name"], "(required)" if o["default"] is None else o["default"], o["help"]] for o in agent["options"]
-            ]
+            rows = [[o["name"], "-" if o["default"] is None else o["default"], o["help"]] for o in agent["options"]]
             print(tabulate(rows, headers=["option", "default", "meaning"], tablefmt="simple"))
     return 0

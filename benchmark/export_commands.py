@@ -20,7 +20,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Write lm-eval tasks (YAML, JSON-lines docs, utils.py, group YAMLs) holding, for every "
         "question, the reader prompt of the long-context baseline: the tail of the input that fits the "
         "budget, then the question. `lm_eval --include_path OUT --tasks memalpha_<suite>` then scores any "
-        "model on the same questions and metrics. LLM-judged tasks are skipped.",
+        "model on the same questions and metrics; the suite row's `overall` is our overall score. LLM-judged "
+        "tasks are skipped.",
     )
     which = q.add_mutually_exclusive_group(required=True)
     which.add_argument("--suite", help="a suite: its tasks at its splits")
@@ -47,8 +48,28 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=DEFAULT_MAX_TOKENS,
         help=f"answer length limit (default {DEFAULT_MAX_TOKENS})",
     )
+    q.add_argument(
+        "--chat-template-kwargs",
+        type=_json_object,
+        metavar="JSON",
+        help="chat template switches sent with every request by lm-eval's API models, e.g. "
+        "'{\"enable_thinking\": false}' for Qwen3 with thinking off (as the scorer's reader) on vLLM, SGLang "
+        "or transformers serve; the OpenAI API rejects the field, so the default sends none",
+    )
     q.add_argument("--quiet", action="store_true", help="no build progress")
     q.set_defaults(func=cmd_export_lmeval)
+
+
+def _json_object(text: str) -> dict:
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"enable_thinking\": false}'")
+    return value
 
 
 def cmd_export_lmeval(args: argparse.Namespace) -> int:
@@ -62,7 +83,9 @@ def cmd_export_lmeval(args: argparse.Namespace) -> int:
         data_dir, members = job.data_dir, job.members
     else:  # LLM-judged tasks are skipped, so they need not be built
         data_dir, members = args.data, journey.resolve_members(args.tasks, args.suite, args.split)
-    settings = ExportSettings(args.tokenizer, args.budget, args.memory_tokens, args.max_tokens, args.limit)
+    settings = ExportSettings(
+        args.tokenizer, args.budget, args.memory_tokens, args.max_tokens, args.limit, args.chat_template_kwargs
+    )
     result = export_lmeval(data_dir, members, args.out, group=args.suite or "tasks", settings=settings)
     for task, why in result.skipped.items():
         print(f"skipped {task}: {why}", file=sys.stderr)

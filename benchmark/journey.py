@@ -4,13 +4,15 @@
    LLM steps their builds need. Nothing heavy is loaded, and a job that cannot end in a score stops
    here, saying what to pass;
 2. preflight: every model the job will ask (reader, judge, builder LLM) answers a one-token request,
-   so a missing backend, a dead server or a model it does not serve is reported with the server's
-   own words before any agent or reader work;
+   each of its servers when it has several, with the key it will use, so a missing backend, a dead
+   server, a refused key or a model it does not serve is reported with the server's own words
+   before any agent or reader work;
 3. first-use builds of the tasks missing from the data folder (hub, pinned revisions), with the
    builder LLM where a task's metric needs one;
 4. run: the agent over every instance (benchmark.running);
-5. score: the memories through the fixed pipeline (benchmark.scoring). A run folder scored before
-   with other settings is not overwritten without `force`.
+5. score: the memories through the fixed pipeline of a scorer profile (benchmark.scoring). A run
+   folder scored before with other settings (profile and reader template included) is not
+   overwritten without `force`.
 
 One token counter (`tokenizer`) serves the builds, the agents (their `tokenizer` option, unless
 set) and the scorer.
@@ -35,7 +37,7 @@ from tasks.registry import get_suite, get_task, resolve_names
 from tasks.tokenization import get_counter
 
 from .agents import Agent, make_agent
-from .cache import CachedReader, ResponseCache
+from .cache import NOT_IDENTITY, CachedReader, ResponseCache
 from .compare import as_json, differences
 from .readers.base import Reader, ReaderError, ReaderRequest, SamplingParams
 from .running import MEMORIES, RunSummary, run_agent
@@ -170,11 +172,12 @@ def _inner(reader: Reader) -> Reader:
     return reader.reader if isinstance(reader, CachedReader) else reader
 
 
-def served_models(base_url: str, role: str) -> list[str] | None:
+def served_models(base_url: str, role: str, api_key: str | None = None) -> list[str] | None:
     """The model ids an OpenAI-compatible server lists at /models (None if it lists none or answers
-    with an error); a server that does not answer at all stops the job here, without retries."""
+    with an error); a server that does not answer at all stops the job here, without retries.
+    `api_key` is the reader's (default $OPENAI_API_KEY)."""
     request = urllib.request.Request(base_url.rstrip("/") + "/models", headers={"Accept": "application/json"})
-    key = os.environ.get("OPENAI_API_KEY")
+    key = api_key or os.environ.get("OPENAI_API_KEY")
     if key:
         request.add_header("Authorization", f"Bearer {key}")
     try:
@@ -195,13 +198,25 @@ def served_models(base_url: str, role: str) -> list[str] | None:
 
 
 def probe(reader: Reader, role: str) -> None:
-    """One token from `reader`, past its cache: the backend loads, the server answers, the model is served."""
+    """One token from `reader`, past its cache: the backend loads, the server answers, the model is
+    served. An openai reader with several servers has each of them answer on its own (a request goes to
+    one server only, so one probe through the reader would leave the others untried)."""
+    from .readers.openai_reader import OpenAIReader
+
     inner = _inner(reader)
-    described = inner.describe()
+    for target in inner.one_per_server() if isinstance(inner, OpenAIReader) else [inner]:
+        _probe_one(target, role)
+
+
+def _probe_one(reader: Reader, role: str) -> None:
+    from .readers.openai_reader import OpenAIReader
+
+    described = reader.describe()
     base_url = described.get("base_url")
-    listed = served_models(base_url, role) if base_url else None
+    key = reader.api_key if isinstance(reader, OpenAIReader) else None
+    listed = served_models(base_url, role, key) if base_url else None
     try:
-        inner.generate([PROBE])
+        reader.generate([PROBE])
     except Exception as exc:  # an in-process engine may raise its own errors: each is reported the same way
         where = f" at {base_url}" if base_url else ""
         hint = f"; the server lists: {', '.join(listed)}" if listed and described.get("model") not in listed else ""
@@ -219,10 +234,12 @@ def preflight(reader: Reader | None, judge: Reader | None, builder: Reader | Non
             probe(model, role)
 
 
-def needs_judge(tasks: Sequence[str]) -> bool:
-    from .metrics import JUDGE_METRIC
+def needs_judge(tasks: Sequence[str], profile: Any = None) -> bool:
+    """Whether the profile (default v1) scores any of the tasks with an LLM judge."""
+    from .profiles import get_profile
 
-    return any(get_task(t).metric == JUDGE_METRIC for t in tasks)
+    scoring = get_profile(profile)
+    return any(scoring.scorer_for(t).judged for t in tasks)
 
 
 def cached(reader: Reader, run_dir: Path) -> Reader:
@@ -240,31 +257,49 @@ def builder_from(reader: Reader) -> BuilderLLM:
 # ------------------------------------------------------------------------------------ re-score check
 
 
-def expected_scorer(
-    reader: Reader,
-    judge: Reader | None,
-    tasks: Sequence[str],
-    tokenizer: str,
-    config: Any,
-    questions_per_instance: int | None,
-) -> dict[str, Any]:
-    """The `scorer` record a score of these tasks with these settings will carry (as score_run makes it)."""
-    from .prompting import ReaderPrompt
-    from .scoring import ScorerConfig, scorer_record
+@dataclass(frozen=True)
+class ScoringSettings:
+    """How memories are scored, besides the reader and judge: the scorer profile and its numbers
+    (`config`, default the profile's), a reader template file replacing the profile's, the token
+    counter, and a smoke run's question limit."""
 
-    judge_record = (judge or reader) if needs_judge(tasks) else None
+    tokenizer: str = DEFAULT_TOKENIZER
+    config: Any = None  # benchmark.scoring.ScorerConfig | None
+    profile: Any = None  # a profile id or benchmark.profiles.Profile; None: the default (v1)
+    template_file: str | Path | None = None
+    limit_questions: int | None = None
+
+
+def expected_scorer(
+    reader: Reader, judge: Reader | None, tasks: Sequence[str], settings: ScoringSettings
+) -> dict[str, Any]:
+    """The `scorer` record a score of these tasks with these settings will carry: `scorer_record`, with
+    the arguments score_run gives it."""
+    from .profiles import get_profile
+    from .prompting import ReaderPrompt
+    from .scoring import scorer_record
+
+    profile = get_profile(settings.profile)
     return scorer_record(
-        config or ScorerConfig(), ReaderPrompt(), reader, judge_record, get_counter(tokenizer), questions_per_instance
+        settings.config or profile.defaults,
+        ReaderPrompt.for_profile(profile, settings.template_file),
+        reader,
+        (judge or reader) if needs_judge(tasks, profile) else None,
+        get_counter(settings.tokenizer),
+        profile,
+        sorted(tasks),
+        settings.limit_questions,
     )
 
 
 def check_rescore(run_dir: Path, expected: dict[str, Any], force: bool) -> None:
-    """Refuse to overwrite scores made with other settings (where a model is served does not count)."""
+    """Refuse to overwrite scores made with other settings. Where and how a model is reached (its
+    servers, how the template field is sent: `benchmark.cache.NOT_IDENTITY`) does not count."""
     path = run_dir / SCORES
     if force or not path.is_file():
         return
     before = json.loads(path.read_text(encoding="utf-8")).get("scorer")
-    found = differences(before, as_json(expected), ignore=frozenset({"base_url"}))
+    found = differences(before, as_json(expected), ignore=NOT_IDENTITY)
     if found:
         raise UsageError(
             f"{path} holds scores made with other settings ({'; '.join(found)}); pass --force to replace "
@@ -357,12 +392,16 @@ def score(
     judge: Reader | None = None,
     tokenizer: str = DEFAULT_TOKENIZER,
     config: Any = None,
+    profile: Any = None,
+    reader_template: str | Path | None = None,
     limit_questions: int | None = None,
     force: bool = False,
     show_progress: bool = True,
 ):
     """Score RUN/memories.jsonl: data checked, models probed, earlier scores with other settings kept
-    unless `force`, then predictions.jsonl, scores.json and report.md written. Returns the ScoreResult."""
+    unless `force`, then predictions.jsonl, scores.json and report.md written. Returns the ScoreResult.
+    `profile` names the scorer profile (default v1); `reader_template` is a template file replacing
+    the profile's."""
     data_dir, tasks = check_score_inputs(run_dir, data)
     return score_checked(
         Path(run_dir),
@@ -370,11 +409,28 @@ def score(
         tasks,
         reader=reader,
         judge=judge,
-        tokenizer=tokenizer,
-        config=config,
-        limit_questions=limit_questions,
+        settings=ScoringSettings(tokenizer, config, profile, reader_template, limit_questions),
         force=force,
         show_progress=show_progress,
+    )
+
+
+def _score_run(
+    run_dir: Path, data_dir: Path, reader: Reader, judge: Reader | None, settings: ScoringSettings, show_progress: bool
+):
+    from .scoring import score_run
+
+    return score_run(
+        run_dir,
+        data_dir,
+        reader,
+        judge_reader=judge,
+        counter=get_counter(settings.tokenizer),
+        config=settings.config,
+        show_progress=show_progress,
+        profile=settings.profile,
+        template_file=settings.template_file,
+        questions_per_instance=settings.limit_questions,
     )
 
 
@@ -385,30 +441,16 @@ def score_checked(
     *,
     reader: Reader,
     judge: Reader | None,
-    tokenizer: str,
-    config: Any,
-    limit_questions: int | None,
+    settings: ScoringSettings,
     force: bool,
     show_progress: bool,
 ):
     """`score` after `check_score_inputs` (the command line loads its reader in between)."""
-    from .scoring import score_run
-
-    counter = get_counter(tokenizer)
     reader = cached(reader, run_dir)
     judge = cached(judge, run_dir) if judge is not None else None
-    check_rescore(run_dir, expected_scorer(reader, judge, tasks, tokenizer, config, limit_questions), force)
-    preflight(reader, judge if needs_judge(tasks) else None, None)
-    return score_run(
-        run_dir,
-        data_dir,
-        reader,
-        judge_reader=judge,
-        counter=counter,
-        config=config,
-        show_progress=show_progress,
-        questions_per_instance=limit_questions,
-    )
+    check_rescore(run_dir, expected_scorer(reader, judge, tasks, settings), force)
+    preflight(reader, judge if needs_judge(tasks, settings.profile) else None, None)
+    return _score_run(run_dir, data_dir, reader, judge, settings, show_progress)
 
 
 @dataclass
@@ -433,18 +475,18 @@ def evaluate_planned(
     limit_questions: int | None = None,
     concurrency: int = 4,
     config: Any = None,
+    profile: Any = None,
+    reader_template: str | Path | None = None,
     force: bool = False,
     show_progress: bool = True,
 ) -> Evaluation:
     """Steps 2-5 for a planned job. The reader builds what needs an LLM unless `builder_llm` is given."""
-    from .scoring import score_run
-
+    settings = ScoringSettings(job.tokenizer, config, profile, reader_template, limit_questions)
     out = Path(out)
     reader = cached(reader, out)
     judge = cached(judge, out) if judge is not None else None
-    judged = needs_judge(job.tasks)
-    check_rescore(out, expected_scorer(reader, judge, job.tasks, job.tokenizer, config, limit_questions), force)
-    preflight(reader, judge if judged else None, builder_llm if job.llm_steps else None)
+    check_rescore(out, expected_scorer(reader, judge, job.tasks, settings), force)
+    preflight(reader, judge if needs_judge(job.tasks, profile) else None, builder_llm if job.llm_steps else None)
     the_agent = _agent(agent, options, job.tokenizer)
     build_missing(job, builder_from(builder_llm or reader) if job.llm_steps else None, show_progress=show_progress)
     summary = run_agent(
@@ -452,14 +494,4 @@ def evaluate_planned(
     )
     if not (summary.written or summary.resumed):
         return Evaluation(summary, None)
-    result = score_run(
-        out,
-        job.data_dir,
-        reader,
-        judge_reader=judge,
-        counter=get_counter(job.tokenizer),
-        config=config,
-        show_progress=show_progress,
-        questions_per_instance=limit_questions,
-    )
-    return Evaluation(summary, result)
+    return Evaluation(summary, _score_run(out, job.data_dir, reader, judge, settings, show_progress))

@@ -5,11 +5,20 @@ Each question becomes one lm-eval doc holding the two reader messages our scorer
 `long-context` agent's memory: `system` (the versioned reader template with the tail of the input
 that fits, as core memory) and `user` (the task's query prompt and the question). The memory comes
 from `LongContextAgent` and the messages from `ReaderPrompt.build` under the same budget rule, so
-both paths share that code. A task's score is ours: the mean over instances of each instance's
-question mean; a competency group is the plain mean of its tasks, as ours. lm-eval averages any group
-over its leaf tasks, so the suite group is the plain mean of all its tasks; our overall score (the
-mean of the competencies) is the mean of the competency rows. LLM-judged tasks are skipped: lm-eval
-has no judge model here.
+both paths share that code. A task's `score` is ours: the mean over instances of each instance's
+question mean; a competency group's `score` is the plain mean of its tasks, as ours. The suite group
+reports `overall`, our overall score (the mean of the competencies): lm-eval averages a group over
+its leaf tasks, not over its sub-groups, so each task also reports `overall` as its share, its score
+times T / (C · n_c) (T tasks, C competencies, n_c tasks in its competency), whose plain mean over the
+tasks is the mean of the competency means. LLM-judged tasks are skipped: lm-eval has no judge model
+here.
+
+Generation stops at the end of the model's turn. lm-eval sends the task's `until` list as `stop`, and
+an empty list makes some servers fail (`transformers serve` answers 500), so `until` holds the chat
+end-of-turn marker `<|im_end|>`, which a server never returns in an answer's text: a stop that every
+server tested accepts and that never cuts an answer. `chat_template_kwargs` (e.g. Qwen3's
+`{"enable_thinking": false}`) goes into `generation_kwargs`, which lm-eval's API models send as a
+request field.
 
 The output folder is read by `lm_eval --include_path DIR`: `utils.py` (re-exporting the two
 functions below), one YAML and one JSON-lines file per task, one YAML per group, a README.
@@ -36,13 +45,15 @@ from .metrics import JUDGE_METRIC, score
 
 PREFIX = "memalpha"
 METRIC_KEY = "score"
+OVERALL_KEY = "overall"
+END_OF_TURN = "<|im_end|>"
 DEFAULT_BUDGET = 30_000
 DEFAULT_MAX_TOKENS = 2048
 UTILS_SOURCE = '''"""lm-eval hooks of the memalpha-bench export: the metrics come from benchmark.metrics."""
 
-from benchmark.lmeval_export import instance_mean, process_results
+from benchmark.lmeval_export import instance_mean, overall_share, process_results
 
-__all__ = ["instance_mean", "process_results"]
+__all__ = ["instance_mean", "overall_share", "process_results"]
 '''
 
 
@@ -50,16 +61,27 @@ __all__ = ["instance_mean", "process_results"]
 
 
 def process_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, list[Any]]:
-    """The doc's score under its task's metric, tagged with its instance for `instance_mean`."""
-    return {METRIC_KEY: [doc["instance_id"], score(doc["metric"], results[0], doc["answers"])]}
+    """The doc's score under its task's metric, tagged with its instance for `instance_mean` (and with
+    its task's weight in the overall score for `overall_share`)."""
+    value = score(doc["metric"], results[0], doc["answers"])
+    return {
+        METRIC_KEY: [doc["instance_id"], value],
+        OVERALL_KEY: [doc["instance_id"], value, doc["overall_weight"]],
+    }
 
 
 def instance_mean(items: Sequence[Sequence[Any]]) -> float:
     """Mean over instances of each instance's mean question score (the scorer's task score)."""
     by_instance: dict[str, list[float]] = {}
-    for instance_id, value in items:
+    for instance_id, value, *_ in items:
         by_instance.setdefault(instance_id, []).append(float(value))
     return statistics.fmean(statistics.fmean(v) for v in by_instance.values()) if by_instance else 0.0
+
+
+def overall_share(items: Sequence[Sequence[Any]]) -> float:
+    """A task's share of the overall score: its score times its weight T / (C · n_c); the plain mean
+    of the shares over the suite's tasks is the mean over competencies of their task means."""
+    return instance_mean(items) * float(items[0][2]) if items else 0.0
 
 
 # ---------------------------------------------------------------- export
@@ -82,6 +104,7 @@ class ExportSettings:
     memory_tokens: int | None = None  # None: the long-context agent's default (28000)
     max_tokens: int = DEFAULT_MAX_TOKENS
     limit: int | None = None  # instances per task
+    chat_template_kwargs: dict[str, Any] | None = None  # sent as a request field by lm-eval's API models
 
 
 def lmeval_name(*parts: str) -> str:
@@ -99,7 +122,8 @@ def long_context_agent(settings: ExportSettings) -> LongContextAgent:
 def task_docs(
     data_dir: Path, task: str, split: str, settings: ExportSettings, agent: LongContextAgent
 ) -> tuple[list[dict[str, Any]], str]:
-    """One doc per question of the task split (its instances up to the limit), and the task's sha256."""
+    """One doc per question of the task split (its instances up to the limit), and the task's sha256.
+    Each doc's `overall_weight` is filled in by `export_lmeval`, once the suite's shape is known."""
     from .prompting import ReaderPrompt  # jinja2, and the scorer's numpy and scipy: not for `memalpha --help`
     from .scoring import load_tasks
 
@@ -139,6 +163,7 @@ def task_docs(
                     "metric": spec.metric,
                     "system": system,
                     "user": user,
+                    "overall_weight": None,
                 }
             )
     return docs, built.sha256
@@ -176,14 +201,12 @@ def task_yaml(
             "description": "system",  # a doc field: lm-eval sends it as the system message
             "doc_to_text": "user",
             "doc_to_target": "{{answers[0]}}",
-            "generation_kwargs": {
-                "until": [],
-                "max_gen_toks": settings.max_tokens,
-                "do_sample": False,
-                "temperature": 0.0,
-            },
+            "generation_kwargs": generation_kwargs(settings),
             "process_results": Hook("process_results"),
-            "metric_list": [{"metric": METRIC_KEY, "aggregation": Hook("instance_mean"), "higher_is_better": True}],
+            "metric_list": [
+                {"metric": METRIC_KEY, "aggregation": Hook("instance_mean"), "higher_is_better": True},
+                {"metric": OVERALL_KEY, "aggregation": Hook("overall_share"), "higher_is_better": True},
+            ],
             "metadata": {
                 "version": spec.version,
                 "memalpha_task": task,
@@ -197,17 +220,32 @@ def task_yaml(
                 "budget": settings.budget,
                 "memory_tokens": memory_tokens,
                 "limit": settings.limit,
+                "chat_template_kwargs": settings.chat_template_kwargs,
             },
         }
     )
 
 
-def group_yaml(name: str, members: Sequence[str], metadata: dict[str, Any]) -> str:
+def generation_kwargs(settings: ExportSettings) -> dict[str, Any]:
+    """Greedy, up to max_tokens, stopping at the end of the turn; the template switches if any."""
+    kwargs: dict[str, Any] = {
+        "until": [END_OF_TURN],
+        "max_gen_toks": settings.max_tokens,
+        "do_sample": False,
+        "temperature": 0.0,
+    }
+    if settings.chat_template_kwargs:
+        kwargs["chat_template_kwargs"] = dict(settings.chat_template_kwargs)
+    return kwargs
+
+
+def group_yaml(name: str, members: Sequence[str], metric: str, metadata: dict[str, Any]) -> str:
+    """A group reporting the plain mean of `metric` over its leaf tasks."""
     return _yaml(
         {
             "group": name,
             "task": list(members),
-            "aggregate_metric_list": [{"metric": METRIC_KEY, "aggregation": "mean", "weight_by_size": False}],
+            "aggregate_metric_list": [{"metric": metric, "aggregation": "mean", "weight_by_size": False}],
             "metadata": {"version": 1.0, **metadata},
         }
     )
@@ -227,6 +265,7 @@ def export_lmeval(
     agent = long_context_agent(settings)
     result = ExportResult(out_dir, lmeval_name(group))
     by_competency: dict[str, list[str]] = {}
+    task_docs_of: dict[str, tuple[str, str, list[dict[str, Any]], str]] = {}
     for task, split in members:
         spec = get_task(task)
         if spec.metric == JUDGE_METRIC:
@@ -234,30 +273,42 @@ def export_lmeval(
             continue
         name = lmeval_name(task, split)
         docs, sha = task_docs(data_dir, task, split, settings, agent)
+        task_docs_of[name] = (task, split, docs, sha)
+        by_competency.setdefault(spec.competency, []).append(name)
+    if not task_docs_of:
+        raise TaskError(f"nothing to export: {', '.join(f'{t} ({why})' for t, why in result.skipped.items())}")
+    weights = overall_weights(by_competency)
+    for name, (task, split, docs, sha) in task_docs_of.items():
+        for doc in docs:
+            doc["overall_weight"] = weights[name]
         data_file = out_dir / "data" / f"{name}.jsonl"
         with open(data_file, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(doc, ensure_ascii=False) + "\n" for doc in docs)
         config = task_yaml(name, task, split, data_file, sha, settings, agent.tokens)
         (out_dir / f"{name}.yaml").write_text(config, "utf-8")
         result.tasks[name] = len(docs)
-        by_competency.setdefault(spec.competency, []).append(name)
-    if not result.tasks:
-        raise TaskError(f"nothing to export: {', '.join(f'{t} ({why})' for t, why in result.skipped.items())}")
     competency_groups = []
     for competency, names in by_competency.items():
         competency_groups.append(lmeval_name(group, competency))
         (out_dir / f"{competency_groups[-1]}.yaml").write_text(
-            group_yaml(competency_groups[-1], names, {"competency": competency}), "utf-8"
+            group_yaml(competency_groups[-1], names, METRIC_KEY, {"competency": competency}), "utf-8"
         )
     (out_dir / f"{result.group}.yaml").write_text(
-        group_yaml(result.group, competency_groups, {"skipped": dict(result.skipped)}), "utf-8"
+        group_yaml(result.group, competency_groups, OVERALL_KEY, {"skipped": dict(result.skipped)}), "utf-8"
     )
     (out_dir / "utils.py").write_text(UTILS_SOURCE, "utf-8")
-    (out_dir / "README.md").write_text(_readme(result), "utf-8")
+    (out_dir / "README.md").write_text(_readme(result, settings), "utf-8")
     return result
 
 
-def _readme(result: ExportResult) -> str:
+def overall_weights(by_competency: dict[str, list[str]]) -> dict[str, float]:
+    """Each task's weight T / (C · n_c) in `overall_share` (see the module docstring)."""
+    total = sum(len(names) for names in by_competency.values())
+    return {name: total / (len(by_competency) * len(names)) for names in by_competency.values() for name in names}
+
+
+def _readme(result: ExportResult, settings: ExportSettings) -> str:
+    chat_template_kwargs = json.dumps(settings.chat_template_kwargs) if settings.chat_template_kwargs else "none"
     tasks = "\n".join(f"- `{name}`: {n} questions" for name, n in result.tasks.items())
     skipped = "\n".join(f"- `{task}`: {why}" for task, why in result.skipped.items()) or "- none"
     return f"""# memalpha-bench tasks for lm-eval: the long-context baseline
@@ -267,10 +318,12 @@ the `long-context` agent: the tail of the input that fits the budget as core mem
 The data files are referenced by absolute path: export again after moving this folder. `utils.py`
 imports `benchmark`, so run lm-eval where `memalpha-bench` is installed.
 
-Group `{result.group}`, with one sub-group per competency. A task's score is the mean over
-instances of each instance's question mean, and a competency row the mean of its tasks, as in
-`scores.json`. lm-eval averages the suite row over all tasks; the overall score of `memalpha score`
-is the mean of the competency rows instead.
+Group `{result.group}`, with one sub-group per competency. A task's `score` is the mean over
+instances of each instance's question mean, and a competency row's `score` the mean of its tasks, as
+in `scores.json`. The suite row's `overall` is our overall score, the mean of the competency rows
+(of the tasks exported here). lm-eval averages a group over its leaf tasks, so each task also reports
+`overall` as its share of that mean (its score times T / (C · n_c): T tasks, C competencies, n_c tasks
+in its competency); a task's own `overall` value is not a score.
 
 Tasks:
 
@@ -280,9 +333,11 @@ Skipped:
 
 {skipped}
 
-Run it against any OpenAI-compatible server (the scorer's reader runs Qwen3 with thinking off: do the
-same on the server side, or with `enable_thinking=False` in `--model_args` for lm-eval's `hf` and
-`vllm` models; a think block in a reply is stripped before scoring either way):
+Run it against any OpenAI-compatible server. The scorer's reader runs Qwen3 with thinking off: export
+with `--chat-template-kwargs '{{"enable_thinking": false}}'` for a vLLM, SGLang or `transformers serve`
+endpoint (the OpenAI API rejects that field), or pass `enable_thinking=False` in `--model_args` for
+lm-eval's `hf` and `vllm` models; a think block in a reply is stripped before scoring either way.
+Chat template switches in this export: {chat_template_kwargs}.
 
 ```
 OPENAI_API_KEY=none lm_eval --model local-chat-completions \\

@@ -1,9 +1,15 @@
 """The reader prompt: a versioned jinja2 template over core memory and the retrieved entries.
 
-The template's sha256 goes into every result, so a score always says which prompt produced it. The
-budget rule: when the prompt exceeds the reader budget, k (entries per memory type) shrinks one step
-at a time until it fits; if even k = 0 does not fit, the core memory is cut to fit and the prediction
-is marked `core_truncated`.
+The template's sha256 goes into every result, so a score always says which prompt produced it. A
+profile picks the template, the order of the episodic entries and what the budget counts; a user may
+give a template file of their own (`FileTemplateSet`). The budget rule: when the prompt (or, as the
+original counted, its system message) exceeds the reader budget, k (entries per memory type) shrinks
+one step at a time until it fits; if even k = 0 does not fit, the core memory is cut to fit and the
+prediction is marked `core_truncated`.
+
+Template variables: `core` (str), `semantic` and `episodic` (entries with `id`, `content`, `timestamp`),
+`question`, `query_prompt` (str or None) and `task` (the task name). The user message must not depend on
+the memory: the paper's retrieval query is the rendered user message.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from pathlib import Path
 from tasks.tokenization import TokenCounter
 
 from .memory import Memory, MemoryEntry
-from .templating import TemplateSet
+from .profiles import Budget, Profile
+from .templating import FileTemplateSet, TemplateSet
 
-TEMPLATE_VERSION = "v1"
+TEMPLATE_VERSION = "v2"  # the default profile's (v1@2)
+DEFAULT_BUDGET = Budget("prompt", 0)
 TEMPLATES = Path(__file__).parent / "templates"
 # A prompt whose estimated size is under this share of the budget is not re-counted exactly: token
 # counts of joined texts stay within a few percent of the sum of their parts.
@@ -33,26 +41,63 @@ class BuiltPrompt:
     k: int
     tokens: int  # estimated from the parts when far inside the budget, else counted exactly
     core_truncated: bool
+    over_floor: bool = False  # k went below the budget rule's min_k (the original raised there)
 
 
 class ReaderPrompt:
-    """Renders and sizes reader prompts for one template version."""
+    """Renders and sizes reader prompts for one template version (or a user's template file)."""
 
-    def __init__(self, version: str = TEMPLATE_VERSION):
-        self.version = version
-        self._templates = TemplateSet(TEMPLATES, "reader", version)
+    def __init__(
+        self,
+        version: str = TEMPLATE_VERSION,
+        *,
+        template_file: str | Path | None = None,
+        episodic_order: str = "memory",
+        budget: Budget = DEFAULT_BUDGET,
+    ):
+        self._templates = FileTemplateSet(template_file) if template_file else TemplateSet(TEMPLATES, "reader", version)
+        self.version = self._templates.version
+        self.template_file = Path(template_file) if template_file else None
+        self.episodic_order, self.rule = episodic_order, budget
         self._base: dict[tuple[int, str], int] = {}
+
+    @classmethod
+    def for_profile(cls, profile: Profile, template_file: str | Path | None = None) -> ReaderPrompt:
+        return cls(
+            profile.template, template_file=template_file, episodic_order=profile.episodic_order, budget=profile.budget
+        )
+
+    def describe(self) -> dict[str, str]:
+        """What scores.json records about the template."""
+        out = {"name": f"reader_{self.version}", "sha256": self.sha256}
+        if self.template_file:
+            out["file"] = str(self.template_file)
+        return out
+
+    def _count(self, counter: TokenCounter, messages: Sequence[tuple[str, str]]) -> int:
+        if self.rule.counts == "system":
+            return counter.count(messages[0][1])
+        return _count(counter, messages)
 
     def _base_tokens(self, core: str, counter: TokenCounter) -> int:
         """Tokens of the prompt with no entries and an empty question (cached per core memory)."""
         key = (id(counter), core)
         if key not in self._base:
-            self._base[key] = _count(counter, self.render(core, (), (), "", None))
+            self._base[key] = self._count(counter, self.render(core, (), (), "", None))
         return self._base[key]
 
     @cached_property
     def sha256(self) -> str:
         return self._templates.digest()
+
+    def render_user(self, question: str, query_prompt: str | None, task: str = "") -> str:
+        """The user message alone (it holds no memory)."""
+        return self._templates.render("user", query_prompt=query_prompt, question=question, task=task)
+
+    def _shown_episodic(self, memory: Memory, rank: Sequence[int]) -> list[MemoryEntry]:
+        """The retrieved episodic entries in the profile's order: memory (chronological) or rank."""
+        order = sorted(rank) if self.episodic_order == "memory" else rank
+        return [memory.episodic[i] for i in order]
 
     def render(
         self,
@@ -61,10 +106,10 @@ class ReaderPrompt:
         episodic: Sequence[MemoryEntry],
         question: str,
         query_prompt: str | None,
+        task: str = "",
     ) -> tuple[tuple[str, str], ...]:
-        system = self._templates.render("system", core=core, semantic=semantic, episodic=episodic)
-        user = self._templates.render("user", query_prompt=query_prompt, question=question)
-        return (("system", system), ("user", user))
+        system = self._templates.render("system", core=core, semantic=semantic, episodic=episodic, task=task)
+        return (("system", system), ("user", self.render_user(question, query_prompt, task)))
 
     def build(
         self,
@@ -77,6 +122,7 @@ class ReaderPrompt:
         counter: TokenCounter,
         budget: int,
         entry_tokens: tuple[Mapping[int, int] | Sequence[int], Mapping[int, int] | Sequence[int]],
+        task: str = "",
     ) -> BuiltPrompt:
         """The prompt with the largest k (≤ the ranks given) that fits `budget` tokens.
 
@@ -85,11 +131,9 @@ class ReaderPrompt:
         """
         sem_tokens, epi_tokens = entry_tokens
         k_max = max(len(semantic_rank), len(episodic_rank))
-        base = (
-            self._base_tokens(memory.core, counter)
-            + counter.count(question)
-            + (counter.count(query_prompt) if query_prompt else 0)
-        )
+        base = self._base_tokens(memory.core, counter)
+        if self.rule.counts == "prompt":
+            base += counter.count(question) + (counter.count(query_prompt) if query_prompt else 0)
 
         def estimate(k: int) -> int:
             return (
@@ -99,16 +143,16 @@ class ReaderPrompt:
             )
 
         def exact(k: int, core: str) -> tuple[tuple[tuple[str, str], ...], int]:
-            shown_epi = [memory.episodic[i] for i in sorted(episodic_rank[:k])]  # chronological: memory order
+            shown_epi = self._shown_episodic(memory, episodic_rank[:k])
             messages = self.render(
-                core, [memory.semantic[i] for i in semantic_rank[:k]], shown_epi, question, query_prompt
+                core, [memory.semantic[i] for i in semantic_rank[:k]], shown_epi, question, query_prompt, task
             )
-            return messages, _count(counter, messages)
+            return messages, self._count(counter, messages)
 
         if estimate(k_max) <= SAFE_SHARE * budget:  # far inside the budget: no exact count needed
-            shown_epi = [memory.episodic[i] for i in sorted(episodic_rank)]
+            shown_epi = self._shown_episodic(memory, episodic_rank)
             messages = self.render(
-                memory.core, [memory.semantic[i] for i in semantic_rank], shown_epi, question, query_prompt
+                memory.core, [memory.semantic[i] for i in semantic_rank], shown_epi, question, query_prompt, task
             )
             return BuiltPrompt(messages, tuple(semantic_rank), tuple(episodic_rank), k_max, estimate(k_max), False)
         k = k_max
@@ -129,7 +173,10 @@ class ReaderPrompt:
                 raise ValueError(f"the question alone exceeds the reader budget of {budget} tokens")
             core, truncated = _cut(core, counter, max(0, counter.count(core) - (tokens - budget) - 16)), True
             messages, tokens = exact(0, core)
-        return BuiltPrompt(messages, tuple(semantic_rank[:k]), tuple(episodic_rank[:k]), k, tokens, truncated)
+        over_floor = truncated or k < min(self.rule.min_k, k_max)
+        return BuiltPrompt(
+            messages, tuple(semantic_rank[:k]), tuple(episodic_rank[:k]), k, tokens, truncated, over_floor
+        )
 
 
 def _count(counter: TokenCounter, messages: Sequence[tuple[str, str]]) -> int:

@@ -30,6 +30,9 @@ def summary_table(scores: dict) -> str:
     ]
     rows += [[f"[{c}]", c, "mean of tasks", f"{v:.3f}", "", "", ""] for c, v in scores["competencies"].items()]
     rows.append(["OVERALL", "", "mean of competencies", f"{scores['overall']:.3f}", "", "", ""])
+    plain = scores.get("averages", {}).get("mean_of_tasks")
+    if plain is not None and plain != scores["overall"]:
+        rows.append(["(paper's Avg.)", "", "plain mean of tasks", f"{plain:.3f}", "", "", ""])
     return tabulate(
         rows,
         headers=["task", "comp.", "metric", "score", "instances", "questions", "memory tokens"],
@@ -63,8 +66,9 @@ def write_report(path: Path, result: ScoreResult, reader: Reader) -> None:
     prompt_tokens = sum(it.response.prompt_tokens for it in result.items)
     completion_tokens = sum(it.response.completion_tokens for it in result.items)
     cached = sum(it.response.cached for it in result.items)
+    scorer = scores["scorer"]
     run = scores["run"]
-    limit = scores["scorer"].get("questions_per_instance")
+    limit = scorer.get("questions_per_instance")
     lines = [
         "# Scoring report",
         "",
@@ -73,9 +77,15 @@ def write_report(path: Path, result: ScoreResult, reader: Reader) -> None:
             if limit
             else []
         ),
+        f"Scorer profile: {scorer['profile']} ({scorer['rules']['description']}).",
+        "",
         summary_table(scores),
         "",
-        f"Aggregation: {scores['scorer']['aggregation']}.",
+        f"Aggregation: {scorer['aggregation']}.",
+        "",
+        "## Warnings",
+        "",
+        *([f"- {w}" for w in scores.get("warnings", [])] or ["- none"]),
         "",
         "## Memories",
         "",
@@ -87,12 +97,16 @@ def write_report(path: Path, result: ScoreResult, reader: Reader) -> None:
         f"- backend/model: {reader.describe()}",
         f"- questions answered: {len(result.items)} ({cached} from the response cache)",
         f"- prompt tokens: {prompt_tokens:,}; completion tokens: {completion_tokens:,}",
-        f"- prompt template: {scores['scorer']['template']['name']} sha256 {scores['scorer']['template']['sha256']}",
+        f"- prompt template: {scorer['template']['name']} sha256 {scorer['template']['sha256']}",
         f"- questions whose core memory was cut to fit the budget: {sum(it.core_truncated for it in result.items)}",
         "",
         "## Task data",
         "",
-        tabulate([[t, h] for t, h in scores["task_hashes"].items()], headers=["task", "sha256"], tablefmt="github"),
+        tabulate(
+            [[t, scores["tasks"][t].get("origin"), h] for t, h in scores["task_hashes"].items()],
+            headers=["task", "built from", "sha256"],
+            tablefmt="github",
+        ),
         "",
         "## Instances without a memory",
         "",

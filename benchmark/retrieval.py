@@ -1,16 +1,24 @@
 """BM25 retrieval over one memory's semantic or episodic entries.
 
-The scores are BM25 Okapi with k1 = 1.5, b = 0.75 and the Robertson idf floored at 0 — exactly
-rank-bm25's `BM25Okapi(epsilon=0)` and bm25s's `BM25(method="atire", idf_method="robertson")`; the
-original pipeline used rank-bm25 with its default floor (0.25 × mean idf), which differs only for
-words in more than half of the entries. Tokens are lower-cased `\\b\\w+\\b` words, as in the original.
+The scores are BM25 Okapi with k1 = 1.5, b = 0.75 and the Robertson idf. A word found in more than
+half of the entries has a negative idf, which needs a floor; two are offered (a scorer profile picks
+one, see `benchmark/profiles.py`):
+
+- `epsilon=None`: the idf floored at 0 — exactly rank-bm25's `BM25Okapi(epsilon=0)` and bm25s's
+  `BM25(method="atire", idf_method="robertson")`;
+- `epsilon=e`: rank-bm25's own floor, as the original pipeline used it (`BM25Okapi` defaults, e =
+  0.25): a negative idf becomes e × the mean idf of the memory's vocabulary (negatives included).
+
+Tokens are lower-cased `\\b\\w+\\b` words, as in the original.
 
 Why not call bm25s here: its index build loops over documents in Python (about 25 µs per entry) and
 it scores one query at a time, which put a 10k-entry memory at ~8 ms per question. This module
 computes the same formula vectorised with numpy/scipy — the whole corpus tokenised and hashed in one
 array pass (no per-token Python), one sparse term × entry matrix per index, all of an instance's
-questions scored in one sparse product — and the tests hold it to bm25s's and rank-bm25's scores on
-real text.
+questions scored together, one array operation per word position — and the tests hold it to bm25s's
+and rank-bm25's scores on real text. The arithmetic is rank-bm25's own, operation by operation (its
+logarithms, the order of its sums), so `memalpha-paper` gets the original's ranked lists exactly, ties
+included.
 
 Like the original, a query retrieves the k best entries whatever their scores, so a memory with
 fewer than k entries is shown whole; the floor of idf at 0 would otherwise hide the entries of a
@@ -20,6 +28,7 @@ retrieves nothing. Best first, ties broken by memory order, so results are deter
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from functools import cache
@@ -35,15 +44,18 @@ def tokenize(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def settings() -> dict[str, object]:
-    """What results records say about the retriever."""
+def settings(epsilon: float | None = None) -> dict[str, object]:
+    """What results records say about the retriever with this idf floor."""
     return {
-        "scoring": "BM25 Okapi (= bm25s atire/robertson, rank-bm25 epsilon 0)",
+        "scoring": (
+            "BM25 Okapi (= bm25s atire/robertson, rank-bm25 epsilon 0)"
+            if epsilon is None
+            else f"BM25 Okapi (= rank-bm25 BM25Okapi, epsilon {epsilon})"
+        ),
         "k1": K1,
         "b": B,
-        "idf_floor": 0.0,
+        "idf_floor": 0.0 if epsilon is None else f"{epsilon} x mean idf",
         "tokens": "lowercase \\b\\w+\\b",
-        "query": "the question alone",
         "zero_scores_fill_k": True,
         "ties": "memory order",
     }
@@ -131,10 +143,26 @@ def _top_k(dense: np.ndarray, k: int) -> list[list[int]]:
     return out
 
 
-class MemoryIndex:
-    """A BM25 index over the texts of one memory type (possibly empty)."""
+def floored_idf(n: int, df: np.ndarray, first_seen: np.ndarray, epsilon: float | None) -> np.ndarray:
+    """Robertson idf per term of a corpus of `n` entries, with its floor for negative values, computed with
+    rank-bm25's own arithmetic so that its scores are reproduced to the last bit.
 
-    def __init__(self, texts: Sequence[str]):
+    rank-bm25 computes `math.log(n - df + 0.5) - math.log(df + 0.5)` and floors a negative value at
+    epsilon × the mean of all idfs (negatives included), summed in the order the words first occur in
+    the corpus (`first_seen`: each term's first token position); with `epsilon=None` the floor is 0.
+    """
+    values, inverse = np.unique(df, return_inverse=True)
+    idf = np.array([math.log(n - d + 0.5) - math.log(d + 0.5) for d in values.tolist()])[inverse]
+    if epsilon is None:
+        return np.maximum(idf, 0.0)
+    total = np.cumsum(idf[np.argsort(first_seen)])[-1]  # a sequential sum, as rank-bm25's loop
+    return np.where(idf < 0, epsilon * (total / idf.size), idf)
+
+
+class MemoryIndex:
+    """A BM25 index over the texts of one memory type (possibly empty); `epsilon`: see `floored_idf`."""
+
+    def __init__(self, texts: Sequence[str], *, epsilon: float | None = None):
         self.size = len(texts)
         self._terms = np.empty(0, dtype=np.uint64)  # sorted token hashes: term i is self._terms[i]
         self._matrix = None  # terms × entries, BM25 weight of each (term, entry)
@@ -160,14 +188,19 @@ class MemoryIndex:
         n, v = len(texts), len(self._terms)
         lengths = np.bincount(entry, minlength=n).astype(np.float64)
         df = np.bincount(term, minlength=v)
-        idf = np.maximum(np.log((n - df + 0.5) / (df + 0.5)), 0.0)
+        idf = floored_idf(n, df, order[term_start], epsilon)  # a run's first token is the term's first use
         norm = K1 * (1 - B + B * lengths[doc] / lengths.mean())
-        weights = idf[term] * (tf * (K1 + 1)) / (tf + norm)
+        weights = idf[term] * ((tf * (K1 + 1)) / (tf + norm))
         indptr = np.searchsorted(term, np.arange(v + 1))
         self._matrix = sparse.csr_matrix((weights, doc, indptr), shape=(v, n))
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[int]]:
-        """For each query, the indices of its top-`k` entries, best first (all queries in one product)."""
+        """For each query, the indices of its top-`k` entries, best first.
+
+        A block of queries is scored at once, query word by query word: the weights of each query's j-th
+        word are added to its entries' scores before those of its (j+1)-th, as rank-bm25 adds them, so
+        equal scores come out equal to the last bit and ties keep memory order exactly as its stable sort.
+        """
         if self.size == 0 or k <= 0 or not queries:
             return [[] for _ in queries]
         hashes, rows = _texts_tokens(queries)
@@ -175,16 +208,45 @@ class MemoryIndex:
         if self._matrix is None:  # entries without a single word: all score 0, memory order
             return [list(range(min(k, self.size))) if w else [] for w in has_words]
         cols = np.searchsorted(self._terms, hashes).clip(max=len(self._terms) - 1)
-        known = self._terms[cols] == hashes
-        counts = sparse.csr_matrix(
-            (np.ones(int(known.sum())), (rows[known], cols[known])), shape=(len(queries), len(self._terms))
-        )
+        known = self._terms[cols] == hashes  # an unknown word adds 0 to every score: it is dropped
+        rows, cols = rows[known], cols[known]
         out: list[list[int]] = []
         block = max(1, DENSE_CELLS // self.size)  # queries scored densely at a time (bounded memory)
         for first in range(0, len(queries), block):
-            dense = (counts[first : first + block] @ self._matrix).toarray()
-            out.extend(_top_k(dense, k))
+            size = min(block, len(queries) - first)
+            inside = (rows >= first) & (rows < first + size)
+            out.extend(_top_k(self._scores(rows[inside] - first, cols[inside], size), k))
         return [ranked if w else [] for ranked, w in zip(out, has_words, strict=True)]
+
+    def _add(self, scores: np.ndarray, query_rows: np.ndarray, terms: np.ndarray) -> None:
+        """Add to `scores[query_rows[i]]` the weights of term `terms[i]` (one term per query row)."""
+        postings = self._matrix[terms]
+        scores[np.repeat(query_rows, np.diff(postings.indptr)), postings.indices] += postings.data
+
+    def _scores(self, rows: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
+        """Dense scores of `size` queries given their known words in order, as (query row, term) pairs.
+
+        The words the queries share at their start (a query prompt) are added once for all of them.
+        """
+        lengths = np.bincount(rows, minlength=size)
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        shared = terms[: int(lengths.min())]
+        for start in starts[1:].tolist():
+            differs = np.flatnonzero(terms[start : start + shared.size] != shared)
+            shared = shared[: differs[0]] if differs.size else shared
+        prefix = np.zeros((1, self.size))
+        for term in shared:
+            self._add(prefix, np.zeros(1, dtype=np.int64), np.array([term]))
+        dense = np.repeat(prefix, size, axis=0)
+        position = np.arange(rows.size) - starts[rows]  # the word's place among its query's known words
+        rest = position >= shared.size
+        rows, terms, position = rows[rest], terms[rest], position[rest]
+        order = np.argsort(position, kind="stable")
+        rows, terms, position = rows[order], terms[order], position[order]
+        bounds = np.flatnonzero(np.diff(position)) + 1
+        for group_rows, group_terms in zip(np.split(rows, bounds), np.split(terms, bounds), strict=True):
+            self._add(dense, group_rows, group_terms)
+        return dense
 
     def search(self, query: str, k: int) -> list[int]:
         return self.search_many([query], k)[0]

@@ -2,13 +2,15 @@
 
 Generation (retrieval, prompt, reader) is separate from scoring (metrics, aggregation): every reader
 answer goes through the persistent response cache first, so a killed run resumes where it stopped and
-re-scoring a finished run asks the reader nothing.
+re-scoring a finished run asks the reader nothing. A scorer profile (`benchmark/profiles.py`) fixes
+every choice along the way; the default is `v1`.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,40 +23,34 @@ from tasks.manifest import load_built
 from tasks.registry import get_task
 from tasks.tokenization import TokenCounter
 
-from . import metrics
+from . import failed_questions
 from .memory import MemoryEntry, MemoryRecord, read_memories
+from .profiles import AVERAGES, Profile, ScorerConfig, get_profile, release_warnings
 from .prompting import ReaderPrompt
-from .readers.base import Reader, ReaderRequest, ReaderResponse, SamplingParams
-from .retrieval import MemoryIndex, settings
+from .readers.base import Reader, ReaderRequest, ReaderResponse, RequestsFailed
+from .retrieval import MemoryIndex
 
-SCORER_VERSION = "1.0"
-AGGREGATION_RULE = (
-    "question score -> mean per instance -> mean over a task's instances -> mean over a competency's "
-    "tasks -> overall = mean over competencies"
-)
+__all__ = ["QuestionItem", "ScorerConfig", "aggregate", "answer", "judge", "prepare", "score_items", "score_run"]
 
-
-@dataclass(frozen=True)
-class ScorerConfig:
-    top_k: int = 20
-    budget_tokens: int = 30_000
-    sampling: SamplingParams = field(default_factory=lambda: SamplingParams(max_tokens=2048))
-    judge_sampling: SamplingParams = field(default_factory=lambda: SamplingParams(max_tokens=16))
+SCORER_VERSION = "2.0"  # 2.0: scorer profiles (scores.json `scorer.profile`)
+AGGREGATION_RULE = AVERAGES["mean_of_competencies"]
 
 
 @dataclass
 class QuestionItem:
-    """One (instance, question) with its prompt, waiting for the reader."""
+    """One (instance, question) with its prompt, waiting for the reader; `profile` scores it."""
 
     record: MemoryRecord
     row: dict[str, Any]
     question: dict[str, Any]
-    metric: str
+    metric: str  # the profile's scorer id for the task ("llm_judge" for a judged one)
     request: ReaderRequest
     retrieved: dict[str, list[str]]
     core_truncated: bool
     response: ReaderResponse | None = None
     score: float | None = None
+    profile: Profile = field(default_factory=get_profile)
+    over_floor: bool = False  # the prompt needed k below the original's floor (its budget loop raised)
 
 
 @dataclass
@@ -62,6 +58,7 @@ class TaskData:
     rows: dict[str, dict[str, Any]]  # instance_id -> row (all splits)
     sha256: str
     split_of: dict[str, str]
+    manifest: dict[str, Any] = field(default_factory=dict)
 
 
 def load_tasks(data_dir: Path, names: Sequence[str]) -> dict[str, TaskData]:
@@ -79,7 +76,7 @@ def load_tasks(data_dir: Path, names: Sequence[str]) -> dict[str, TaskData]:
             for row in ds.to_list():
                 rows[row["instance_id"]] = row
                 split_of[row["instance_id"]] = split
-        out[name] = TaskData(rows, manifest["sha256"], split_of)
+        out[name] = TaskData(rows, manifest["sha256"], split_of, manifest)
     return out
 
 
@@ -96,16 +93,25 @@ def prepare(
     config: ScorerConfig,
     prompt: ReaderPrompt,
     counter: TokenCounter,
+    profile: Profile | str | None = None,
 ) -> list[QuestionItem]:
     """Retrieval and prompts for every question; each instance's indexes are built once."""
+    profile = get_profile(profile)
+    epsilon = profile.retrieval.epsilon
     items = []
     for record in records:
         spec = get_task(record.task)
+        scorer = profile.scorer_for(record.task)
         row = tasks[record.task].rows[record.instance_id]
         mem = record.memory
-        texts = [q["question"] for q in row["questions"]]
-        sem_ranks = MemoryIndex([e.content for e in mem.semantic]).search_many(texts, config.top_k)
-        epi_ranks = MemoryIndex([e.content for e in mem.episodic]).search_many(texts, config.top_k)
+        texts = [
+            profile.retrieval.query_text(
+                q["question"], prompt.render_user(q["question"], spec.query_prompt, record.task), spec.metric
+            )
+            for q in row["questions"]
+        ]
+        sem_ranks = MemoryIndex([e.content for e in mem.semantic], epsilon=epsilon).search_many(texts, config.top_k)
+        epi_ranks = MemoryIndex([e.content for e in mem.episodic], epsilon=epsilon).search_many(texts, config.top_k)
         entry_tokens = (
             _token_counts(counter, mem.semantic, sem_ranks),
             _token_counts(counter, mem.episodic, epi_ranks),
@@ -120,28 +126,33 @@ def prepare(
                 counter=counter,
                 budget=config.budget_tokens,
                 entry_tokens=entry_tokens,
+                task=record.task,
             )
             items.append(
                 QuestionItem(
                     record,
                     row,
                     q,
-                    spec.metric,
+                    scorer.id,
                     ReaderRequest(built.messages, config.sampling),
                     {
                         "semantic": [mem.semantic[i].id for i in built.semantic],
                         "episodic": [mem.episodic[i].id for i in built.episodic],
                     },
                     built.core_truncated,
+                    profile=profile,
+                    over_floor=built.over_floor,
                 )
             )
     return items
 
 
 def _token_counts(counter: TokenCounter, entries: Sequence[MemoryEntry], ranks: list[list[int]]) -> dict[int, int]:
-    """Token counts of the entries some question retrieves (only those can enter a prompt)."""
+    """Token counts of the entries some question retrieves (only those can enter a prompt), each as the
+    templates show it: with its timestamp, when it has one."""
     needed = sorted({i for rank in ranks for i in rank})
-    return dict(zip(needed, counter.count_many([entries[i].content for i in needed]), strict=True))
+    shown = [f"[{e.timestamp}] {e.content}" if e.timestamp else e.content for e in (entries[i] for i in needed)]
+    return dict(zip(needed, counter.count_many(shown), strict=True))
 
 
 def answer(
@@ -152,6 +163,24 @@ def answer(
         item.response = response
 
 
+def judged(item: QuestionItem) -> bool:
+    return item.profile.scorer_for(item.record.task).judged
+
+
+def judge_request(item: QuestionItem, config: ScorerConfig) -> ReaderRequest:
+    """The judge's request for one answered question, in its profile's wording."""
+    q = item.question
+    messages = item.profile.judge.prompt(
+        q["question"], q["answers"], item.response.raw_text, q.get("question_type"), q["question_id"]
+    )
+    return ReaderRequest(tuple((m["role"], m["content"]) for m in messages), config.judge_sampling)
+
+
+def set_verdict(item: QuestionItem, reply: ReaderResponse) -> None:
+    """The question's score from the judge's reply, by its profile's verdict rule."""
+    item.score = item.profile.judge.verdict(reply.raw_text)
+
+
 def judge(
     items: Sequence[QuestionItem],
     judge_reader: Reader,
@@ -159,33 +188,19 @@ def judge(
     on_result: Callable[[int, ReaderResponse], None] | None,
 ) -> None:
     """LLM-judge questions: a yes/no verdict per (question, gold, response)."""
-    pending = [it for it in items if it.metric == "llm_judge"]
+    pending = [it for it in items if judged(it)]
     if not pending:
         return
-    requests = [
-        ReaderRequest(
-            tuple(
-                (m["role"], m["content"])
-                for m in metrics.judge_prompt(
-                    it.question["question"],
-                    it.question["answers"],
-                    it.response.text,
-                    it.question.get("question_type"),
-                    question_id=it.question["question_id"],
-                )
-            ),
-            config.judge_sampling,
-        )
-        for it in pending
-    ]
+    requests = [judge_request(it, config) for it in pending]
     for item, verdict in zip(pending, judge_reader.generate(requests, on_result=on_result), strict=True):
-        item.score = metrics.parse_judge_verdict(verdict.text)
+        set_verdict(item, verdict)
 
 
 def score_items(items: Sequence[QuestionItem]) -> None:
     for item in items:
-        if item.metric != "llm_judge":
-            item.score = metrics.score(item.metric, item.response.text, item.question["answers"])
+        scorer = item.profile.scorer_for(item.record.task)
+        if not scorer.judged:
+            item.score = scorer.score(item.response.raw_text, item.question["answers"])
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -197,7 +212,11 @@ def aggregate(
     records: Sequence[MemoryRecord],
     tasks: dict[str, TaskData],
     counter: TokenCounter,
+    profile: Profile | str | None = None,
 ) -> dict[str, Any]:
+    """Task, competency and overall scores; `averages` holds every averaging rule of the profile (the
+    first is `overall`)."""
+    profile = get_profile(profile)
     per_instance: dict[tuple[str, str], list[float]] = defaultdict(list)
     for it in items:
         per_instance[(it.record.task, it.record.instance_id)].append(it.score)
@@ -209,7 +228,8 @@ def aggregate(
         spec = get_task(name)
         task_scores[name] = {
             "score": round(_mean(inst_means), 6),
-            "metric": spec.metric,
+            "metric": profile.scorer_for(name).id,
+            "origin": tasks[name].manifest.get("origin"),
             "competency": spec.competency,
             "instances": len(recs),
             "questions": sum(len(per_instance[(name, r.instance_id)]) for r in recs),
@@ -220,8 +240,14 @@ def aggregate(
     for t in task_scores.values():
         by_comp[t["competency"]].append(t["score"])
     competencies = {c: round(_mean(v), 6) for c, v in sorted(by_comp.items())}
+    rules = {
+        "mean_of_competencies": round(_mean(list(competencies.values())), 6),
+        "mean_of_tasks": round(_mean([t["score"] for t in task_scores.values()]), 6),
+    }
+    averages = {key: rules[key] for key in profile.averages}
     return {
-        "overall": round(_mean(list(competencies.values())), 6),
+        "overall": averages[profile.averages[0]],
+        "averages": averages,
         "competencies": competencies,
         "tasks": task_scores,
     }
@@ -256,6 +282,7 @@ def prediction_line(item: QuestionItem) -> dict[str, Any]:
         "prompt_tokens": r.prompt_tokens,
         "completion_tokens": r.completion_tokens,
         "core_truncated": item.core_truncated,
+        "profile": item.profile.id,
     }
 
 
@@ -269,19 +296,26 @@ def scorer_record(
     reader: Reader,
     judge_reader: Reader | None,
     counter: TokenCounter,
+    profile: Profile | str | None = None,
+    tasks: Sequence[str] = (),
     questions_per_instance: int | None = None,
 ) -> dict[str, Any]:
-    """The settings a score was computed with; `questions_per_instance` is recorded only when set."""
+    """The settings a score was computed with: what `scores.json` records as `scorer`, and what a re-score
+    of the same run is checked against. `questions_per_instance` is recorded only when set."""
+    profile = get_profile(profile)
     limit = {"questions_per_instance": questions_per_instance} if questions_per_instance else {}
     return {
         **limit,
         "version": SCORER_VERSION,
-        "retriever": {**settings(), "top_k": config.top_k},
+        "profile": profile.id,
+        "rules": profile.describe(),
+        "retriever": {**profile.retrieval.describe(), "top_k": config.top_k},
         "reader": {**reader.describe(), "sampling": config.sampling.as_dict()},
         "judge": {**judge_reader.describe(), "sampling": config.judge_sampling.as_dict()} if judge_reader else None,
-        "budget": {"tokens": config.budget_tokens, "counter": counter.describe()},
-        "template": {"name": f"reader_{prompt.version}", "sha256": prompt.sha256},
-        "aggregation": AGGREGATION_RULE,
+        "budget": {"tokens": config.budget_tokens, "counter": counter.describe(), **profile.budget.describe()},
+        "template": prompt.describe(),
+        "metrics": {task: profile.scorer_for(task).id for task in sorted(tasks)},
+        "aggregation": AVERAGES[profile.averages[0]],
     }
 
 
@@ -309,38 +343,68 @@ def score_run(
     config: ScorerConfig | None = None,
     judge_reader: Reader | None = None,
     show_progress: bool = True,
+    profile: Profile | str | None = None,
+    template_file: str | Path | None = None,
     questions_per_instance: int | None = None,
 ) -> ScoreResult:
     """Score `run_dir/memories.jsonl`; writes predictions.jsonl, scores.json and report.md beside it.
-    `questions_per_instance` asks only the first N questions of each instance (a smoke run)."""
+
+    `profile` (default `v1`) fixes the pipeline and gives the defaults of `config`; `template_file` replaces
+    the profile's reader template by a user's (its sha256 is recorded). `questions_per_instance` asks only
+    the first N questions of each instance (a smoke run).
+    """
     from tqdm.auto import tqdm
 
     from .report import run_provenance, write_report
 
     run_dir, data_dir = Path(run_dir), Path(data_dir)
-    config = config or ScorerConfig()
-    prompt = ReaderPrompt()
+    profile = get_profile(profile)
+    config = config or profile.defaults
+    prompt = ReaderPrompt.for_profile(profile, template_file)
     records, tasks = load_run(run_dir, data_dir)
     if questions_per_instance:
         limit_questions(tasks, questions_per_instance)
-    items = prepare(records, tasks, config, prompt, counter)
+    items = prepare(records, tasks, config, prompt, counter, profile)
     judge_reader = judge_reader or reader
-    needs_judge = any(it.metric == "llm_judge" for it in items)
+    needs_judge = any(judged(it) for it in items)
 
+    failures: list[failed_questions.QuestionFailure] = []
     with tqdm(total=len(items), desc="reader", unit="q", disable=not show_progress) as bar:
-        answer(items, reader, on_result=lambda i, r: bar.update(1))
-    if needs_judge:
-        n = sum(it.metric == "llm_judge" for it in items)
-        with tqdm(total=n, desc="judge", unit="q", disable=not show_progress) as bar:
-            judge(items, judge_reader, config, on_result=lambda i, r: bar.update(1))
+
+        def answered(i: int, response: ReaderResponse) -> None:
+            items[i].response = response
+            bar.update(1)
+
+        try:
+            answer(items, reader, on_result=answered)
+        except RequestsFailed as failed:
+            failures += failed_questions.from_requests_failed(items, failed, "reader")
+    to_judge = [it for it in items if judged(it) and it.response is not None]
+    if to_judge:
+        with tqdm(total=len(to_judge), desc="judge", unit="q", disable=not show_progress) as bar:
+            try:
+                judge(to_judge, judge_reader, config, on_result=lambda i, r: bar.update(1))
+            except RequestsFailed as failed:
+                failures += failed_questions.from_requests_failed(to_judge, failed, "judge")
+    failed_questions.record(run_dir, failures, len(items))
     score_items(items)
 
-    scores = aggregate(items, records, tasks, counter)
+    scores = aggregate(items, records, tasks, counter, profile)
     scores["scorer"] = scorer_record(
-        config, prompt, reader, judge_reader if needs_judge else None, counter, questions_per_instance
+        config,
+        prompt,
+        reader,
+        judge_reader if needs_judge else None,
+        counter,
+        profile,
+        sorted(tasks),
+        questions_per_instance,
     )
     scores["task_hashes"] = {name: tasks[name].sha256 for name in sorted(tasks)}
     scores["run"] = run_provenance(run_dir)
+    scores["warnings"] = run_warnings(profile, tasks, items)
+    for warning in scores["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     with open(run_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
         for item in items:
             f.write(json.dumps(prediction_line(item), ensure_ascii=False, sort_keys=True) + "\n")
@@ -348,3 +412,16 @@ def score_run(
     result = ScoreResult(scores, items, records)
     write_report(run_dir / "report.md", result, reader)
     return result
+
+
+def run_warnings(profile: Profile, tasks: dict[str, TaskData], items: Sequence[QuestionItem]) -> list[str]:
+    """What makes a run's numbers not the original's: tasks not built from the paper's release, and (for a
+    profile with the original's budget floor) questions whose prompt only fitted below it."""
+    out = release_warnings(profile, {name: data.manifest for name, data in tasks.items()})
+    over = sum(it.over_floor for it in items)
+    if over and profile.budget.min_k > 0:
+        out.append(
+            f"{over} question(s) fitted the {profile.id} budget only below k = {profile.budget.min_k}, where the "
+            "original raised; they were scored with fewer entries or a cut core memory (predictions: core_truncated)"
+        )
+    return out

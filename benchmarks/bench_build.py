@@ -1,12 +1,17 @@
-"""Task-build performance: chunking a 500k-token input, and build throughput on the real raw samples.
+"""Task-build performance: build throughput on the real raw samples, and what verifying a task's hash on
+load costs.
 
 Run by hand (figures go into docs/performance.md):
 
     MEMALPHA_RAW_DIR=../shared/data/raw python benchmarks/bench_build.py [--tasks squad ...] [--repeat 3]
 
-Token counters measured: `simple` (the offline counter) and a byte-level BPE tokenizer with Qwen's
-pre-tokenizer and a 32k vocabulary trained on the input, as an offline stand-in for the real Qwen3
-tokenizer (the hub is unreachable here; the Rust code path and per-token cost are the same kind).
+Builds use the `simple` counter (offline; `--tokenizer` of a build). Chunking against one tokenizer
+pass with the real Qwen-vocabulary BPE is measured by benchmarks/bench_chunking.py.
+
+Verification: `tasks.manifest.load_built` recomputes every split's sha256 from the rows on each load. Its
+cost (CPU seconds) is measured beside the load itself (`load_built(..., verify=False)`), in the same run,
+on every built task, and on a task as big as the largest of the benchmark (InfBench-Sum: 100 instances of
+about 180k tokens), made of real SQuAD text.
 """
 
 from __future__ import annotations
@@ -18,15 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from tasks.build import build_task
-from tasks.chunking import chunk_text
-from tasks.sources.squad import read_squad_file
-from tasks.tokenization import HFTokenizerCounter, SimpleCounter
+import datasets
 
-QWEN_PATTERN = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
-    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
+from tasks.build import build_task
+from tasks.manifest import MANIFEST_FORMAT, dataset_sha256, load_built, split_sha256, write_manifest
+from tasks.schema import FEATURES
+from tasks.sources.squad import read_squad_file
+
 DEFAULT_TASKS = [
     "squad",
     "hotpotqa",
@@ -36,47 +39,54 @@ DEFAULT_TASKS = [
     "icl_clinic150",
     "icl_trec_coarse",
     "locomo",
+    "scaling_squad_128k",
 ]
 
 
-def bpe_counter(texts: list[str], directory: Path) -> HFTokenizerCounter:
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(QWEN_PATTERN), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(
-        texts, trainers.BpeTrainer(vocab_size=32000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    )
-    path = directory / "tokenizer.json"
-    tok.save(str(path))
-    return HFTokenizerCounter(name="bpe-32k (stand-in)", revision=None, tokenizer_file=path, spec=str(path))
-
-
-def long_text(raw_dir: Path, tokens: int, counter) -> str:
-    """SQuAD paragraphs repeated until `tokens` tokens: realistic English, sentence structure intact."""
-    paragraphs = [p.context for f in sorted((raw_dir / "squad").glob("*.json")) for p in read_squad_file(f)]
-    out, total, i = [], 0, 0
-    while total < tokens:
-        p = paragraphs[i % len(paragraphs)]
-        out.append(p)
-        total += counter.count(p)
-        i += 1
-    return "\n\n".join(out)
-
-
-def timed(fn, repeat: int) -> float:
+def timed(fn, repeat: int, clock=time.perf_counter) -> float:
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
+
+
+def big_task(raw_dir: Path, out: Path, instances: int = 100, chunks: int = 90) -> Path:
+    """A built-task folder of `instances` rows of `chunks` 8 kB chunks of real SQuAD text (about 180k
+    tokens each), written as `memalpha tasks build` writes one, with its manifest."""
+    from datasets import Dataset, DatasetDict
+
+    text = "\n\n".join(p.context for f in sorted((raw_dir / "squad").glob("*.json")) for p in read_squad_file(f))
+    size = 8000
+    rows = []
+    for i in range(instances):
+        start = (i * chunks * size) % (len(text) - chunks * size)
+        rows.append(
+            {
+                "instance_id": f"big-{i}",
+                "task": "infbench_sum",
+                "competency": "LRU",
+                "chunks": [text[start + k * size : start + (k + 1) * size] for k in range(chunks)],
+                "questions": [
+                    {
+                        "question_id": f"big-{i}-q0",
+                        "question": "Summarize the book.",
+                        "answers": ["a summary"],
+                        "question_type": None,
+                        "question_date": None,
+                    }
+                ],
+                "context_tokens": chunks * 2000,
+                "metadata": "{}",
+            }
+        )
+    folder = out / "infbench_sum"
+    DatasetDict({"test": Dataset.from_list(rows, features=FEATURES)}).save_to_disk(str(folder))
+    hashes = {"test": split_sha256(rows)}
+    manifest = {"format": MANIFEST_FORMAT, "task": "infbench_sum", "splits": {"test": {"sha256": hashes["test"]}}}
+    write_manifest(folder, {**manifest, "sha256": dataset_sha256(hashes)})
+    return folder
 
 
 def main() -> None:
@@ -85,24 +95,14 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", default=DEFAULT_TASKS)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    print(f"CPU cores available: {len(os.sched_getaffinity(0))}")
+    datasets.disable_progress_bars()
+    print(f"CPU cores available: {len(os.sched_getaffinity(0))}; load average {os.getloadavg()[0]:.1f}")
 
     with tempfile.TemporaryDirectory() as tmp:
-        simple = SimpleCounter()
-        text = long_text(args.raw_dir, 500_000, simple)
-        bpe = bpe_counter([text], Path(tmp))
-        print("\n## Chunking one 500k-token input into 2048-token sentence chunks")
-        print("| counter | tokens in input | chunks | median seconds |")
-        print("|---|---|---|---|")
-        for counter in (simple, bpe):
-            n_tokens = counter.count(text)
-            chunks = chunk_text(text, counter, 2048)
-            seconds = timed(lambda c=counter: chunk_text(text, c, 2048), args.repeat)
-            print(f"| {counter.describe()['name']} | {n_tokens:,} | {len(chunks)} | {seconds:.2f} |")
-
         print("\n## Build throughput from the raw samples (tokenizer `simple`, progress bars off)")
         print("| task | instances | context tokens | median seconds | tokens/s |")
         print("|---|---|---|---|---|")
+        built = []
         for name in args.tasks:
 
             def run(name=name):
@@ -116,10 +116,23 @@ def main() -> None:
                 )
 
             result = run()
+            built.append(result.path)
             tokens = sum(s["context_tokens"]["total"] for s in result.manifest["splits"].values())
             instances = sum(s["instances"] for s in result.manifest["splits"].values())
             seconds = timed(run, args.repeat)
             print(f"| {name} | {instances} | {tokens:,} | {seconds:.2f} | {tokens / seconds:,.0f} |")
+
+        print("\n## Loading a built task: without and with the hash check (median CPU seconds)")
+        print("| task | data on disk | load | load + verify | verify costs | verify rate |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for path in [*built, big_task(args.raw_dir, Path(tmp) / "big")]:
+            size = sum(f.stat().st_size for f in path.rglob("*.arrow"))
+            plain = timed(lambda p=path: load_built(p, verify=False), args.repeat, time.process_time)
+            checked = timed(lambda p=path: load_built(p), args.repeat, time.process_time)
+            print(
+                f"| {path.name} | {size / 1e6:.1f} MB | {plain:.3f} | {checked:.3f} | "
+                f"{checked - plain:.3f} s | {size / 1e6 / max(checked - plain, 1e-9):.0f} MB/s |"
+            )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
-"""Boards: one per suite or single task. An entry is ranked on the board of what it covers.
+"""Boards: one per suite or single task and scorer profile. An entry is ranked on the board of what it
+covers, among entries scored with the same profile.
 
 A suite board evaluates the suite's (task, split) members; a single-task board evaluates the task's
-evaluation split (`test` where it has one, else `validation`, else its only split). Board scores use
-the scorer's aggregation rule: task scores -> mean per competency -> overall = mean of competencies.
+evaluation split (`test` where it has one, else `validation`, else its only split). Every board is
+bound to one scorer profile (`benchmark/profiles.py`): `v1` re-scores and `memalpha-paper` numbers
+(re-scores and the numbers the papers report) are never ranked together. Board scores use the
+scorer's aggregation rule: task scores -> mean per competency -> overall = mean of competencies; a
+profile that reproduces a paper also reports the paper's plain mean of tasks.
 """
 
 from __future__ import annotations
@@ -10,11 +14,16 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
+from benchmark.profiles import get_profile
 from tasks.errors import UnknownNameError
 from tasks.registry import all_suites, all_tasks, get_suite, get_task
 from tasks.schema import COMPETENCIES
+
+LEGACY_PROFILE = "v1@1"
+"""The profile of a results record written before boards had one (the scorer then was v1@1)."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,24 @@ class Board:
     kind: str  # "suite" or "task"
     description: str
     members: tuple[tuple[str, str], ...]  # (task, split)
+    profile: str = ""  # the scorer profile, name@version ("" is the default profile)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "profile", get_profile(self.profile or None).id)
+
+    def with_profile(self, profile: str | None) -> Board:
+        """The same board under another scorer profile (a name alone means its latest version)."""
+        return replace(self, profile=get_profile(profile).id)
+
+    @property
+    def averages(self) -> tuple[str, ...]:
+        """The averaging rules the board shows: its profile's."""
+        return get_profile(self.profile).averages
+
+    @property
+    def anchor(self) -> str:
+        """The board's id in the rendered page (one per board and profile)."""
+        return f"board-{self.name}-{self.profile.replace('@', '-')}"
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -40,15 +67,23 @@ def evaluation_split(task: str) -> str:
     return next((s for s in ("test", "validation") if s in splits), splits[0])
 
 
-def get_board(kind: str, name: str) -> Board:
-    """The board of a suite (`kind="suite"`) or of a single task (`kind="task"`)."""
+def get_board(kind: str, name: str, profile: str | None = None) -> Board:
+    """The board of a suite (`kind="suite"`) or of a single task (`kind="task"`) under a scorer profile
+    (default: the default profile)."""
+    profile = get_profile(profile).id
     if kind == "suite":
         suite = get_suite(name)
-        return Board(suite.name, "suite", suite.description, suite.members)
+        return Board(suite.name, "suite", suite.description, suite.members, profile)
     if kind == "task":
         spec = get_task(name)
-        return Board(spec.name, "task", spec.description, ((spec.name, evaluation_split(spec.name)),))
+        return Board(spec.name, "task", spec.description, ((spec.name, evaluation_split(spec.name)),), profile)
     raise UnknownNameError("board kind", kind, ("suite", "task"))
+
+
+def record_board(record: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(kind, name, profile) of a results record's board; records without a profile are v1@1's."""
+    board = record["board"]
+    return board["kind"], board["name"], board.get("profile", LEGACY_PROFILE)
 
 
 def board_order() -> dict[str, int]:
@@ -64,3 +99,12 @@ def aggregate(task_scores: Mapping[str, float]) -> tuple[dict[str, float], float
         by_comp[get_task(task).competency].append(score)
     comps = {c: round(statistics.fmean(by_comp[c]), 6) for c in COMPETENCIES if c in by_comp}
     return comps, round(statistics.fmean(comps.values()), 6) if comps else 0.0
+
+
+def averages(task_scores: Mapping[str, float], board: Board) -> dict[str, float]:
+    """The board's averaging rules over task scores (as the scorer writes them into `averages`)."""
+    rules = {
+        "mean_of_competencies": aggregate(task_scores)[1],
+        "mean_of_tasks": round(statistics.fmean(task_scores.values()), 6) if task_scores else 0.0,
+    }
+    return {key: rules[key] for key in board.averages}

@@ -54,14 +54,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("submission", type=Path, metavar="SUBMISSION")
     p.add_argument("--data", type=Path, help="folder of built tasks (DIR/<task>/), as for `memalpha score`")
     p.add_argument("--results", type=Path, help="also check against a results store (duplicates, versions)")
+    p.add_argument("--profile", help="the scorer profile of the board (default: as `add` scores, v1)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(
         "add",
         help="validate, re-score with the pinned scorer, and record a submission",
         description="Validate SUBMISSION, score its memories through the fixed pipeline with the pinned "
-        "settings (top-k 20, 30k-token budget, 2048 answer tokens), and write one record into "
-        "the results store. Nothing is written there if anything fails.",
+        "settings (top-k 20, 30k-token budget, 2048 answer tokens) and the scorer profile of --profile, "
+        "and write one record into the results store, on the board of that profile. Nothing is written "
+        "there if anything fails.",
     )
     p.add_argument("submission", type=Path, metavar="SUBMISSION")
     p.add_argument("--data", type=Path, required=True, help="folder of built tasks (DIR/<task>/)")
@@ -103,10 +105,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .validate import validate_submission
 
     store = ResultsStore(args.results) if args.results else None
-    v = validate_submission(args.submission, args.data, store=store)
+    v = validate_submission(args.submission, args.data, store=store, profile=args.profile)
     meta = v.meta
     print(
-        f"OK: {meta.agent_name} {meta.agent_version} for board {meta.board.name} ({meta.board.kind}), "
+        f"OK: {meta.agent_name} {meta.agent_version} for board {meta.board.name} ({meta.board.kind}, "
+        f"profile {meta.board.profile}), "
         f"{v.instances} instances, memories sha256 {v.memories_sha256}"
     )
     if v.contamination.possible:
@@ -130,7 +133,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     if off:
         raise UsageError(f"the leaderboard scores with pinned settings; drop {', '.join(off)}")
     store = ResultsStore(args.results)
-    validated = validate_submission(args.submission, args.data, store=store)
+    validated = validate_submission(args.submission, args.data, store=store, profile=args.profile)
     args.cache = args.cache or default_cache()
     reader, judge = readers_from_args(args, args.cache.parent)
     record, path = add_submission(

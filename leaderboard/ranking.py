@@ -1,8 +1,10 @@
 """Which entries appear on which board, in which order.
 
-An entry is ranked on the board it was submitted for, by overall score (higher first), then by memory
-size (smaller first; unknown sizes last), then by agent name and version. A reported seed entry is
-dropped once an entry with the same board, agent name and version has been re-scored.
+An entry is ranked on the board it was submitted for, among the entries scored with the same profile
+(a board is bound to one), by overall score (higher first), then by memory size (smaller first;
+unknown sizes last), then by agent name and version. A reported seed entry (on a `memalpha-paper`
+board) is dropped once an entry with the same board, profile, agent name and version has been
+re-scored.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from .boards import Board, board_order, get_board
+from benchmark.profiles import get_profile
+
+from .boards import Board, board_order, get_board, record_board
 from .store import record_identity
 from .submission import normalise
 
@@ -36,10 +40,11 @@ def shown_entries(records: Iterable[dict[str, Any]], seeds: Iterable[dict[str, A
 
 
 def ranked_boards(entries: Iterable[dict[str, Any]]) -> list[tuple[Board, list[dict[str, Any]]]]:
-    """Boards that have entries, in registry order, each with its entries in rank order."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    """Boards that have entries, in registry order (the default profile's board first, then the others by
+    id), each with its entries in rank order."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for entry in entries:
-        groups[(entry["board"]["kind"], entry["board"]["name"])].append(entry)
-    order = board_order()
-    boards = sorted(groups, key=lambda kb: (order.get(kb[1], len(order)), kb))
-    return [(get_board(*kb), sorted(groups[kb], key=rank_key)) for kb in boards]
+        groups[record_board(entry)].append(entry)
+    order, default = board_order(), get_profile().id
+    boards = sorted(groups, key=lambda kbp: (order.get(kbp[1], len(order)), kbp[2] != default, kbp))
+    return [(get_board(*kbp), sorted(groups[kbp], key=rank_key)) for kbp in boards]

@@ -18,6 +18,8 @@ from typing import Any
 import jinja2
 from tabulate import tabulate
 
+from benchmark.profiles import get_profile
+
 from .boards import Board
 from .plot import Plot, scatter, tokens_label
 from .ranking import ranked_boards
@@ -89,7 +91,10 @@ def markdown(views: list[BoardView]) -> str:
     ]
     for view in views:
         comps = view.board.competencies
+        plain = "mean_of_tasks" in view.board.averages
         headers = ["rank", "agent", "version", "model", "params", "overall", *comps, "memory (tokens)", "marks"]
+        if plain:
+            headers.insert(6, "mean of tasks")
         rows = []
         for rank, e in enumerate(view.entries, 1):
             ref = f" [{refs[e['source']['citation']]}]" if e.get("source") else ""
@@ -102,15 +107,16 @@ def markdown(views: list[BoardView]) -> str:
                     md_text(e["model"]),
                     md_text(e["parameters"]),
                     score(e["scores"]["overall"]),
+                    *([score(plain_mean(e))] if plain else []),
                     *(score(e["scores"]["competencies"].get(c)) for c in comps),
                     tokens(e.get("memory_tokens")),
                     marks(e) + ref,
                 ]
             )
         lines += [
-            f"## {view.board.name}",
+            f"## {view.board.name} (profile {view.board.profile})",
             "",
-            md_text(view.board.description),
+            md_text(view.board.description) + " " + profile_note(view.board),
             "",
             tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True),
             "",
@@ -125,10 +131,23 @@ def markdown(views: list[BoardView]) -> str:
 
 
 RANKING_RULE = (
-    "Entries are ranked on the board they were submitted for by overall score (the mean over competencies "
-    "of the mean over tasks), then by smaller memory, then by name. Reported entries are shown with the "
-    "source's per-task numbers, aggregated by the same rule."
+    "Every board is bound to one scorer profile: entries scored with different profiles are never ranked "
+    "together, and numbers reported by a paper sit only on memalpha-paper boards. Entries are ranked on "
+    "the board they were submitted for by overall score (the mean over competencies of the mean over "
+    "tasks), then by smaller memory, then by name. Reported entries are shown with the source's per-task "
+    "numbers, aggregated by the same rule; memalpha-paper boards also show the plain mean of the task "
+    "scores, the rule of Mem-α's Avg. columns."
 )
+
+
+def plain_mean(entry: dict[str, Any]) -> float | None:
+    """The plain mean of tasks of an entry (Mem-α's Avg. columns), None where the record has none."""
+    return entry["scores"].get("averages", {}).get("mean_of_tasks")
+
+
+def profile_note(board: Board) -> str:
+    profile = get_profile(board.profile)
+    return f"Scored with profile {profile.id}: {profile.description}."
 
 
 def environment() -> jinja2.Environment:
@@ -141,7 +160,9 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(score=score, tokens=tokens)
-    env.globals.update(competency_names=COMPETENCY_NAMES, ranking_rule=RANKING_RULE)
+    env.globals.update(
+        competency_names=COMPETENCY_NAMES, ranking_rule=RANKING_RULE, plain_mean=plain_mean, profile_note=profile_note
+    )
     return env
 
 

@@ -1,6 +1,7 @@
 """`leaderboard add`: re-score a validated submission's memories with the pinned scorer and write one
 results record. The submitted file is copied into a temporary run folder (the submission folder is
-only read), scored there by benchmark.scoring, and the record is written last, atomically.
+only read), scored there by benchmark.scoring with the profile of the board it goes on, and the record
+is written last, atomically.
 """
 
 from __future__ import annotations
@@ -8,9 +9,11 @@ from __future__ import annotations
 import shutil
 import statistics
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from benchmark.profiles import Profile, get_profile
 from benchmark.readers.base import Reader
 from benchmark.scoring import ScorerConfig, score_run
 from tasks.build import file_sha256
@@ -22,9 +25,21 @@ from .submission import MEMORIES_FILE
 from .validate import ValidatedSubmission
 
 PINNED = ScorerConfig()
-"""The scorer settings every re-scored entry uses (the paper's: top-k 20, 30k-token budget, greedy)."""
+"""The numbers every re-scored entry uses (the paper's: top-k 20, 30k-token budget, 2048 answer tokens);
+the sampling is the board profile's."""
 
-TASK_FIELDS = ("score", "metric", "competency", "instances", "questions", "memory_tokens_mean")
+
+def pinned(profile: Profile) -> ScorerConfig:
+    """The profile's settings with the pinned numbers."""
+    return replace(
+        profile.defaults,
+        top_k=PINNED.top_k,
+        budget_tokens=PINNED.budget_tokens,
+        sampling=replace(profile.defaults.sampling, max_tokens=PINNED.sampling.max_tokens),
+    )
+
+
+TASK_FIELDS = ("score", "metric", "origin", "competency", "instances", "questions", "memory_tokens_mean")
 
 
 def build_record(validated: ValidatedSubmission, scores: dict[str, Any]) -> dict[str, Any]:
@@ -35,10 +50,15 @@ def build_record(validated: ValidatedSubmission, scores: dict[str, Any]) -> dict
         "format": RECORD_FORMAT,
         "id": meta.record_id,
         "status": "rescored",
-        "board": {"kind": meta.board.kind, "name": meta.board.name},
+        "board": {"kind": meta.board.kind, "name": meta.board.name, "profile": meta.board.profile},
         **meta.to_json(),
         "contamination": validated.contamination.to_json(),
-        "scores": {"overall": scores["overall"], "competencies": scores["competencies"], "tasks": tasks},
+        "scores": {
+            "overall": scores["overall"],
+            "averages": scores["averages"],
+            "competencies": scores["competencies"],
+            "tasks": tasks,
+        },
         "memory_tokens": round(statistics.fmean(t["memory_tokens_mean"] for t in tasks.values()), 2),
         "scorer": scores["scorer"],
         "task_hashes": scores["task_hashes"],
@@ -60,13 +80,15 @@ def add_submission(
     *,
     counter: TokenCounter,
     judge_reader: Reader | None = None,
-    config: ScorerConfig = PINNED,
+    config: ScorerConfig | None = None,
     show_progress: bool = False,
 ) -> tuple[dict[str, Any], Path]:
-    """Score the submission's memories on `data_dir` and add the record to `store`; returns (record, path).
+    """Score the submission's memories on `data_dir` with its board's profile (`config` defaults to the
+    profile's, with the pinned numbers) and add the record to `store`; returns (record, path).
 
     Any failure (the file changed since validation, a reader error, a duplicate) leaves the store as it was.
     """
+    profile = get_profile(validated.meta.board.profile)
     if not validated.checked_against_data:
         raise TaskError(f"{validated.path}: validate against the task data (--data) before adding")
     with tempfile.TemporaryDirectory(prefix="memalpha-leaderboard-") as tmp:
@@ -79,9 +101,10 @@ def add_submission(
             data_dir,
             reader,
             counter=counter,
-            config=config,
+            config=config or pinned(profile),
             judge_reader=judge_reader,
             show_progress=show_progress,
+            profile=profile,
         )
     if result.scores["task_hashes"] != validated.meta.task_hashes:
         raise TaskError(

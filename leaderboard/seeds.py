@@ -2,8 +2,10 @@
 "reported, not re-scored" with their source until an entry of the same agent and version is re-scored.
 
 The files under seeds/ hold the numbers as printed (scores as fractions, per task under our task names,
-memory in thousands of tokens where reported). Board averages are recomputed by our aggregation rule;
-each source's own printed averages are kept beside them under `reported`.
+memory in thousands of tokens where reported). Numbers a paper reports sit only on boards bound to the
+`memalpha-paper` profile (`SEED_PROFILE`), never beside `v1` re-scores. Board averages are recomputed by
+that profile's rules (ours and the paper's plain mean of tasks); each source's own printed averages
+are kept beside them under `reported`.
 """
 
 from __future__ import annotations
@@ -13,14 +15,20 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from benchmark.profiles import PAPER_PROFILE, get_profile
 from tasks.registry import get_task
 
-from .boards import aggregate, get_board
+from .boards import aggregate, averages, get_board
 from .contamination import assess
 from .store import RECORD_FORMAT
 from .submission import record_id
 
 SEEDS_DIR = Path(__file__).parent / "seeds"
+
+
+def seed_profile() -> str:
+    """The profile of the boards published numbers sit on: memalpha-paper's latest version."""
+    return get_profile(PAPER_PROFILE).id
 
 
 def _tasks(entry: dict[str, Any], board_tasks: tuple[str, ...], unit: float | None, where: str) -> dict[str, Any]:
@@ -44,16 +52,17 @@ def _tasks(entry: dict[str, Any], board_tasks: tuple[str, ...], unit: float | No
 
 def seed_record(doc: dict[str, Any], entry: dict[str, Any], where: str) -> dict[str, Any]:
     """A results record from one published row."""
-    board = get_board(doc["board"]["kind"], doc["board"]["name"])
+    board = get_board(doc["board"]["kind"], doc["board"]["name"], seed_profile())
     agent = entry["agent"]
     tasks = _tasks(entry, board.tasks, doc.get("memory_unit_tokens"), where)
-    comps, overall = aggregate({t: v["score"] for t, v in tasks.items()})
+    task_scores = {t: v["score"] for t, v in tasks.items()}
+    comps, overall = aggregate(task_scores)
     sizes = [v["memory_tokens_mean"] for v in tasks.values() if v["memory_tokens_mean"] is not None]
     return {
         "format": RECORD_FORMAT,
-        "id": record_id(board.name, agent["name"], agent["version"]),
+        "id": record_id(board.name, agent["name"], agent["version"], board.profile),
         "status": "reported",
-        "board": {"kind": board.kind, "name": board.name},
+        "board": {"kind": board.kind, "name": board.name, "profile": board.profile},
         "agent": {"name": agent["name"], "version": agent["version"]},
         "model": entry["model"],
         "parameters": entry["parameters"],
@@ -63,7 +72,12 @@ def seed_record(doc: dict[str, Any], entry: dict[str, Any], where: str) -> dict[
         "trained_on": entry["trained_on"],
         "description": entry.get("note", ""),
         "contamination": assess(entry["trained_on"], board).to_json(),
-        "scores": {"overall": overall, "competencies": comps, "tasks": tasks},
+        "scores": {
+            "overall": overall,
+            "averages": averages(task_scores, board),
+            "competencies": comps,
+            "tasks": tasks,
+        },
         "memory_tokens": round(statistics.fmean(sizes), 2) if len(sizes) == len(tasks) else None,
         "scorer": None,
         "task_hashes": None,

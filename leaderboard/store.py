@@ -15,6 +15,7 @@ from typing import Any
 
 from tasks.errors import TaskError
 
+from .boards import record_board
 from .submission import identity
 
 RECORD_FORMAT = "memalpha-bench/leaderboard-record@1"
@@ -29,7 +30,8 @@ class DuplicateEntryError(StoreError):
 
 
 def record_identity(record: dict[str, Any]) -> str:
-    return identity(record["board"]["name"], record["agent"]["name"], record["agent"]["version"])
+    _, board, profile = record_board(record)
+    return identity(board, record["agent"]["name"], record["agent"]["version"], profile)
 
 
 def dumps(record: dict[str, Any]) -> str:
@@ -80,7 +82,8 @@ class ResultsStore:
             agent = record["agent"]
             raise DuplicateEntryError(
                 f"{self.root}: an entry for agent {agent['name']!r} version {agent['version']!r} on board "
-                f"{record['board']['name']} already exists ({existing['id']}.json); submit a new version"
+                f"{record['board']['name']} ({record_board(record)[2]}) already exists ({existing['id']}.json); "
+                "submit a new version"
             )
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"{record['id']}.json"

@@ -106,15 +106,15 @@ def slug(text: str, max_len: int = 40) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:max_len].strip("-") or "x"
 
 
-def identity(board: str, name: str, version: str) -> str:
-    """What makes two entries the same: board, agent name and version (normalised)."""
-    return "\x1f".join((board, normalise(name), normalise(version)))
+def identity(board: str, name: str, version: str, profile: str) -> str:
+    """What makes two entries the same: board, scorer profile, agent name and version (normalised)."""
+    return "\x1f".join((board, profile, normalise(name), normalise(version)))
 
 
-def record_id(board: str, name: str, version: str) -> str:
+def record_id(board: str, name: str, version: str, profile: str) -> str:
     """The file-name-safe id of an entry: readable slugs plus a hash of the identity (slugs may collide)."""
-    digest = hashlib.sha256(identity(board, name, version).encode()).hexdigest()[:12]
-    return f"{slug(board)}--{slug(name)}--{slug(version)}--{digest}"
+    digest = hashlib.sha256(identity(board, name, version, profile).encode()).hexdigest()[:12]
+    return f"{slug(board)}--{slug(profile)}--{slug(name)}--{slug(version)}--{digest}"
 
 
 @dataclass(frozen=True)
@@ -135,11 +135,11 @@ class Meta:
 
     @property
     def identity(self) -> str:
-        return identity(self.board.name, self.agent_name, self.agent_version)
+        return identity(self.board.name, self.agent_name, self.agent_version, self.board.profile)
 
     @property
     def record_id(self) -> str:
-        return record_id(self.board.name, self.agent_name, self.agent_version)
+        return record_id(self.board.name, self.agent_name, self.agent_version, self.board.profile)
 
     def to_json(self) -> dict[str, Any]:
         """The metadata a results record publishes."""

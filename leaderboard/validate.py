@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -269,9 +269,12 @@ def validate_submission(
     *,
     store: ResultsStore | None = None,
     limits: Limits | None = None,
+    profile: str | None = None,
 ) -> ValidatedSubmission:
     """Check everything about a submission folder; raise SubmissionError listing every problem.
 
+    `profile` is the scorer profile of the board the entry is for (default: the default profile); the
+    same agent and version may be on a board once per profile.
     Without `data_dir` the instances and task versions cannot be checked (`checked_against_data` is
     False); with `store`, the entry must be new and the task versions those the board is scored on.
     """
@@ -284,6 +287,8 @@ def validate_submission(
         checked = _read_metadata(path / SUBMISSION_FILE, limits)
         problems += checked.problems
     meta, board = checked.meta, checked.board
+    if meta is not None:
+        meta = replace(meta, board=meta.board.with_profile(profile))
     scan = MemoryScan()
     memories = path / MEMORIES_FILE
     if memories.is_file() and not memories.is_symlink():
@@ -306,7 +311,7 @@ def validate_submission(
                 0,
                 "agent",
                 f"agent {meta.agent_name!r} version {meta.agent_version!r} is already on "
-                f"board {meta.board.name} ({existing['id']}); submit a new version",
+                f"board {meta.board.name}, profile {meta.board.profile} ({existing['id']}); submit a new version",
             )
         )
     if problems or meta is None:

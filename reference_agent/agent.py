@@ -13,7 +13,11 @@ a request the server cannot answer fails its own instance only: `observe_batch` 
 for the session, the runner records it in `errors.jsonl` and goes on with the others.
 
 Options (`--agent-opt key=value`; any other is an error) are listed with their defaults in
-`MemAlphaAgent.option_docs` (`memalpha agents list` shows them).
+`MemAlphaAgent.option_docs` (`memalpha agents list` shows them); the reader options are shared with
+the other model-backed agents (`benchmark/agents/llm.py`). `format=qwen-agent` renders the tool
+block with the qwen-agent package (the `qwen-agent` extra); `prompt_file` is a jinja2 file with a
+`system` and a `user` block that replaces our memorising prompt (see `prompts.py`; its sha256 goes
+into the run's config).
 
 In the qwen3 format the tools go to the server as `tools=`; a vLLM server must be started with
 `--enable-auto-tool-choice --tool-call-parser hermes` to take them (and then parses the calls).
@@ -24,15 +28,15 @@ chat template adds them); the few tokens of chat markup are not counted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchmark.agents.base import Agent, AgentOption, AgentOptionError, InstanceInfo, OptionReader, Session
-from benchmark.cache import CachedReader, ResponseCache
+from benchmark.agents.base import Agent, AgentOption, InstanceInfo, OptionReader, Session
+from benchmark.agents.llm import OPERATIONAL_OPTIONS, GenerationCounts, ModelAccess, reader_option_docs
+from benchmark.cache import ResponseCache
 from benchmark.memory import Memory
-from benchmark.readers import BACKENDS, Reader, ReaderRequest, ReaderResponse, SamplingParams, make_reader
+from benchmark.readers import Reader, ReaderRequest, ReaderResponse, SamplingParams
 from benchmark.readers.base import tools_json
 from tasks.tokenization import TokenCounter, get_counter
 
@@ -53,91 +57,26 @@ class Settings:
     recent: int
     max_prompt_tokens: int
     tokenizer: str
-    cache: str | None
+    prompt_file: str | None
 
 
-@dataclass(frozen=True)
-class ReaderSettings:
-    """The reader the agent builds for itself."""
-
-    backend: str
-    model: str
-    base_url: str | None
-    concurrency: int
-    timeout: float
-    max_retries: int
-
-    def make(self) -> Reader:
-        return make_reader(
-            self.backend,
-            self.model,
-            base_url=self.base_url,
-            concurrency=self.concurrency,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-        )
-
-
-def parse_options(options: dict[str, str], agent: str, *, with_reader: bool) -> tuple[Settings, ReaderSettings | None]:
-    """Typed, checked options; an option not listed in the module docstring is an error, and so are the
-    reader options when `with_reader` is False (the agent was handed a reader)."""
-    opts = OptionReader(options, agent)
-
-    def number(key: str, default: float, low: float) -> float:
-        value = opts.get(key)
-        try:
-            parsed = default if value is None else float(value)
-        except ValueError:
-            raise AgentOptionError(f"agent {agent}: option {key}={value!r} must be a number") from None
-        return at_least(key, parsed, low)
-
-    def integer(key: str, default: int, low: int) -> int:
-        return int(at_least(key, opts.integer(key, default), low))
-
-    def at_least(key: str, value: float, low: float) -> float:
-        if value < low:
-            raise AgentOptionError(f"agent {agent}: option {key}={value} must be at least {low}")
-        return value
-
-    def choice(key: str, default: str, allowed: Sequence[str]) -> str:
-        value = opts.get(key) or default
-        if value not in allowed:
-            raise AgentOptionError(f"agent {agent}: option {key}={value!r}; choose one of {', '.join(allowed)}")
-        return value
-
-    settings = Settings(
-        format=choice("format", "qwen3", FORMATS),  # type: ignore[arg-type]
-        max_tokens=integer("max_tokens", 2048, 1),
-        temperature=number("temperature", 0.0, 0.0),
-        recent=integer("recent", 5, 0),
-        max_prompt_tokens=integer("max_prompt_tokens", 6144, 0),
+def parse_settings(opts: OptionReader) -> Settings:
+    """Typed, checked options (the reader's are read by `ModelAccess`)."""
+    return Settings(
+        format=opts.choice("format", "qwen3", FORMATS),  # type: ignore[arg-type]
+        max_tokens=opts.integer("max_tokens", 2048, 1),
+        temperature=opts.number("temperature", 0.0, 0.0),
+        recent=opts.integer("recent", 5, 0),
+        max_prompt_tokens=opts.integer("max_prompt_tokens", 6144, 0),
         tokenizer=opts.get("tokenizer") or "qwen3",
-        cache=opts.get("cache") or None,
+        prompt_file=opts.get("prompt_file") or None,
     )
-    reader = None
-    if with_reader:
-        reader = ReaderSettings(
-            backend=choice("backend", "vllm", BACKENDS),
-            model=opts.get("model") or DEFAULT_MODEL,
-            base_url=opts.get("base_url") or None,
-            concurrency=integer("concurrency", 16, 1),
-            timeout=number("timeout", 600.0, 1.0),
-            max_retries=integer("max_retries", 5, 0),
-        )
-        if reader.base_url and reader.backend != "openai":
-            raise AgentOptionError(f"agent {agent}: base_url is for the openai backend, not {reader.backend}")
-    opts.finish()
-    return settings, reader
 
 
 @dataclass
-class TurnStats:
+class TurnStats(GenerationCounts):
     """Counts over an instance's generations (tool-call counts live in the environment)."""
 
-    generations: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached: int = 0  # responses read from the response cache
     without_calls: int = 0  # responses with no tool call at all
     trimmed_prompts: int = 0  # prompts that showed fewer than `recent` entries to fit the cap
     over_limit_prompts: int = 0  # prompts over the cap even with no entries shown
@@ -214,10 +153,7 @@ class MemAlphaSession(Session):
     def absorb(self, response: ReaderResponse) -> None:
         """Execute the response's calls in order; bad calls fail inside the environment, harmlessly."""
         stats = self.turn_stats
-        stats.generations += 1
-        stats.prompt_tokens += response.prompt_tokens
-        stats.completion_tokens += response.completion_tokens
-        stats.cached += response.cached
+        stats.count(response)
         calls = self.agent.turn.calls(response)
         stats.without_calls += not calls
         self.env.execute_all(calls)
@@ -247,15 +183,13 @@ class MemAlphaAgent(Agent):
 
     name = "memalpha"
     option_docs = (
-        AgentOption("backend", "vllm", "the reader backend: openai, vllm or hf"),
-        AgentOption("model", DEFAULT_MODEL, "model name, path or hub id"),
-        AgentOption("base_url", None, "the server address, openai backend only (e.g. http://localhost:8000/v1)"),
         AgentOption(
             "format",
             "qwen3",
             "tool-call format: qwen3 (<tool_call> JSON, or the calls the server parsed) or qwen-agent (the "
-            "markers the released Memalpha-4B was trained on)",
+            "markers the released Memalpha-4B was trained on; the tool block rendered by the qwen-agent extra)",
         ),
+        AgentOption("prompt_file", None, "a jinja2 file (system and user blocks) replacing our memorising prompt"),
         AgentOption("max_tokens", "2048", "response limit (the prompt asks for 80% of it)"),
         AgentOption("temperature", "0", "0 is greedy, as at evaluation"),
         AgentOption("recent", "5", "semantic and episodic entries shown in the prompt"),
@@ -265,50 +199,45 @@ class MemAlphaAgent(Agent):
             "as in training, `recent` is halved (5, 2, 1, 0) until the prompt fits; 0 means no cap",
         ),
         AgentOption("tokenizer", "qwen3", "token counter for the 512-token core cap and the prompt cap"),
-        AgentOption("concurrency", "16", "parallel requests (openai) or batch size (hf)"),
-        AgentOption("timeout", "600", "seconds per request, openai backend only"),
-        AgentOption("max_retries", "5", "retries per request, openai backend only"),
-        AgentOption(
-            "cache", None, "a response cache (SQLite) of its own; by default the run's, RUN/.cache/agent.sqlite"
-        ),
+        *reader_option_docs("vllm", DEFAULT_MODEL),
     )
-    operational_options = frozenset({"base_url", "concurrency", "timeout", "max_retries", "cache"})
+    operational_options = OPERATIONAL_OPTIONS
 
     def __init__(self, reader: Reader | None = None, /, **options: str):
         super().__init__(**options)
-        self.settings, self.reader_settings = parse_options(self.options, self.name, with_reader=reader is None)
+        opts = self.option_reader()
+        self.settings = parse_settings(opts)
+        file = self.settings.prompt_file
+        self.prompt = MemorizePrompt(prompt_file=file) if file else memorize_prompt()
+        self.prompt_sha256 = self.prompt.sha256_for(self.settings.format)  # needs qwen-agent for that format
+        self.model = ModelAccess(reader, opts, default_backend="vllm", default_model=DEFAULT_MODEL)
         self.counter = get_counter(self.settings.tokenizer)
-        self.prompt = memorize_prompt()
         self.turn = MemorizeTurn(self.settings, self.counter, self.prompt)
-        inner = reader if reader is not None else self.reader_settings.make()  # type: ignore[union-attr]
-        self._cache = ResponseCache(self.settings.cache) if self.settings.cache else None
-        self.reader: Reader = CachedReader(inner, self._cache) if self._cache is not None else inner
-        # a server takes a failed step's requests again concurrently; an in-process model one at a time
-        server = self.reader_settings is not None and self.reader_settings.backend == "openai"
-        self._retry_workers = self.reader_settings.concurrency if server else 1  # type: ignore[union-attr]
 
     def describe(self) -> dict[str, Any]:
         """Every option (defaults filled in), the prompt's version and hash, the reader and the counter.
         An API key is never an option, and readers never describe one."""
-        options = asdict(self.settings)
-        if self.reader_settings is not None:
-            options.update(asdict(self.reader_settings))
-        return {
+        described = {
             "name": self.name,
-            "options": options,
+            "options": {**asdict(self.settings), **self.model.options()},
             "prompt_version": self.prompt.version,
-            "prompt_sha256": self.prompt.sha256,
-            "reader": self.reader.describe(),
+            "prompt_sha256": self.prompt_sha256,
+            "reader": self.model.describe(),
             "tokenizer": self.counter.describe(),
         }
+        if self.prompt.prompt_file is not None:
+            described["prompt_file_sha256"] = self.prompt.prompt_file.sha256
+        return described
+
+    def identity(self) -> dict[str, Any]:
+        """The options that change memories, and the prompt's hash (a prompt file may change in place)."""
+        return {**super().identity(), "prompt_sha256": self.prompt_sha256}
 
     def new_session(self, instance: InstanceInfo) -> MemAlphaSession:
         return MemAlphaSession(self, instance)
 
     def use_response_cache(self, cache: ResponseCache) -> None:
-        """Answer from the run's cache, so a resumed run replays finished steps (a `cache` option wins)."""
-        if self._cache is None:
-            self.reader = CachedReader(self.reader, cache)
+        self.model.use_response_cache(cache)
 
     def observe_batch(
         self, sessions: Sequence[Session], chunks: Sequence[str], concurrency: int = 1
@@ -319,48 +248,13 @@ class MemAlphaAgent(Agent):
         business (the `concurrency` option)."""
         ours = [_ours(s) for s in sessions]
         built = self.turn.requests([(s.env, c, s.turn_stats) for s, c in zip(ours, chunks, strict=True)])
-        errors: list[BaseException | None] = [None] * len(ours)
-        for i, answer in self._generate(dict(enumerate(built))).items():
-            if isinstance(answer, BaseException):
-                errors[i] = answer
-            else:
-                errors[i], _ = _attempt(lambda s=ours[i], a=answer: s.absorb(a))
-        return errors
-
-    def _generate(self, requests: dict[int, ReaderRequest]) -> dict[int, ReaderResponse | BaseException]:
-        """A response or an error per request: all in one call, then one by one for the requests that
-        call left unanswered (a failed call stops sending, so unanswered is not the same as failed)."""
-        order = list(requests)
-        if not order:
-            return {}
-        answers: dict[int, ReaderResponse | BaseException] = {}
-        try:
-            responses = self.reader.generate(
-                [requests[i] for i in order], on_result=lambda j, r: answers.__setitem__(order[j], r)
-            )
-            return dict(zip(order, responses, strict=True))
-        except Exception:  # any failure of the reader, vLLM's own included: told per request below
-            missing = [i for i in order if i not in answers]
-        with ThreadPoolExecutor(max_workers=max(1, min(self._retry_workers, len(missing)))) as pool:
-            alone = pool.map(lambda i: _attempt(lambda: self.reader.generate([requests[i]])[0]), missing)
-            for i, (error, response) in zip(missing, alone, strict=True):
-                answers[i] = error if error is not None else response
-        return answers
+        return self.model.step(built, [s.absorb for s in ours])
 
     def close(self) -> None:
-        if self._cache is not None:
-            self._cache.close()
+        self.model.close()
 
 
 def _ours(session: Session) -> MemAlphaSession:
     if not isinstance(session, MemAlphaSession):
         raise TypeError(f"the memalpha agent observes its own sessions, not {type(session).__name__}")
     return session
-
-
-def _attempt(fn: Callable[[], Any]) -> tuple[BaseException | None, Any]:
-    """(None, result) or (the error, None): an error belongs to one instance and is reported for it."""
-    try:
-        return None, fn()
-    except Exception as exc:
-        return exc, None

@@ -6,7 +6,9 @@ Per chunk step t of a rollout i:
 
 - r1, QA accuracy: the final memory answers all of the instance's questions through the harness's
   scorer (BM25 retrieval, reader prompt, metrics), in-process, every question of every rollout in one
-  reader batch through the caller's (cached) reader;
+  reader batch through the caller's (cached) reader. The scorer profile decides how: the default,
+  `memalpha-train`, is the original reward's (its retrieval, reader prompt and per-source metrics,
+  quirks included; `benchmark/profiles.py`); `v1` scores as `memalpha score` does by default;
 - r3, compression: 1 − memory tokens / input tokens, both counted with the same counter;
 - r2, format: the share of the step's tool calls that executed;
 - r4, content: the share of the step's inserts and updates the content judge finds valid for their
@@ -31,10 +33,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from benchmark.memory import Memory, MemoryRecord
-from benchmark.metrics import parse_judge_verdict
+from benchmark.profiles import Profile, get_profile
 from benchmark.prompting import ReaderPrompt
 from benchmark.readers.base import Reader, ReaderError, ReaderRequest, SamplingParams
-from benchmark.scoring import QuestionItem, ScorerConfig, TaskData, answer, judge, prepare, score_items
+from benchmark.scoring import ScorerConfig, TaskData, answer, judge, judged, prepare, score_items, set_verdict
 from tasks.tokenization import TokenCounter
 
 from .content_judge import content_judge_prompt, parse_content_verdict
@@ -42,6 +44,9 @@ from .environment import Status, ToolResult, normalize_memory_type
 from .toolcalls import ToolCall
 
 logger = logging.getLogger(__name__)
+
+R1_PROFILE = "memalpha-train"
+"""The scorer profile r1 scores with unless told otherwise: the original training reward's."""
 
 STEP_REWARDS = "step_rewards"  # the per-step terms in `RolloutReward.info()`, as a JSON string
 JUDGED_TOOLS = {"new_memory_insert": "content", "memory_update": "new_content"}
@@ -281,6 +286,7 @@ class RewardScorer:
     `reader` answers the questions (wrap it in a `CachedReader`: rollouts that end with equal
     memories then cost nothing extra); `judge` judges LLM-judged questions and memory writes
     (default: the reader). `counter` counts memory and input tokens and the reader budget.
+    `profile` scores r1 (default `memalpha-train`); `scorer_config` defaults to the profile's.
     """
 
     def __init__(
@@ -292,14 +298,16 @@ class RewardScorer:
         config: RewardConfig | None = None,
         scorer_config: ScorerConfig | None = None,
         content_sampling: SamplingParams | None = None,
+        profile: Profile | str = R1_PROFILE,
     ):
         self.reader = reader
         self.judge = judge or reader
         self.counter = counter
         self.config = config or RewardConfig()
-        self.scorer_config = scorer_config or ScorerConfig()
+        self.profile = get_profile(profile)
+        self.scorer_config = scorer_config or self.profile.defaults
         self.content_sampling = content_sampling or SamplingParams(max_tokens=256)
-        self._prompt = ReaderPrompt()
+        self._prompt = ReaderPrompt.for_profile(self.profile)
         self._input_tokens: dict[tuple[str, str], int] = {}
 
     def score(self, rollouts: Sequence[Rollout]) -> list[RolloutReward]:
@@ -345,7 +353,7 @@ class RewardScorer:
         for r in rollouts:
             row = {"instance_id": r.instance_id, "questions": [dict(q) for q in r.questions]}
             tasks.setdefault(r.task, TaskData({}, "", {})).rows[r.instance_id] = row
-        items = prepare(records, tasks, self.scorer_config, self._prompt, self.counter)
+        items = prepare(records, tasks, self.scorer_config, self._prompt, self.counter, self.profile)
         owner = {id(record): i for i, record in enumerate(records)}
         groups: dict[int, list[int]] = defaultdict(list)
         for u, item in enumerate(items):
@@ -359,23 +367,21 @@ class RewardScorer:
             answer(batch, self.reader, on_result=lambda k, response: setattr(batch[k], "response", response))
 
         failed = _run_isolated("r1 reader", groups, run_answer, lambda u: items[u].response is not None, describe)
-        judged = {
-            i: [u for u in units if items[u].metric == "llm_judge"] for i, units in groups.items() if i not in failed
-        }
+        to_judge = {i: [u for u in units if judged(items[u])] for i, units in groups.items() if i not in failed}
 
         def run_judge(units: list[int]) -> None:
             batch = [items[u] for u in units]
-            judge(batch, self.judge, self.scorer_config, on_result=lambda k, v: _set_verdict(batch[k], v.text))
+            judge(batch, self.judge, self.scorer_config, on_result=lambda k, v: set_verdict(batch[k], v))
 
         failed |= _run_isolated(
             "r1 judge",
-            {i: us for i, us in judged.items() if us},
+            {i: us for i, us in to_judge.items() if us},
             run_judge,
             lambda u: items[u].score is not None,
             describe,
         )
         kept = [items[u] for i, units in groups.items() if i not in failed for u in units]
-        score_items([it for it in kept if it.metric != "llm_judge"])
+        score_items([it for it in kept if not judged(it)])
         r1 = [0.0 if i in failed else _mean([items[u].score for u in groups[i]]) for i in range(len(rollouts))]
         return r1, failed
 
@@ -421,10 +427,6 @@ class RewardScorer:
 
 def _describe(rollouts: Sequence[Rollout], i: int) -> str:
     return f"rollout {i} of {rollouts[i].task}/{rollouts[i].instance_id}"
-
-
-def _set_verdict(item: QuestionItem, reply: str) -> None:
-    item.score = parse_judge_verdict(reply)
 
 
 def _resolve(x: float | int, judged: list[float | None]) -> float:

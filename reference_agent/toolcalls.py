@@ -4,7 +4,7 @@
   blocks, or the ``tool_calls`` list an OpenAI-compatible server already parsed out of them.
 - ``qwen-agent``: the plain-text markers the released Memalpha-4B checkpoint was trained on
   (``✿FUNCTION✿: name`` then ``✿ARGS✿: {json}``, repeated), with the tools described in the system
-  prompt by `render_qwen_agent_tool_block`.
+  prompt by the qwen-agent package itself (`qwen_agent_messages`), as in training.
 
 Arguments are parsed strictly with `json`. The one repair: text after a complete JSON object is
 dropped (``{"a": 1} and then...``), the glitch models make most. Nothing else is repaired (single
@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any, Literal
 
-import jinja2
+from benchmark.agents.base import require
 
 Format = Literal["qwen3", "qwen-agent"]
 FORMATS: tuple[Format, ...] = ("qwen3", "qwen-agent")
@@ -30,7 +28,8 @@ FORMATS: tuple[Format, ...] = ("qwen3", "qwen-agent")
 FN_NAME, FN_ARGS, FN_RESULT, FN_EXIT = "✿FUNCTION✿", "✿ARGS✿", "✿RESULT✿", "✿RETURN✿"
 # Generation should stop at these in the qwen-agent format: whatever follows is a result the model made up.
 QWEN_AGENT_STOP = (FN_RESULT, FN_EXIT)
-QWEN_AGENT_TOOLS_TEMPLATE = Path(__file__).parent / "templates" / "qwen_agent_tools_v1.jinja"
+# How the original rendered the tool block (qwen-agent 0.0.29, the version the `qwen-agent` extra pins).
+QWEN_AGENT_SETTINGS = {"lang": "en", "parallel_function_calls": True, "function_choice": "auto"}
 
 _THINK_END = "</think>"
 _OPEN, _CLOSE = "<tool_call>", "</tool_call>"
@@ -193,30 +192,27 @@ def parse_response(text: str, fmt: Format) -> ParsedResponse:
     raise ValueError(f"unknown tool-call format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
-def render_qwen_agent_tool_block(schemas: Sequence[dict[str, Any]]) -> str:
-    """The tool description for the system prompt in the qwen-agent format.
-
-    Our wording, in the structure the checkpoint saw in training: a heading per tool with its name,
-    description and JSON parameters, then how to call N tools in parallel with the four markers.
-    """
-    tools = []
-    for schema in schemas:
-        function = schema.get("function", schema)  # OpenAI tool format, or the bare function
-        tools.append(
-            {
-                "name": function["name"],
-                "description": function["description"],
-                "parameters": json.dumps(function["parameters"], ensure_ascii=False),
-            }
-        )
-    return (
-        _tool_block_template()
-        .render(tools=tools, FN_NAME=FN_NAME, FN_ARGS=FN_ARGS, FN_RESULT=FN_RESULT, FN_EXIT=FN_EXIT)
-        .strip()
+def qwen_agent_messages(
+    messages: Sequence[Mapping[str, str]], schemas: Sequence[Mapping[str, Any]]
+) -> list[dict[str, str]]:
+    """The messages with the tools described in the system message by qwen-agent's own
+    `QwenFnCallPrompt.preprocess_fncall_messages`, called as the original called it
+    (`QWEN_AGENT_SETTINGS`; the functions as bare function schemas). Needs the `qwen-agent` extra."""
+    fncall = require(
+        "qwen_agent.llm.fncall_prompts.qwen_fncall_prompt", "qwen-agent", "the qwen-agent tool-call format"
     )
+    schema = require("qwen_agent.llm.schema", "qwen-agent", "the qwen-agent tool-call format")
+    functions = [dict(s.get("function", s)) for s in schemas]  # OpenAI tool format, or the bare function
+    given = [schema.Message(role=m["role"], content=[schema.ContentItem(text=m["content"])]) for m in messages]
+    processed = fncall.QwenFnCallPrompt.preprocess_fncall_messages(
+        messages=given, functions=functions, **QWEN_AGENT_SETTINGS
+    )
+    return [{"role": m.role, "content": "".join(item.text for item in m.content)} for m in processed]
 
 
-@cache
-def _tool_block_template() -> jinja2.Template:
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
-    return env.from_string(QWEN_AGENT_TOOLS_TEMPLATE.read_text("utf-8"))
+def qwen_agent_version() -> str:
+    """The installed qwen-agent's version (the tool block's wording depends on it)."""
+    from importlib.metadata import version
+
+    require("qwen_agent", "qwen-agent", "the qwen-agent tool-call format")
+    return version("qwen-agent")

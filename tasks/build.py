@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .card import dataset_info, write_task_card
 from .errors import BuildError, MissingRawFilesError, SourceUnavailableError, TaskError
 from .llm import BuilderLLM
 from .manifest import MANIFEST_FORMAT, dataset_sha256, split_sha256, split_stats, write_manifest
@@ -23,6 +26,26 @@ from .tokenization import TokenCounter, get_counter
 
 T = TypeVar("T")
 HUB_MIRROR_ENV = "MEMALPHA_HUB_MIRROR"
+
+
+class UnpinnedSourceWarning(UserWarning):
+    """A build read a hub source at no pinned revision: rebuilding later may give other data."""
+
+
+def resolve_commit(repo_id: str, revision: str | None, *, endpoint: str | None = None) -> str:
+    """The commit the hub serves for a dataset repo at `revision` (its head when None). A full commit SHA
+    is its own answer, so pinned sources need no request (and build offline from the cache)."""
+    if revision is not None and re.fullmatch(r"[0-9a-f]{40}", revision):
+        return revision
+    from huggingface_hub import HfApi
+
+    try:
+        return HfApi(endpoint=endpoint).dataset_info(repo_id, revision=revision).sha
+    except Exception as exc:  # offline, 404, gated: the user needs the same hint for each
+        raise SourceUnavailableError(
+            f"cannot resolve {repo_id}@{revision or 'main'} to a commit on the hub ({exc}). Without hub "
+            f"access, build --from raw, or point --hub-mirror (or ${HUB_MIRROR_ENV}) at a local copy."
+        ) from exc
 
 
 def package_version() -> str:
@@ -55,6 +78,7 @@ class BuildContext:
     llm: BuilderLLM | None = None
     show_progress: bool = True
     enforce_chunk_limit: bool = True
+    commit: str | None = None  # the hub commit read, once resolved
     inputs: list[dict[str, Any]] = field(default_factory=list)
     llm_steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -95,8 +119,14 @@ class BuildContext:
 
     # ------------------------------------------------------------------ hub and releases
 
+    @property
+    def mirror(self) -> Path | None:
+        return self.hub_mirror or (Path(os.environ[HUB_MIRROR_ENV]) if os.environ.get(HUB_MIRROR_ENV) else None)
+
     def _hub_location(self) -> tuple[str, str | None]:
-        mirror = self.hub_mirror or (Path(os.environ[HUB_MIRROR_ENV]) if os.environ.get(HUB_MIRROR_ENV) else None)
+        """Where to read the source, and the revision: for the hub, the commit its pin (or its head, when it
+        has none) resolves to, so every file of the build comes from that one commit."""
+        mirror = self.mirror
         if mirror is not None:
             local = mirror / self.source.id
             if not local.is_dir():
@@ -104,7 +134,9 @@ class BuildContext:
                     f"hub mirror {mirror} has no copy of {self.source.id} (expected the folder {local})"
                 )
             return str(local), None
-        return self.source.id, self.source.revision
+        if self.commit is None:
+            self.commit = resolve_commit(self.source.id, self.source.revision)
+        return self.source.id, self.commit
 
     def hub_dataset(self, split: str, *, config: str | None = None, data_files: Any = None):
         """One split of the source's hub dataset (or its local copy in the hub layout)."""
@@ -127,7 +159,8 @@ class BuildContext:
         self.inputs.append(
             {
                 "hub": self.source.id,
-                "revision": revision,
+                "revision": self.source.revision,
+                "commit": revision,
                 "config": config,
                 "split": split,
                 "location": path,
@@ -154,7 +187,13 @@ class BuildContext:
                     f"cannot fetch {filename} from {path}@{revision}: {exc}. Use --from raw or --hub-mirror."
                 ) from exc
         self.inputs.append(
-            {"hub": self.source.id, "revision": revision, "file": filename, "sha256": file_sha256(local)}
+            {
+                "hub": self.source.id,
+                "revision": self.source.revision,
+                "commit": revision,
+                "file": filename,
+                "sha256": file_sha256(local),
+            }
         )
         return local
 
@@ -197,6 +236,19 @@ class BuildResult:
     task: str
     path: Path
     manifest: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _unpinned_warning(ctx: BuildContext) -> str | None:
+    """What to tell the user loudly when the build read a hub source that has no pinned revision."""
+    if ctx.origin == "raw" or ctx.source.revision is not None:
+        return None
+    where = f"a local mirror ({ctx.mirror / ctx.source.id})" if ctx.mirror else f"the hub head, commit {ctx.commit}"
+    return (
+        f"UNPINNED SOURCE: {ctx.spec.name} was built from {ctx.source.id} at {where}; that repo has no pinned "
+        "revision in tasks/catalog.py (REVISIONS), so a later build may read other data. The manifest records "
+        "what was read; compare task hashes before comparing scores."
+    )
 
 
 def _exclude_questions(
@@ -329,6 +381,10 @@ def build_task(
     if not any(rows_by_split.values()):
         raise BuildError(f"{name}: the build produced no instances (inputs too small for the task's filters?)")
 
+    unpinned = _unpinned_warning(ctx)
+    if unpinned:
+        ctx.notes.append(unpinned)
+        warnings.warn(unpinned, UnpinnedSourceWarning, stacklevel=2)
     split_hashes = {s: split_sha256(rows) for s, rows in rows_by_split.items()}
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -343,9 +399,12 @@ def build_task(
         "source": {
             "id": ctx.source.id,
             "revision": ctx.source.revision,
+            "commit": ctx.commit,
+            "mirror": str(ctx.mirror / ctx.source.id) if ctx.mirror and origin != "raw" else None,
             "config": ctx.source.config,
             "pinned": origin == "raw" or ctx.source.revision is not None,
         },
+        "license": spec.license(origin),
         "inputs": ctx.inputs,
         "tokenizer": ctx.counter.describe(),
         "seed": seed,
@@ -362,22 +421,24 @@ def build_task(
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / spec.name
     staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", dir=out_dir))
+    info = dataset_info(spec, origin)
     try:
         dataset = DatasetDict(
             {
-                s: Dataset.from_list(rows, features=features())
+                s: Dataset.from_list(rows, features=features(), info=info.copy())
                 if rows
-                else Dataset.from_dict({column: [] for column in features()}, features=features())
+                else Dataset.from_dict({column: [] for column in features()}, features=features(), info=info.copy())
                 for s, rows in rows_by_split.items()
             }
         )
         with _datasets_progress(show_progress):
-            dataset.save_to_disk(str(staging / "data"))
+            dataset.save_to_disk(str(staging))
         write_manifest(staging, manifest)
+        write_task_card(staging, manifest)
         if final.exists():
             shutil.rmtree(final)
         staging.rename(final)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    return BuildResult(spec.name, final, manifest)
+    return BuildResult(spec.name, final, manifest, [unpinned] if unpinned else [])

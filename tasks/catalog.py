@@ -6,6 +6,7 @@ MemoryAgentBench release; prompts are our own wording.
 
 from __future__ import annotations
 
+from .licenses import combine
 from .registry import Source, Suite, TaskSpec, register_suite, register_task
 
 # Hub revisions every hub/release build is pinned to.
@@ -23,12 +24,6 @@ REVISIONS: dict[str, str | None] = {
     "YuWangX/Memalpha-Memoryagentbench": None,
 }
 
-MEMALPHA_CITATION = (
-    "Wang et al. 2025, Mem-alpha: Learning Memory Construction via Reinforcement Learning, arXiv:2509.25911"
-)
-MAB_CITATION = (
-    "Hu, Wang, McAuley 2025, Evaluating Memory in LLM Agents via Incremental Multi-Turn Interactions, arXiv:2507.05257"
-)
 
 SUMMARY_PROMPT = (
     "Your core memory keeps a running summary of the book the user has been reading, and the retrieved "
@@ -54,32 +49,40 @@ FACT_PROMPT = (
 MEMALPHA_SPLITS = ("train", "validation")
 
 
-def memalpha_release(source_name: str) -> Source:
+def unlicensed_copy(data_license: str) -> str:
+    """Mem-alpha's processed releases declare no license of their own; the data keeps its own."""
+    return combine("NOASSERTION", data_license)
+
+
+def memalpha_release(source_name: str, data_license: str) -> Source:
     return Source(
         "release",
         "YuWangX/Memalpha",
         REVISIONS["YuWangX/Memalpha"],
         files=("train.parquet", "test.parquet"),
+        license=unlicensed_copy(data_license),
         note=f"Mem-alpha's processed release; rows with data_source == {source_name!r}",
     )
 
 
-def mab_hub(source_name: str) -> Source:
+def mab_hub(source_name: str, data_license: str | None) -> Source:
+    """MemoryAgentBench's release (MIT), and the license of the dataset a set was derived from."""
     return Source(
         "hub",
         "ai-hyz/MemoryAgentBench",
         REVISIONS["ai-hyz/MemoryAgentBench"],
-        license="MIT",
+        license=combine("MIT", data_license) if data_license else "MIT",
         note=f"rows with metadata.source == {source_name!r}",
     )
 
 
-def mab_release(source_name: str) -> Source:
+def mab_release(source_name: str, data_license: str) -> Source:
     return Source(
         "release",
         "YuWangX/Memalpha-Memoryagentbench",
         REVISIONS["YuWangX/Memalpha-Memoryagentbench"],
         files=("test.parquet",),
+        license=unlicensed_copy(data_license),
         note=f"Mem-alpha's processed MemoryAgentBench; rows with data_source == {source_name!r}",
     )
 
@@ -99,11 +102,11 @@ def memalpha_task(
     chunk_size: int = 2048,
     splits: tuple[str, ...] = MEMALPHA_SPLITS,
     query_prompt: str | None = None,
-    license: str = "",
+    cite: str,
     **params: object,
 ) -> TaskSpec:
     """A Mem-alpha training source: train/validation splits, and Mem-alpha's processed release (rows
-    whose `data_source` is `release`) as the last origin."""
+    whose `data_source` is `release`, under the license of the first source) as the last origin."""
     return register_task(
         TaskSpec(
             name=name,
@@ -114,9 +117,8 @@ def memalpha_task(
             splits=splits,
             query_prompt=query_prompt,
             builder=builder,
-            sources=(*sources, memalpha_release(release)),
-            license=license,
-            citation=MEMALPHA_CITATION,
+            sources=(*sources, memalpha_release(release, sources[0].license)),
+            citations=("memalpha", cite),
             params=params,
         )
     )
@@ -129,11 +131,11 @@ memalpha_task(
     "substring_em",
     "tasks.sources.squad:build",
     (
-        Source("hub", "rajpurkar/squad", REVISIONS["rajpurkar/squad"], config="plain_text", license="CC BY-SA 4.0"),
-        Source("raw", "squad", files=("*.json",), license="CC BY-SA 4.0", note="SQuAD v1.1 JSON"),
+        Source("hub", "rajpurkar/squad", REVISIONS["rajpurkar/squad"], config="plain_text", license="CC-BY-SA-4.0"),
+        Source("raw", "squad", files=("*.json",), license="CC-BY-SA-4.0", note="SQuAD v1.1 JSON"),
     ),
     release="squad",
-    license="CC BY-SA 4.0",
+    cite="squad",
     chunks_per_instance=10,
     min_chunk_tokens=100,
     min_questions_before=50,
@@ -149,17 +151,17 @@ memalpha_task(
     "substring_em",
     "tasks.sources.hotpotqa:build",
     (
-        Source("hub", "hotpotqa/hotpot_qa", REVISIONS["hotpotqa/hotpot_qa"], config="fullwiki", license="CC BY-SA 4.0"),
+        Source("hub", "hotpotqa/hotpot_qa", REVISIONS["hotpotqa/hotpot_qa"], config="fullwiki", license="CC-BY-SA-4.0"),
         Source(
             "raw",
             "hotpotqa",
             files=("*.json", "*.jsonl"),
-            license="CC BY-SA 4.0",
+            license="CC-BY-SA-4.0",
             note="HotpotQA JSON (official array or HF-style rows) or JSON lines",
         ),
     ),
     release="hotpotqa",
-    license="CC BY-SA 4.0",
+    cite="hotpotqa",
     instance_tokens=10000,
     min_chunk_tokens=100,
     min_questions_before=30,
@@ -175,8 +177,9 @@ memalpha_task(
     "AR",
     "keyword_recall",
     "tasks.sources.perltqa:build",
-    (Source("raw", "perltqa", files=("perltmem_en.json", "perltqa_en.json"), license="see PerLTQA release"),),
+    (Source("raw", "perltqa", files=("perltmem_en.json", "perltqa_en.json"), license="CC-BY-NC-4.0"),),
     release="perltqa",
+    cite="perltqa",
     min_questions=20,
     max_questions=100,
     max_chunks=30,
@@ -199,7 +202,7 @@ memalpha_task(
     ),
     release="lme_train",
     splits=("train",),
-    license="MIT",
+    cite="longmemeval",
     questions_per_instance=4,
     min_tokens=10000,
     max_tokens=30000,
@@ -223,7 +226,7 @@ memalpha_task(
     ),
     release="booksum",
     query_prompt=SUMMARY_PROMPT,
-    license="BSD-3-Clause",
+    cite="booksum",
     min_chunks=5,
     max_chunks=20,
 )
@@ -234,28 +237,32 @@ memalpha_task(
     "boxed_label_accuracy",
     "tasks.sources.pubmed_rct:build",
     (
-        Source("hub", "pietrolesci/pubmed-200k-rct", REVISIONS["pietrolesci/pubmed-200k-rct"], license="see source"),
+        Source("hub", "pietrolesci/pubmed-200k-rct", REVISIONS["pietrolesci/pubmed-200k-rct"], license="NOASSERTION"),
         Source(
             "raw",
             "pubmed_rct",
             files=("train.txt",),
-            license="see PubMed-RCT release",
+            license="NOASSERTION",
             note="PubMed-RCT .txt: ###id lines, LABEL<TAB>sentence lines, blank line between abstracts",
         ),
     ),
     release="pubmed-rct",
     query_prompt=LABEL_PROMPT,
+    cite="pubmed_rct",
     instances=100,
     chunks_per_instance=10,
     min_chunk_tokens=1024,
     questions=100,
 )
+# The original built TREC-coarse and NLU as one source (`ttl_train`, in this order), split and capped together.
+TTL_MERGED = ("ttl_trec_coarse", "ttl_nlu")
 _TTL_SOURCES = {
     "trec": (
-        Source("raw", "trec", files=("train_5500.label",), license="free for research (UIUC CogComp)"),
-        Source("hub", "CogComp/trec", REVISIONS["CogComp/trec"], license="free for research (UIUC CogComp)"),
+        # distributed freely for research by UIUC CogComp, with no formal license
+        Source("raw", "trec", files=("train_5500.label",), license="NOASSERTION"),
+        Source("hub", "CogComp/trec", REVISIONS["CogComp/trec"], license="NOASSERTION"),
     ),
-    "nlu": (Source("raw", "nlu", files=("**/*.csv",), license="CC BY 4.0"),),
+    "nlu": (Source("raw", "nlu", files=("**/*.csv",), license="CC-BY-4.0"),),
 }
 for _name, _raw, _label_space, _tokens, _release in (
     ("ttl_trec_coarse", "trec", "coarse", 390, "icl_trec_coarse_6600shot_balance"),
@@ -272,8 +279,10 @@ for _name, _raw, _label_space, _tokens, _release in (
         release=_release,
         chunk_size=1024,
         query_prompt=LABEL_PROMPT,
+        cite=_raw,
         dataset=_raw,
         label_space=_label_space,
+        merged=TTL_MERGED,
         instances=200,
         chunks_per_instance=10,
         chunk_tokens=_tokens,
@@ -295,11 +304,14 @@ def mab_task(
     query_prompt: str | None = None,
     released: bool = True,
     raw: Source | None = None,
+    data: tuple[str, str] | None = None,
     **params: object,
 ) -> TaskSpec:
     """A MemoryAgentBench set: rows of the pinned hub release whose `metadata.source` is `mab_source`
-    (plus Mem-alpha's processed copy for the sets the paper used, and raw files where they exist)."""
-    sources = (mab_hub(mab_source),) + ((raw,) if raw else ()) + ((mab_release(mab_source),) if released else ())
+    (plus Mem-alpha's processed copy for the sets the paper used, and raw files where they exist).
+    `data` is (citation key, SPDX license) of the dataset the set was derived from, where known."""
+    hub = mab_hub(mab_source, data[1] if data else None)
+    sources = (hub,) + ((raw,) if raw else ()) + ((mab_release(mab_source, hub.license),) if released else ())
     return register_task(
         TaskSpec(
             name=name,
@@ -310,8 +322,7 @@ def mab_task(
             query_prompt=query_prompt,
             builder="tasks.sources.mab:build",
             sources=sources,
-            license="MIT",
-            citation=MAB_CITATION,
+            citations=("memoryagentbench", *((data[0],) if data else ())),
             params={"mab_source": mab_source, "wrapper": wrapper, **params},
         )
     )
@@ -325,6 +336,7 @@ mab_task(
     "substring_em",
     2048,
     "documents",
+    data=("squad", "CC-BY-SA-4.0"),
 )
 mab_task(
     "ruler_qa2_421k",
@@ -334,6 +346,7 @@ mab_task(
     "substring_em",
     2048,
     "documents",
+    data=("hotpotqa", "CC-BY-SA-4.0"),
 )
 mab_task(
     "longmemeval_s",
@@ -343,16 +356,18 @@ mab_task(
     "llm_judge",
     2048,
     "sessions",
+    data=("longmemeval", "MIT"),
 )
-for _name, _src in (
-    ("icl_banking77", "icl_banking77_5900shot_balance"),
-    ("icl_clinic150", "icl_clinic150_7050shot_balance"),
-    ("icl_nlu", "icl_nlu_8296shot_balance"),
-    ("icl_trec_coarse", "icl_trec_coarse_6600shot_balance"),
-    ("icl_trec_fine", "icl_trec_fine_6400shot_balance"),
+for _name, _src, _license in (
+    ("icl_banking77", "icl_banking77_5900shot_balance", "CC-BY-4.0"),
+    ("icl_clinic150", "icl_clinic150_7050shot_balance", "CC-BY-3.0"),
+    ("icl_nlu", "icl_nlu_8296shot_balance", "CC-BY-4.0"),
+    ("icl_trec_coarse", "icl_trec_coarse_6600shot_balance", "NOASSERTION"),
+    ("icl_trec_fine", "icl_trec_fine_6400shot_balance", "NOASSERTION"),
 ):
     _dataset = _name.removeprefix("icl_")
     _raw_id = {"trec_coarse": "trec", "trec_fine": "trec", "clinic150": "clinc150"}.get(_dataset, _dataset)
+    _cite = {"trec_coarse": "trec", "trec_fine": "trec", "clinic150": "clinc150"}.get(_dataset, _dataset)
     mab_task(
         _name,
         _src,
@@ -362,7 +377,8 @@ for _name, _src in (
         1024,
         "examples",
         query_prompt=LABEL_PROMPT,
-        raw=Source("raw", _raw_id, note="labelled examples from the source's own release files"),
+        raw=Source("raw", _raw_id, license=_license, note="labelled examples from the source's own release files"),
+        data=(_cite, _license),
         dataset=_dataset,
         shots=int(_src.split("_")[-2].removesuffix("shot")),
         questions=100,
@@ -442,11 +458,8 @@ register_task(
         metric="token_f1",
         chunk_size=2048,
         builder="tasks.sources.locomo:build",
-        sources=(Source("raw", "locomo", files=("locomo10.json",), license="CC BY-NC 4.0"),),
-        license="CC BY-NC 4.0 (non-commercial)",
-        citation=(
-            "Maharana et al. 2024, Evaluating Very Long-Term Conversational Memory of LLM Agents, arXiv:2402.17753"
-        ),
+        sources=(Source("raw", "locomo", files=("locomo10.json",), license="CC-BY-NC-4.0"),),
+        citations=("locomo",),
     )
 )
 
@@ -468,13 +481,12 @@ for _k in SCALING_LENGTHS:
                     "rajpurkar/squad",
                     REVISIONS["rajpurkar/squad"],
                     config="plain_text",
-                    license="CC BY-SA 4.0",
+                    license="CC-BY-SA-4.0",
                     note="validation split",
                 ),
-                Source("raw", "squad", files=("*.json",), license="CC BY-SA 4.0"),
+                Source("raw", "squad", files=("*.json",), license="CC-BY-SA-4.0"),
             ),
-            license="CC BY-SA 4.0",
-            citation=MEMALPHA_CITATION,
+            citations=("memalpha", "squad"),
             params={"target_tokens": _k * 1024, "questions": 100},
         )
     )

@@ -105,6 +105,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(
+        "publish",
+        help="write built tasks as a Hugging Face dataset repository (one config per task)",
+        description="Verify the built tasks in DIR and write them in the hub layout: <task>/<split>-*.parquet, "
+        "<task>/manifest.json and a dataset card whose configs name one config per task, so that "
+        "datasets.load_dataset(REPO, TASK) loads a task. With --out the repository is written to a local "
+        "folder; without it, it is uploaded to the hub (needs a write token, e.g. `hf auth login`).",
+    )
+    p.add_argument("path", type=Path, metavar="DIR", help="a data folder of built tasks, or one built task")
+    p.add_argument("--repo", required=True, metavar="ID", help="the dataset repo id, e.g. my-org/memalpha-tasks")
+    p.add_argument("--out", type=Path, metavar="FOLDER", help="write the repository here instead of uploading it")
+    p.add_argument("--private", action="store_true", help="create the hub repo as private (upload only)")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser(
         "overlap",
         help="questions and passages two built tasks share",
         description="Report the questions and context passages (sentences) two built tasks share.",
@@ -174,6 +188,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             failed.append((name, str(exc)))
             print(f"error: {name}: {exc}", file=sys.stderr)
             continue
+        for warning in result.warnings:
+            print(f"WARNING: {warning}", file=sys.stderr)
         m = result.manifest
         counts = ", ".join(f"{s}: {v['instances']} inst / {v['questions']} q" for s, v in m["splits"].items())
         skipped = [k for k, v in m["llm_steps"].items() if v["status"] == "skipped"]
@@ -196,7 +212,11 @@ def _show_built(path: Path, as_json: bool) -> int:
         print(json.dumps({"task": manifest["task"], "sha256": manifest["sha256"], "splits": stats}, indent=2))
         return 0
     print(f"{manifest['task']}  ({path})")
-    print(f"origin {manifest['origin']}, tokenizer {manifest['tokenizer']['name']}, sha256 {manifest['sha256']}")
+    source = manifest.get("source") or {}
+    at = source.get("commit") or source.get("revision") or source.get("mirror") or "local files"
+    pinned = "" if source.get("pinned", True) else " (UNPINNED)"
+    print(f"origin {manifest['origin']}: {source.get('id')} @ {at}{pinned}, license {manifest.get('license', '?')}")
+    print(f"tokenizer {manifest['tokenizer']['name']}, sha256 {manifest['sha256']}")
     rows = []
     for split, st in stats.items():
         t, c = st["context_tokens"], st["chunks_per_instance"]
@@ -249,8 +269,6 @@ def cmd_show(args: argparse.Namespace) -> int:
         **spec.summary(),
         "query_prompt": spec.query_prompt,
         "tokenizer": spec.tokenizer,
-        "license": spec.license,
-        "citation": spec.citation,
         "params": spec.params,
         "metric_definition": METRICS[spec.metric],
         "sources": [
@@ -260,10 +278,12 @@ def cmd_show(args: argparse.Namespace) -> int:
                 "revision": s.revision,
                 "config": s.config,
                 "files": list(s.files),
+                "license": s.license,
                 "note": s.note,
             }
             for s in spec.sources
         ],
+        "citation": spec.bibtex(),
     }
     if args.json:
         print(json.dumps(info, indent=2))
@@ -272,7 +292,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         if key == "sources":
             for s in value:
                 rev = s["revision"] or ("(local files)" if s["origin"] == "raw" else "UNPINNED: hub head")
-                print(f"source ({s['origin']}): {s['id']} @ {rev} {' '.join(s['files'])} {s['note']}".rstrip())
+                files = " ".join(s["files"])
+                print(f"source ({s['origin']}): {s['id']} @ {rev} {files} [{s['license']}] {s['note']}".rstrip())
         else:
             print(f"{key}: {value}")
     return 0
@@ -290,6 +311,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
         else:
             print(f"ok   {path}")
     return 1 if bad else 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .publish import publish
+
+    manifests, where = publish(
+        args.path,
+        args.repo,
+        out=args.out,
+        private=args.private,
+        progress=lambda message: print(f"  {message}", file=sys.stderr),
+    )
+    for m in manifests:
+        print(f"  {m['task']}  sha256 {m['sha256'][:16]}  license {m.get('license', '?')}")
+    print(f"{len(manifests)} task(s) published as {args.repo}: {where}")
+    return 0
 
 
 def cmd_overlap(args: argparse.Namespace) -> int:

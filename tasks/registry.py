@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .citations import bibtex
 from .errors import UnknownNameError
+from .licenses import spdx_ids
 
 Origin = Literal["hub", "raw", "release"]
 ORIGINS: tuple[Origin, ...] = ("hub", "raw", "release")
@@ -31,6 +33,7 @@ class Source:
     `origin` is how it is read: `hub` (a Hugging Face dataset at a pinned revision), `raw` (the
     authors' release files under `--raw-dir DIR/<id>/`), `release` (a processed release on the hub).
     `files` lists what the builder reads: glob patterns under the raw folder, or files in the repo.
+    `license` is an SPDX expression (`tasks/licenses.py`): the license of what is read from here.
     """
 
     origin: Origin
@@ -38,8 +41,11 @@ class Source:
     revision: str | None = None
     config: str | None = None
     files: tuple[str, ...] = ()
-    license: str = ""
+    license: str = "NOASSERTION"
     note: str = ""
+
+    def __post_init__(self) -> None:
+        spdx_ids(self.license)
 
 
 @dataclass(frozen=True)
@@ -54,14 +60,14 @@ class TaskSpec:
     splits: tuple[str, ...] = ("test",)
     query_prompt: str | None = None
     tokenizer: str = "qwen3"
-    license: str = ""
-    citation: str = ""
+    citations: tuple[str, ...] = ()  # keys of tasks/citations.py: the benchmark, then the source data
     params: dict[str, Any] = field(default_factory=dict)
-    version: str = "1.0"
+    version: str = "1.1"  # 1.1: whole-unit packing, sentences sized in one pass, the original's split draw
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise ValueError(f"task {self.name}: unknown metric {self.metric!r}")
+        bibtex(self.citations)
 
     @property
     def origins(self) -> tuple[Origin, ...]:
@@ -72,6 +78,13 @@ class TaskSpec:
             if src.origin == origin:
                 return src
         raise UnknownNameError(f"origin for task {self.name}", origin, self.origins)
+
+    def license(self, origin: Origin) -> str:
+        """The SPDX expression of the task built from `origin`."""
+        return self.source(origin).license
+
+    def bibtex(self) -> str:
+        return bibtex(self.citations)
 
     def load_builder(self) -> Callable[..., Any]:
         module, _, func = self.builder.partition(":")

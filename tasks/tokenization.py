@@ -12,6 +12,7 @@ The manifest of every built task records which counter was used.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,6 +79,20 @@ class HFTokenizerCounter:
         encs = self._tok.encode_batch_fast(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encs]
 
+    def count_pieces(self, texts: Sequence[str], cuts: Sequence[Sequence[int]]) -> list[list[int]]:
+        """Tokens per piece of each text cut at the character positions `cuts[k]` (ascending), from one
+        batched pass over the whole texts: a token counts for the piece its first character is in."""
+        if not texts:
+            return []
+        import numpy as np
+
+        out = []
+        for enc, ends in zip(self._tok.encode_batch(list(texts), add_special_tokens=False), cuts, strict=True):
+            starts = np.fromiter((start for start, _ in enc.offsets), dtype=np.int64, count=len(enc.offsets))
+            bounds = np.searchsorted(starts, np.asarray(ends, dtype=np.int64), side="left")
+            out.append(np.diff(bounds, prepend=0, append=len(starts)).tolist())
+        return out
+
     def describe(self) -> dict[str, str | None]:
         return {
             "name": self.name,
@@ -85,6 +100,29 @@ class HFTokenizerCounter:
             "spec": self.spec,
             "kind": "huggingface-tokenizers",
         }
+
+
+def piece_counts(counter: TokenCounter, texts: Sequence[str], cuts: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Token counts of the pieces of each text, cut at the character positions `cuts[k]` (ascending).
+
+    A counter with `count_pieces` sizes the pieces in one pass over the whole texts (estimates: under a
+    BPE a piece counted alone can differ by a token or two at its edges); any other counter counts each
+    piece on its own.
+    """
+    method = getattr(counter, "count_pieces", None)
+    if method is not None:
+        return method(texts, cuts)
+    pieces, sizes = [], []
+    for text, ends in zip(texts, cuts, strict=True):
+        bounds = [0, *ends, len(text)]
+        pieces.extend(text[a:b] for a, b in itertools.pairwise(bounds))
+        sizes.append(len(bounds) - 1)
+    counts = counter.count_many(pieces)
+    out, position = [], 0
+    for size in sizes:
+        out.append(counts[position : position + size])
+        position += size
+    return out
 
 
 def _file_sha256(path: Path) -> str:

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["servers"]  # tests/servers.py: tiny model, `transformers serve`, scripted server
+pytest_plugins = ["servers", "agent_eval"]  # tests/servers.py: tiny model, `transformers serve`, scripted server
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+pytest_plugins.append("qwen_bpe")  # `qwen_bpe`: the real Qwen-vocabulary BPE counter (tests/qwen_bpe.py)
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +30,12 @@ def raw_dir() -> Path:
 def built_dir(tmp_path_factory) -> Path:
     """A session-wide output folder for tasks built once and read by several tests."""
     return tmp_path_factory.mktemp("built")
+
+
+@pytest.fixture(scope="session")
+def fidelity_file(raw_dir) -> Path:
+    """What the original scorers returned on real pairs (`../shared/fidelity/original_scorers.jsonl`, beside
+    the raw samples' folder; `$MEMALPHA_FIDELITY` names another copy)."""
+    path = Path(os.environ.get("MEMALPHA_FIDELITY") or raw_dir.parent.parent / "fidelity" / "original_scorers.jsonl")
+    assert path.is_file(), f"no fidelity vectors at {path} (set MEMALPHA_FIDELITY)"
+    return path

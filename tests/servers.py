@@ -4,14 +4,19 @@ OpenAI-compatible server whose replies come from a function of the request.
 Fixtures (registered through `pytest_plugins = ["servers"]` in conftest.py):
 - `tiny_model`: the folder of a tiny Qwen3 with a tokenizer trained offline (session-wide);
 - `serve_tiny`: a `transformers serve` process on 127.0.0.1 for it, as a `TinyServer` (session-wide);
-- `scripted_server`: a factory `start(reply_fn, answer_probes=True) -> ScriptedServer`; every server it
-  starts is stopped at the end of the test.
+- `scripted_server`: a factory `start(reply_fn, answer_probes=True, embedding_status=None) ->
+  ScriptedServer`; every server it starts is stopped at the end of the test. It also serves
+  `/v1/embeddings` with `word_embedding`, a deterministic bag-of-words vector, for memory libraries
+  that embed (`embedding_status(request) -> int` makes chosen embedding requests fail with that status).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -240,9 +245,12 @@ def serve_tiny(tiny_model, tmp_path_factory) -> Iterator[TinyServer]:
 class Reply:
     """What the scripted server answers to one request.
 
-    `status` other than 200 sends an OpenAI-style error body; `delay` sleeps first (to go past a
-    client's timeout); `tool_calls` are OpenAI tool-call dicts ({"id", "type", "function": {"name",
-    "arguments"}}); `body` replaces the whole JSON body.
+    `status` other than 200 sends an OpenAI-style error body (`message`, or "scripted status N");
+    `delay` sleeps first (to go past a client's timeout); `tool_calls` are OpenAI tool-call dicts
+    ({"id", "type", "function": {"name", "arguments"}}); `body` replaces the whole JSON body; `raw`
+    replaces it with bytes sent as they are (as `content_type`); `headers` are sent besides;
+    `finish_reason` overrides the choice's; `cut_at` sends only that many bytes of the body (the
+    Content-Length still announces all of it), then closes the connection.
     """
 
     content: str | None = ""
@@ -250,6 +258,12 @@ class Reply:
     delay: float = 0.0
     tool_calls: list[dict[str, Any]] | None = None
     body: dict[str, Any] | None = None
+    raw: bytes | None = None
+    content_type: str = "application/json"
+    headers: dict[str, str] | None = None
+    message: str | None = None
+    finish_reason: str | None = None
+    cut_at: int | None = None
 
 
 ReplyFn = Callable[[dict[str, Any]], "Reply | str"]
@@ -271,7 +285,13 @@ def completion_body(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": request.get("model", "scripted"),
-        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if reply.tool_calls else "stop"}],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop"),
+            }
+        ],
         "usage": {
             "prompt_tokens": prompt_words,
             "completion_tokens": completion_words,
@@ -287,20 +307,63 @@ def is_probe(body: dict[str, Any]) -> bool:
     return body.get("messages") == PROBE.message_dicts() and body.get("max_tokens") == PROBE.params.max_tokens
 
 
+EMBEDDING_DIMS = 64
+
+
+def word_embedding(text: str, dims: int = EMBEDDING_DIMS) -> list[float]:
+    """A unit vector from the text's lowercased words, each hashed to one dimension: texts sharing
+    words are close, and the same text always gets the same vector."""
+    vector = [0.0] * dims
+    for word in re.findall(r"\w+", text.lower()):
+        vector[int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "big") % dims] += 1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector] if any(vector) else [1.0 / math.sqrt(dims)] * dims
+
+
+def embeddings_body(request: dict[str, Any]) -> dict[str, Any]:
+    texts = request["input"] if isinstance(request["input"], list) else [request["input"]]
+    dims = int(request.get("dimensions") or EMBEDDING_DIMS)
+    return {
+        "object": "list",
+        "model": request.get("model", "scripted-embedding"),
+        "data": [
+            {"object": "embedding", "index": i, "embedding": word_embedding(t, dims)} for i, t in enumerate(texts)
+        ],
+        "usage": {
+            "prompt_tokens": sum(_word_count(t) for t in texts),
+            "total_tokens": sum(_word_count(t) for t in texts),
+        },
+    }
+
+
 class ScriptedServer:
     """An OpenAI-compatible chat server in a thread on 127.0.0.1; `reply_fn(request_json)` decides each
-    answer (a string is shorthand for `Reply(content=...)`). `requests` lists the bodies received.
+    answer (a string is shorthand for `Reply(content=...)`). `requests` lists the bodies received,
+    `headers` the request headers of each (names in lower case), `ports` the client port each came
+    from (one per connection).
 
     The harness's preflight probes (`is_probe`) are answered "ready" and counted in `probes`, not in
-    `requests`, unless `answer_probes` is False: then `reply_fn` answers them like any request."""
+    `requests`, unless `answer_probes` is False: then `reply_fn` answers them like any request.
+    `probe_headers` holds the headers of each probe and of each `GET /v1/models` (the preflight's)."""
 
-    def __init__(self, reply_fn: ReplyFn, answer_probes: bool = True):
+    def __init__(
+        self,
+        reply_fn: ReplyFn,
+        answer_probes: bool = True,
+        embedding_status: Callable[[dict[str, Any]], int] | None = None,
+    ):
         self.reply_fn = reply_fn
         self.answer_probes = answer_probes
+        self.embedding_status = embedding_status
         self.probes = 0
+        self.probe_headers: list[dict[str, str]] = []
         self.requests: list[dict[str, Any]] = []
+        self.embedding_requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.ports: list[int] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 
     @property
@@ -327,72 +390,198 @@ class ScriptedServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+    def _answer(self, body: dict[str, Any], headers: dict[str, str], port: int) -> tuple[Reply, bytes]:
         if self.answer_probes and is_probe(body):
             with self._lock:
                 self.probes += 1
-            return 200, completion_body(body, Reply(content="ready")), 0.0
+                self.probe_headers.append(headers)
+            return Reply(), json.dumps(completion_body(body, Reply(content="ready"))).encode()
         with self._lock:
             self.requests.append(body)
+            self.headers.append(headers)
+            self.ports.append(port)
         reply = self.reply_fn(body)
         if isinstance(reply, str):
             reply = Reply(content=reply)
+        if reply.raw is not None:
+            return reply, reply.raw
         if reply.body is not None:
-            return reply.status, reply.body, reply.delay
+            return reply, json.dumps(reply.body).encode()
         if reply.status != 200:
             error = {
-                "message": f"scripted status {reply.status}",
+                "message": reply.message or f"scripted status {reply.status}",
                 "type": "scripted_error",
                 "code": reply.status,
             }
-            return reply.status, {"error": error}, reply.delay
-        return 200, completion_body(body, reply), reply.delay
+            return reply, json.dumps({"error": error}).encode()
+        return reply, json.dumps(completion_body(body, reply)).encode()
+
+    def _embed(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self.embedding_requests.append(body)
+        status = self.embedding_status(body) if self.embedding_status else 200
+        if status != 200:
+            return status, {"error": {"message": f"scripted status {status}", "type": "scripted_error", "code": status}}
+        return 200, embeddings_body(body)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real servers
+
             def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
                 pass
 
-            def _send(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
+            def _send(self, reply: Reply, data: bytes) -> None:
                 try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", reply.content_type)
                     self.send_header("Content-Length", str(len(data)))
+                    for name, value in (reply.headers or {}).items():
+                        self.send_header(name, value)
                     self.end_headers()
-                    self.wfile.write(data)
+                    if reply.cut_at is None:
+                        self.wfile.write(data)
+                    else:
+                        self.wfile.write(data[: reply.cut_at])
+                        self.wfile.flush()
+                        self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
-                    pass
+                    self.close_connection = True
+
+            def _json(self, status: int, body: dict[str, Any]) -> None:
+                self._send(Reply(status=status), json.dumps(body).encode())
 
             def do_GET(self) -> None:
                 if self.path == "/health":
-                    self._send(200, {"status": "ok"})
+                    self._json(200, {"status": "ok"})
                 elif self.path == "/v1/models":
-                    self._send(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+                    with server._lock:
+                        server.probe_headers.append({name.lower(): value for name, value in self.headers.items()})
+                    self._json(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
                 else:
-                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    self._json(404, {"error": {"message": f"no route {self.path}"}})
 
             def do_POST(self) -> None:
-                if self.path != "/v1/chat/completions":
-                    self._send(404, {"error": {"message": f"no route {self.path}"}})
-                    return
                 length = int(self.headers.get("Content-Length", 0))
-                status, body, delay = server._answer(json.loads(self.rfile.read(length)))
-                time.sleep(delay)
-                self._send(status, body)
+                data = self.rfile.read(length)
+                if self.path == "/v1/embeddings":
+                    self._json(*server._embed(json.loads(data)))
+                    return
+                if self.path != "/v1/chat/completions":
+                    self._json(404, {"error": {"message": f"no route {self.path}"}})
+                    return
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                reply, body = server._answer(json.loads(data), headers, self.client_address[1])
+                time.sleep(reply.delay)
+                self._send(reply, body)
 
         return Handler
 
 
+MALFORMED_REPLIES: dict[str, Reply] = {
+    "invalid JSON": Reply(raw=b'{"choices": [{"message": {"content": "Par'),
+    "an HTML page": Reply(raw=b"<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"),
+    "a 200 cut short": Reply(content="the whole answer, never delivered", cut_at=40),
+    "empty choices": Reply(body={"id": "x", "object": "chat.completion", "choices": []}),
+    "no choices": Reply(body={"id": "x", "object": "chat.completion"}),
+    "null content": Reply(content=None),
+    "missing content": Reply(body={"choices": [{"index": 0, "message": {"role": "assistant"}}]}),
+    "cut while reasoning": Reply(content="<think>\nLet me think about the river", finish_reason="length"),
+    "an empty body": Reply(raw=b""),
+}
+"""Every class of malformed 200 reply a reader must retry and never take as an answer."""
+
+TRANSIENT_ERRORS: dict[str, Reply] = {
+    "HTTP 500": Reply(status=500),
+    "HTTP 503": Reply(status=503),
+    "HTTP 429 with Retry-After": Reply(status=429, headers={"Retry-After": "0"}),
+}
+
+
+class Faults:
+    """`reply_fn` behind a server that misbehaves on purpose: each request, with probability `rate`
+    (a seeded generator, so runs repeat), gets the next fault of `faults` in turn instead of its
+    answer. `injected` counts the faults sent, by name."""
+
+    def __init__(self, reply_fn: ReplyFn, rate: float, faults: dict[str, Reply], seed: int = 0):
+        import random
+
+        self.reply_fn, self.rate, self.faults = reply_fn, rate, list(faults.items())
+        self.injected: dict[str, int] = dict.fromkeys(faults, 0)
+        self._random = random.Random(seed)
+        self._turn = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, body: dict[str, Any]) -> Reply | str:
+        with self._lock:
+            faulty = self._random.random() < self.rate
+            if faulty:
+                name, reply = self.faults[self._turn % len(self.faults)]
+                self._turn += 1
+                self.injected[name] += 1
+        return reply if faulty else self.reply_fn(body)
+
+
+OPENAI_CHAT_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "tools",
+        "tool_choice",
+        "seed",
+        "n",
+        "stream",
+        "stream_options",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "response_format",
+        "user",
+        "parallel_tool_calls",
+    }
+)
+
+
+def openai_strict(reply_fn: ReplyFn) -> ReplyFn:
+    """`reply_fn` behind the OpenAI API's check of request fields: a field the API does not define is a
+    400 with the API's error shape and wording, before any answer."""
+
+    def reply(body: dict[str, Any]) -> Reply | str:
+        unknown = sorted(set(body) - OPENAI_CHAT_FIELDS)
+        if unknown:
+            error = {
+                "message": f"Unrecognized request argument supplied: {unknown[0]}",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+            return Reply(status=400, body={"error": error})
+        return reply_fn(body)
+
+    return reply
+
+
 @pytest.fixture
-def scripted_server() -> Iterator[Callable[[ReplyFn], ScriptedServer]]:
-    """A factory: `start(reply_fn)` returns a running ScriptedServer, stopped after the test."""
+def scripted_server() -> Iterator[Callable[..., ScriptedServer]]:
+    """A factory: `start(reply_fn, answer_probes=True, embedding_status=None)` returns a running
+    ScriptedServer, stopped after the test."""
     started: list[ScriptedServer] = []
 
-    def start(reply_fn: ReplyFn, answer_probes: bool = True) -> ScriptedServer:
-        started.append(ScriptedServer(reply_fn, answer_probes).start())
+    def start(
+        reply_fn: ReplyFn,
+        answer_probes: bool = True,
+        embedding_status: Callable[[dict[str, Any]], int] | None = None,
+    ) -> ScriptedServer:
+        started.append(ScriptedServer(reply_fn, answer_probes, embedding_status).start())
         return started[-1]
 
     yield start

@@ -4,6 +4,7 @@ with a tiny random model; plus options, the prompt cap and the rendered chat pro
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -173,7 +174,7 @@ def test_memories_from_fixed_tool_calls(render, fmt, data, chunk_index, scripted
             assert body["tools"] == chat_tools("qwen3") and "stop" not in body
         else:
             assert "tools" not in body and body["stop"] == list(QWEN_AGENT_STOP)
-            assert f"{FN_NAME}: name of tool 1" in body["messages"][0]["content"]
+            assert f"{FN_NAME}: The name of tool 1" in body["messages"][0]["content"]
     some_iid = model.seen[0][0]
     [fifth] = [b for b in server.requests if chunk_index[chunk_of(b)] == (some_iid, 4)]
     system = fifth["messages"][0]["content"]
@@ -357,6 +358,7 @@ def test_describe_records_every_option_and_the_prompt_hash_but_no_key(monkeypatc
         "recent": 2,
         "max_prompt_tokens": 6144,
         "tokenizer": "simple",
+        "prompt_file": None,
         "cache": None,
         "backend": "openai",
         "model": "YuWangX/Memalpha-4B",
@@ -367,6 +369,59 @@ def test_describe_records_every_option_and_the_prompt_hash_but_no_key(monkeypatc
     }
     assert description["reader"]["base_url"] == "http://gpu:8000/v1"
     assert "sk-very-secret" not in json.dumps(description)
+    assert "prompt_file_sha256" not in description
+    # the qwen-agent format's prompt includes the tool block the package renders: another hash
+    other = MemAlphaAgent(CannedReader(), tokenizer="simple", format="qwen-agent")
+    assert (
+        other.describe()["prompt_sha256"] == memorize_prompt().sha256_for("qwen-agent") != description["prompt_sha256"]
+    )
+
+
+ORIGINAL_STYLE = (  # a prompt file as a user holding other strings would write it: exact text, no stripping
+    "{% block system %}SYSTEM core=[{{ core }}] shown={{ semantic | map(attribute='id') | join(',') }} "
+    "of {{ semantic_total }}{% endblock %}"
+    "{% block user %}Chunk:\n{{ chunk }}\nLimit {{ max_new_tokens }}.\n{% endblock %}"
+)
+
+
+@pytest.mark.parametrize("fmt", ["qwen3", "qwen-agent"])
+def test_a_prompt_file_replaces_our_wording_and_its_hash_is_recorded(fmt, tmp_path):
+    path = tmp_path / "original.jinja"
+    path.write_text(ORIGINAL_STYLE, "utf-8")
+    agent = MemAlphaAgent(CannedReader(), tokenizer="simple", prompt_file=str(path), format=fmt, recent="2")
+    session = filled_session(agent)
+    system, user = session.request("The Seine.").messages
+    assert user == ("user", "Chunk:\nThe Seine.\nLimit 1638.\n")
+    assert system[1].startswith("SYSTEM core=[] shown=s5,s6 of 7")
+    assert (system[1] == "SYSTEM core=[] shown=s5,s6 of 7") == (fmt == "qwen3")  # qwen-agent adds its tools
+    described = agent.describe()
+    assert described["options"]["prompt_file"] == str(path)
+    assert described["prompt_file_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert described["prompt_version"] == "file"
+    assert described["prompt_sha256"] != MemAlphaAgent(CannedReader(), tokenizer="simple").describe()["prompt_sha256"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{% block user %}{{ chunk }}{% endblock %}", "no block system"),
+        (
+            "{% block system %}x{% endblock %}{% block user %}x{% endblock %}{% block tools %}{% endblock %}",
+            "unknown block tools",
+        ),
+        ("{% block system %}{{ core }{% endblock %}{% block user %}{% endblock %}", "line 1"),
+        ("{% block system %}{{ persona }}{% endblock %}{% block user %}x{% endblock %}", "'persona' is undefined"),
+    ],
+)
+def test_a_bad_prompt_file_is_named_in_the_error(text, message, tmp_path):
+    path = tmp_path / "bad.jinja"
+    path.write_text(text, "utf-8")
+    with pytest.raises(AgentOptionError, match=message) as caught:
+        agent = MemAlphaAgent(CannedReader(), tokenizer="simple", prompt_file=str(path))
+        agent.new_session(info()).request("chunk")
+    assert str(path) in str(caught.value)
+    with pytest.raises(AgentOptionError, match="cannot read it"):
+        MemAlphaAgent(CannedReader(), tokenizer="simple", prompt_file=str(tmp_path / "missing.jinja"))
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,7 @@ def test_formats_differ_only_by_the_tool_block():
     assert FN_NAME not in qwen3[0]["content"]
     assert agent[0]["content"].startswith(qwen3[0]["content"] + "\n\n# Tools\n")
     tool_block = agent[0]["content"][len(qwen3[0]["content"]) :]
-    assert f"{FN_NAME}: name of tool 1" in tool_block and FN_ARGS in tool_block
+    assert f"{FN_NAME}: The name of tool 1" in tool_block and FN_ARGS in tool_block
     for schema in TOOL_SCHEMAS:
         assert f"### {schema['function']['name']}" in tool_block
 

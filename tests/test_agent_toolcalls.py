@@ -1,13 +1,16 @@
-"""Tool-call parsing in both formats, the OpenAI conversion, and the qwen-agent tool block."""
+"""Tool-call parsing in both formats, the OpenAI conversion, and the qwen-agent tool block (rendered by the
+qwen-agent package itself)."""
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pytest
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
+from benchmark.agents.base import MissingExtraError
 from reference_agent.environment import TOOL_SCHEMAS, MemoryEnvironment
 from reference_agent.toolcalls import (
     FN_ARGS,
@@ -19,7 +22,7 @@ from reference_agent.toolcalls import (
     parse_qwen3,
     parse_qwen_agent,
     parse_response,
-    render_qwen_agent_tool_block,
+    qwen_agent_messages,
 )
 from tasks.tokenization import SimpleCounter
 
@@ -243,20 +246,33 @@ def test_loads_object_is_strict():
 # -- the qwen-agent tool block --------------------------------------------------------------------
 
 
-def test_tool_block_describes_every_tool_and_the_parallel_call_format():
-    text = render_qwen_agent_tool_block(TOOL_SCHEMAS)
-    assert text.startswith("# Tools\n\n## ")
+def test_the_qwen_agent_package_appends_its_tool_block_to_the_system_message():
+    """The layout the original's notes record for qwen-agent 0.0.29 (lang en, parallel calls)."""
+    given = [{"role": "system", "content": "Memorise."}, {"role": "user", "content": "A chunk."}]
+    system, user = qwen_agent_messages(given, TOOL_SCHEMAS)
+    assert user == given[1]
+    assert system["role"] == "system" and system["content"].startswith("Memorise.\n\n# Tools\n\n")
+    text = system["content"]
+    assert "## You have access to the following tools:" in text
     for schema in TOOL_SCHEMAS:
         fn = schema["function"]
         heading = text.index(f"### {fn['name']}\n\n{fn['name']}: {fn['description']} Parameters: ")
-        params = re.search(r"Parameters: (\{.*\}) ", text[heading:]).group(1)
+        params = re.search(r"Parameters: (\{.*\}) Format the arguments as a JSON object\.", text[heading:]).group(1)
         assert json.loads(params) == fn["parameters"]
     fmt = text[text.rindex("## ") :]
+    assert fmt.startswith("## Insert the following command in your reply when you need to call N tools in parallel:")
     markers = re.findall("✿[A-Z]+✿", fmt)
     assert markers == [FN_NAME, FN_ARGS] * 3 + [FN_RESULT] * 3 + [FN_EXIT]
     assert "[new_memory_insert,memory_update,memory_delete]" in fmt
-    # bare function dicts render the same
-    assert render_qwen_agent_tool_block([s["function"] for s in TOOL_SCHEMAS]) == text
+    # bare function dicts render the same; the messages given are not changed
+    assert qwen_agent_messages(given, [s["function"] for s in TOOL_SCHEMAS])[0] == system
+    assert given[0]["content"] == "Memorise."
+
+
+def test_without_the_qwen_agent_package_the_error_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "qwen_agent.llm.fncall_prompts.qwen_fncall_prompt", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'memalpha-bench\[qwen-agent\]'"):
+        qwen_agent_messages([{"role": "user", "content": "x"}], TOOL_SCHEMAS)
 
 
 def test_a_reply_in_the_described_format_executes():

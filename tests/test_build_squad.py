@@ -53,6 +53,26 @@ def test_invariants_against_the_raw_file(squad, raw_dir):
     assert manifest["tokenizer"]["name"] == "simple"
 
 
+def test_paragraphs_are_whole_under_a_real_bpe(raw_dir, qwen_bpe, tmp_path):
+    """With Qwen's BPE, every chunk within 2,048 tokens and every SQuAD paragraph of an instance in one
+    chunk, whole (the sample has no paragraph over the chunk size)."""
+    result = build_task("squad", tmp_path, origin="raw", raw_dir=raw_dir, tokenizer=qwen_bpe.spec, show_progress=False)
+    assert validate_task(result.path) == []  # re-counts every chunk with the manifest's tokenizer
+    paragraphs = [p.context for p in read_squad_file(squad_file(raw_dir))]
+    data, _ = load_built(result.path)
+    placed = 0
+    for split in data:
+        for row in data[split]:
+            counts = qwen_bpe.count_many(row["chunks"])
+            assert max(counts) <= 2048 and sum(counts) == row["context_tokens"]
+            for paragraph in paragraphs:
+                holding = [c for c in row["chunks"] if paragraph[:60] in c]
+                if holding:
+                    assert any(paragraph in c for c in holding), paragraph[:60]
+                    placed += 1
+    assert placed >= 10 * sum(len(data[s]) for s in data)
+
+
 def test_splits_are_disjoint(squad):
     data, _ = load_built(squad.path)
     assert not set(data["train"]["instance_id"]) & set(data["validation"]["instance_id"])
@@ -85,7 +105,7 @@ def test_validate_detects_tampering(squad, tmp_path):
     manifest["splits"]["train"]["sha256"] = "0" * 64
     (copy / "manifest.json").write_text(json.dumps(manifest))
     problems = validate_task(copy)
-    assert any("differs from the manifest" in p for p in problems)
+    assert any("field 'sha256': not the hash of the split hashes" in p for p in problems)
 
 
 def test_missing_raw_dir_lists_expected_files(tmp_path):

@@ -5,6 +5,7 @@ codes, `agents list`, and a `--help` that loads no heavy library."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import subprocess
 import sys
@@ -114,6 +115,37 @@ def test_preflight_failures_stop_before_any_agent_call(
     assert server.count == 0  # the reader was asked nothing but, at most, its one-token probe
 
 
+def test_preflight_asks_every_server_and_names_the_one_that_does_not_answer(data, tmp_path, scripted_server, capsys):
+    servers = [scripted_server(answer()), scripted_server(answer())]
+    both = eval_args(data, tmp_path / "run", servers[0].base_url, "--base-url", servers[1].base_url)
+    assert main([*both, "--limit-questions", "1"]) == 0
+    assert [s.probes for s in servers] == [1, 1]  # a request goes to one server: each was asked on its own
+    CountingAgent.sessions = 0
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    args = eval_args(
+        data, tmp_path / "other", servers[0].base_url, "--base-url", dead, agent=f"{__name__}:CountingAgent"
+    )
+    capsys.readouterr()
+    assert main(args) == 1
+    assert f"reader: nothing answers at {dead}" in capsys.readouterr().err
+    assert CountingAgent.sessions == 0 and servers[0].probes == 2
+
+
+def test_preflight_uses_the_key_named_by_api_key_env(data, tmp_path, scripted_server, monkeypatch, capsys):
+    server = scripted_server(answer())
+    monkeypatch.setenv("MY_READER_KEY", "sk-test-123")
+    run = tmp_path / "run"
+    assert main(eval_args(data, run, server.base_url, "--api-key-env", "MY_READER_KEY", "--limit-questions", "1")) == 0
+    assert len(server.probe_headers) == 2  # the model list and the one-token request
+    assert all(h["authorization"] == "Bearer sk-test-123" for h in server.probe_headers + server.headers)
+    assert not any("sk-test-123" in (run / name).read_text() for name in ("scores.json", "config.json", "report.md"))
+    monkeypatch.delenv("MY_READER_KEY")
+    capsys.readouterr()
+    assert main(eval_args(data, tmp_path / "other", server.base_url, "--api-key-env", "MY_READER_KEY")) == 1
+    assert "--api-key-env MY_READER_KEY: that environment variable is not set" in capsys.readouterr().err
+    assert server.probes == 1 and not (tmp_path / "other" / "memories.jsonl").exists()
+
+
 def test_score_checks_data_and_reader_before_any_question(data, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["run", "--agent", "chunk-store", "--tasks", "squad", "--data", str(data), "--out", str(run)]) == 0
@@ -198,6 +230,27 @@ def test_rescore_with_other_settings_is_refused_without_force(data, tmp_path, sc
     assert {name: (run / name).read_bytes() for name in before} == before
     assert main([*score, "--base-url", server.base_url, "--top-k", "2", "--force"]) == 0
     assert json.loads((run / "scores.json").read_text())["scorer"]["retriever"]["top_k"] == 2
+
+
+def test_rescore_compares_the_profile_and_the_reader_template(data, tmp_path, scripted_server, capsys):
+    server = scripted_server(answer())
+    run = tmp_path / "run"
+    assert main(eval_args(data, run, server.base_url, "--limit-questions", "1")) == 0
+    score = ["score", str(run), "--data", str(data), "--reader", "openai", "--model", "scripted", "--quiet"]
+    score += ["--tokenizer", "simple", "--limit-questions", "1", "--base-url", server.base_url]
+    capsys.readouterr()
+    assert main([*score, "--profile", "v1@1"]) == 2
+    err = capsys.readouterr().err
+    assert 'profile: "v1@2" before, "v1@1" now' in err and "--force" in err
+    template = tmp_path / "mine.jinja"
+    template.write_text("{% block system %}{{ core }}{% endblock %}{% block user %}{{ question }}{% endblock %}")
+    assert main([*score, "--reader-template", str(template)]) == 2
+    assert "template.sha256:" in capsys.readouterr().err
+    assert main([*score, "--reader-template", str(template), "--force"]) == 0
+    assert main([*score, "--reader-template", str(template)]) == 0  # the same settings again: no refusal
+    template.write_text(template.read_text() + "\n")  # the same file name, changed in place
+    assert main([*score, "--reader-template", str(template)]) == 2
+    assert "template.sha256:" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------- outputs
@@ -296,6 +349,12 @@ def test_agents_list_shows_each_agent_with_its_options(capsys):
     assert main(["agents", "list", "--json"]) == 0
     listed = {a["name"]: a for a in json.loads(capsys.readouterr().out)}
     assert {"chunk-store", "long-context", "http", "memalpha"} <= set(listed)
+    assert all(listed[name].get("options") is not None for name in BUILTIN)  # every built-in declares them
+    defaults = {name: {o["name"]: o["default"] for o in listed[name]["options"]} for name in BUILTIN}
+    assert defaults["memagent"]["memory_tokens"] == "1024" and defaults["mem1"]["state_tag"] == "think"
+    assert defaults["memagent"]["model"] == "BytedTsinghua-SIA/RL-MemoryAgent-14B"
+    assert defaults["mem0"]["backend"] == "openai" and defaults["mem0"]["embedding_dims"] == "1536"
+    assert "cache" not in defaults["langmem"] and defaults["langmem"]["kinds"] == "semantic,episodic,core"
     options = {o["name"]: o["default"] for o in listed["long-context"]["options"]}
     assert options == {"tokens": "28000", "tokenizer": "qwen3"}
     assert {o["name"] for o in listed["memalpha"]["options"]} >= {"backend", "model", "format", "tokenizer", "cache"}
@@ -338,7 +397,7 @@ def test_option_reader_keeps_every_value_parsed_with_its_default():
         OptionReader({"k": "0"}, "a", docs=docs).integer("k", low=1)
 
 
-def test_documented_defaults_are_the_defaults_agents_use():
+def test_documented_defaults_are_the_defaults_agents_use(tmp_path):
     from reference_agent.agent import MemAlphaAgent
 
     class NoReader:
@@ -349,14 +408,24 @@ def test_documented_defaults_are_the_defaults_agents_use():
         "chunk-store": agent_class("chunk-store")(),
         "long-context": agent_class("long-context")(tokenizer="simple"),
         "memalpha": MemAlphaAgent(NoReader(), tokenizer="simple"),
+        "memagent": agent_class("memagent")(NoReader()),
+        "mem1": agent_class("mem1")(NoReader()),
     }
+    if importlib.util.find_spec("mem0"):  # the reader options are left out when a reader is handed in
+        built["mem0"] = agent_class("mem0")(NoReader(), embedding_base_url="http://127.0.0.1:9/v1")
+    if importlib.util.find_spec("langmem"):
+        built["langmem"] = agent_class("langmem")(base_url="http://127.0.0.1:9/v1")
+    checked = 0
     for name, agent in built.items():
         resolved = agent.describe()["options"]
         for doc in type(agent).option_docs:
             if doc.name in resolved and doc.default is not None and doc.name != "tokenizer":
                 value = resolved[doc.name]
-                assert type(value)(doc.default) == value, (name, doc.name)
-    assert set(available()) >= set(built)
+                as_typed = str(value).lower() if isinstance(value, bool) else type(value)(doc.default)
+                assert as_typed == (doc.default if isinstance(value, bool) else value), (name, doc.name)
+                checked += 1
+        agent.close()
+    assert set(available()) >= set(built) and checked >= 25, checked
 
 
 def test_help_and_version_load_no_heavy_library():

@@ -44,6 +44,18 @@ def add(submission: Path, data, store: ResultsStore, reader=None):
     return add_submission(validated, data[0], store, reader or FakeReader(), counter=get_counter("simple"))
 
 
+def test_add_with_the_paper_profile_goes_on_that_profiles_board(tmp_path, data, submission):
+    store = ResultsStore(tmp_path / "results")
+    validated = validate_submission(submission, data[0], store=store, profile="memalpha-paper")
+    paper, _ = add_submission(validated, data[0], store, FakeReader(), counter=get_counter("simple"))
+    assert paper["board"]["profile"] == paper["scorer"]["profile"] == "memalpha-paper@1"
+    assert set(paper["scores"]["averages"]) == {"mean_of_competencies", "mean_of_tasks"}
+    assert paper["scores"]["tasks"]["squad"]["metric"] == "memalpha-eval:squad_hotpotqa"
+    assert paper["scorer"]["reader"]["sampling"]["temperature"] == 0.7  # the board profile's sampling
+    ours, _ = add(submission, data, store)  # the same agent and version, on the v1 board
+    assert ours["board"]["profile"] == "v1@2" and len(store.paths()) == 2 and ours["id"] != paper["id"]
+
+
 def test_add_writes_one_record(tmp_path, data, submission):
     store = ResultsStore(tmp_path / "results")
     before = snapshot(submission)
@@ -51,7 +63,9 @@ def test_add_writes_one_record(tmp_path, data, submission):
     assert [p.name for p in store.paths()] == [path.name] == [f"{record['id']}.json"]
     assert store.records() == [record] and json.loads(path.read_text()) == record
     assert snapshot(submission) == before  # the submission is only read
-    assert record["status"] == "rescored" and record["board"] == {"kind": "task", "name": "squad"}
+    assert record["status"] == "rescored" and record["board"] == {"kind": "task", "name": "squad", "profile": "v1@2"}
+    assert record["scorer"]["profile"] == "v1@2" and record["scores"]["averages"] == {"mean_of_competencies": 0.5}
+    assert "origin" in record["scores"]["tasks"]["squad"]
     assert record["agent"] == {"name": "Test Agent", "version": "1.0"} and record["license"] == "MIT"
     task = record["scores"]["tasks"]["squad"]
     assert task["score"] == 0.5 and task["instances"] == 3 and task["questions"] == 6
@@ -166,7 +180,7 @@ def test_init_fill_validate(tmp_path, data, capsys):
     )
     (sub / "submission.json").write_text(json.dumps(doc))
     assert main(["leaderboard", "validate", str(sub), "--data", str(data[0])]) == 0
-    assert "OK: chunk-store 0.1 for board squad (task), 3 instances" in capsys.readouterr().out
+    assert "OK: chunk-store 0.1 for board squad (task, profile v1@2), 3 instances" in capsys.readouterr().out
 
     assert main(["leaderboard", "init", str(run), "--out", str(sub)]) == 2
     assert "not an empty folder" in capsys.readouterr().err

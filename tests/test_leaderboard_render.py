@@ -49,12 +49,13 @@ def entry(
     memory: float | None,
     version: str = "1",
     board: tuple[str, str] = ("task", "squad"),
+    profile: str = "v1@2",
 ) -> dict:
     record = copy.deepcopy(template)
     record.update(
-        id=record_id(board[1], name, version),
+        id=record_id(board[1], name, version, profile),
         agent={"name": name, "version": version},
-        board={"kind": board[0], "name": board[1]},
+        board={"kind": board[0], "name": board[1], "profile": profile},
         memory_tokens=memory,
     )
     record["scores"].update(overall=overall, competencies={"AR": overall})
@@ -142,14 +143,46 @@ def test_seeds_are_shown_as_reported_until_rescored(tmp_path, template):
     md = (tmp_path / "leaderboard.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| 1 ") and "Mem-α" in line)
     assert "R C [2]" in row and "0.523" in row and "7.9K" in row
+    # a paper board names its profile and shows the paper's plain mean of tasks beside ours (Table 1: 0.619)
+    assert "## memalpha-val (profile memalpha-paper@1)" in md and re.search(r"\| 0\.619 +\|", row)
+    assert md.count("mean of tasks") >= len({s["board"]["name"] for s in seeds})
     assert "https://arxiv.org/abs/2509.25911v1" in md and "https://arxiv.org/abs/2507.05257v4" in md
     page = (tmp_path / "entries" / f"{mem_alpha['id']}.html").read_text()
     assert "have not been re-scored by us" in page and "Table 1" in page
     assert '<span class="mark reported"' in (tmp_path / "index.html").read_text()
 
-    rescored = entry(template, "Mem-α", 0.3, 500.0, version="2509.25911v1", board=("suite", "memalpha-val"))
+    # a v1 re-score of the same agent is another board: the reported numbers stay on theirs
+    ours = entry(template, "Mem-α", 0.3, 500.0, version="2509.25911v1", board=("suite", "memalpha-val"))
+    shown = shown_entries([ours], seeds)
+    assert mem_alpha in shown and ours in shown and len(shown) == len(seeds) + 1
+    boards = {(b.name, b.profile): [e["status"] for e in es] for b, es in ranked_boards(shown)}
+    assert boards[("memalpha-val", "v1@2")] == ["rescored"]
+    assert set(boards[("memalpha-val", "memalpha-paper@1")]) == {"reported"}
+    # a memalpha-paper re-score replaces the reported entry
+    rescored = entry(
+        template,
+        "Mem-α",
+        0.3,
+        500.0,
+        version="2509.25911v1",
+        board=("suite", "memalpha-val"),
+        profile="memalpha-paper@1",
+    )
     shown = shown_entries([rescored], seeds)
     assert mem_alpha not in shown and rescored in shown and len(shown) == len(seeds)
+
+
+def test_boards_name_their_profile_and_only_paper_boards_show_the_plain_mean(tmp_path, entries, template):
+    paper = entry(template, "Delta", 0.4, 50.0, profile="memalpha-paper@1")
+    paper["scores"]["averages"] = {"mean_of_competencies": 0.4, "mean_of_tasks": 0.45}
+    render_site([*entries, paper], tmp_path)
+    md = (tmp_path / "leaderboard.md").read_text()
+    v1, on_paper = md.split("## squad (profile v1@2)")[1].split("## squad (profile memalpha-paper@1)")
+    assert "mean of tasks" not in v1.split("\n\n")[2] and "Alpha" in v1 and "Delta" not in v1
+    assert re.search(r"\| 0\.450 +\|", on_paper) and "Alpha" not in on_paper
+    html = (tmp_path / "index.html").read_text()
+    assert 'data-profile="v1@2"' in html and 'data-profile="memalpha-paper@1"' in html
+    assert html.count('data-key="plain"') == 1
 
 
 def test_render_command_reads_the_store(tmp_path, template, capsys):

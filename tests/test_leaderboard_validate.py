@@ -37,7 +37,7 @@ def store(tmp_path, data) -> ResultsStore:
     record = {
         "format": "memalpha-bench/leaderboard-record@1",
         "id": "squad--other--1--abc",
-        "board": {"kind": "task", "name": "squad"},
+        "board": {"kind": "task", "name": "squad", "profile": "v1@2"},
         "agent": {"name": "Other", "version": "1"},
         "task_hashes": data[1],
     }
@@ -298,9 +298,14 @@ def test_duplicate_of_a_stored_entry_is_rejected(tmp_path, data, store):
     meta = metadata(BOARD, data[1], agent={"name": "  OTHER ", "version": "1"})
     problems = rejected(write_submission(tmp_path / "sub", meta, good_lines()), data, store)
     assert problems == [
-        "submission.json, field 'agent': agent 'OTHER' version '1' is already on board squad "
+        "submission.json, field 'agent': agent 'OTHER' version '1' is already on board squad, profile v1@2 "
         "(squad--other--1--abc); submit a new version"
     ]
+    # the same entry is new on the board of another scorer profile
+    folder = write_submission(tmp_path / "sub2", meta, good_lines())
+    assert validate_submission(folder, data[0], store=store, profile="memalpha-paper").meta.board.profile == (
+        "memalpha-paper@1"
+    )
 
 
 def test_the_store_pins_the_task_versions_of_a_board(tmp_path, data, store):
@@ -351,8 +356,11 @@ def test_contamination_rules():
 
 def test_names_become_safe_distinct_ids():
     for name in ("../../etc/passwd", "a/b\\c", "<script>", "漢字", ".", "CON"):
-        rid = record_id("squad", name, "1.0")
+        rid = record_id("squad", name, "1.0", "v1@2")
         assert all(c.isascii() and (c.isalnum() or c == "-") for c in rid) and "/" not in rid
-    assert slug("漢字") == "x" and record_id("squad", "漢字", "1") != record_id("squad", "字漢", "1")
-    assert record_id("squad", "Foo!", "1") != record_id("squad", "Foo?", "1")
-    assert identity("squad", "Ａgent  X", "V1") == identity("squad", "agent x", "v1")
+    assert slug("漢字") == "x" and record_id("squad", "漢字", "1", "v1@2") != record_id("squad", "字漢", "1", "v1@2")
+    assert record_id("squad", "Foo!", "1", "v1@2") != record_id("squad", "Foo?", "1", "v1@2")
+    assert identity("squad", "Ａgent  X", "V1", "v1@2") == identity("squad", "agent x", "v1", "v1@2")
+    # the same agent may be on a board once per scorer profile
+    assert identity("squad", "agent", "1", "v1@2") != identity("squad", "agent", "1", "memalpha-paper@1")
+    assert record_id("squad", "a", "1", "v1@2") != record_id("squad", "a", "1", "memalpha-paper@1")

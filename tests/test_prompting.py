@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
+import pytest
+
 from benchmark.memory import Memory, MemoryEntry
-from benchmark.prompting import ReaderPrompt
+from benchmark.profiles import get_profile
+from benchmark.prompting import BuiltPrompt, ReaderPrompt
+from benchmark.scoring import _token_counts
+from tasks.errors import TaskError
 from tasks.tokenization import SimpleCounter
 
 COUNTER = SimpleCounter()
@@ -20,15 +27,18 @@ def memory(n: int = 30) -> Memory:
 
 
 def sizes(mem: Memory):
+    """Entry sizes as the scorer counts them (scoring._token_counts): with their timestamps."""
+    everything = [list(range(len(mem.semantic))), list(range(len(mem.episodic)))]
     return (
-        COUNTER.count_many([e.content for e in mem.semantic]),
-        COUNTER.count_many([e.content for e in mem.episodic]),
+        _token_counts(COUNTER, mem.semantic, [everything[0]]),
+        _token_counts(COUNTER, mem.episodic, [everything[1]]),
     )
 
 
-def test_prompt_holds_core_ranked_semantic_and_chronological_episodic():
+def five_entry_prompt(prompt: ReaderPrompt) -> tuple[Memory, BuiltPrompt, str, str]:
+    """A memory of 5 entries per type, 2 semantic and 3 episodic ones retrieved, a query prompt."""
     mem = memory(5)
-    built = ReaderPrompt().build(
+    built = prompt.build(
         mem,
         [3, 1],
         [4, 0, 2],
@@ -38,7 +48,11 @@ def test_prompt_holds_core_ranked_semantic_and_chronological_episodic():
         budget=30_000,
         entry_tokens=sizes(mem),
     )
-    system, user = dict(built.messages)["system"], dict(built.messages)["user"]
+    return mem, built, dict(built.messages)["system"], dict(built.messages)["user"]
+
+
+def test_prompt_holds_core_ranked_semantic_and_chronological_episodic():
+    mem, built, system, user = five_entry_prompt(ReaderPrompt())
     assert mem.core in system
     assert system.index("Fact 3:") < system.index("Fact 1:")  # semantic in rank order
     assert system.index("Visited city 0.") < system.index("Visited city 2.") < system.index("Visited city 4.")
@@ -83,4 +97,98 @@ def test_core_is_cut_when_nothing_else_fits():
 
 def test_template_hash_is_stable_and_versioned():
     a, b = ReaderPrompt(), ReaderPrompt()
-    assert a.sha256 == b.sha256 and len(a.sha256) == 64 and a.version == "v1"
+    assert a.sha256 == b.sha256 and len(a.sha256) == 64 and a.version == "v2"  # the default profile's
+    assert len({ReaderPrompt(v).sha256 for v in ("v1", "v2", "paper")}) == 3
+
+
+PAPER = ReaderPrompt.for_profile(get_profile("memalpha-paper"))
+
+
+def test_paper_prompt_keeps_the_originals_sections_order_and_rank_ordered_episodes():
+    _, _, system, user = five_entry_prompt(PAPER)
+    assert user == "Answer with a number.\n\nHow many bridges?"  # query prompt, blank line, question
+    marks = ["MEMORY LAYOUT:", "- Core memory:", "MEMORY CONTENTS:", "<core_memory>", "<semantic_memory>"]
+    marks += ["1. Fact 3:", "2. Fact 1:", "<episodic_memory>", "GUIDELINES:", "concise, yet comprehensive"]
+    assert [system.index(m) for m in marks] == sorted(system.index(m) for m in marks)
+    # episodic entries in rank order (the original's), not by time
+    assert system.index("Visited city 4.") < system.index("Visited city 0.") < system.index("Visited city 2.")
+    empty = PAPER.build(Memory(), [], [], "Q?", None, counter=COUNTER, budget=30_000, entry_tokens=((), ()))
+    system = empty.messages[0][1]
+    assert "core" not in system.lower() and system.count("(no memories stored)") == 2
+    assert empty.messages[1][1] == "Q?"
+
+
+def test_paper_budget_counts_the_system_message_and_the_original_floor_is_k_1():
+    mem = memory(30)
+    rank = list(range(20))
+    full = PAPER.build(mem, rank, rank, "Q?", None, counter=COUNTER, budget=30_000, entry_tokens=sizes(mem))
+    system_tokens = COUNTER.count(full.messages[0][1])
+    long_question = "word " * 100
+    kept = PAPER.build(
+        mem, rank, rank, long_question, None, counter=COUNTER, budget=system_tokens, entry_tokens=sizes(mem)
+    )
+    assert kept.k == 20 and not kept.over_floor  # the question does not count
+    ours = ReaderPrompt().build(
+        mem, rank, rank, long_question, None, counter=COUNTER, budget=system_tokens, entry_tokens=sizes(mem)
+    )
+    assert ours.k < 20  # v1 counts the whole prompt
+    one = PAPER.build(mem, rank, rank, "Q?", None, counter=COUNTER, budget=system_tokens, entry_tokens=sizes(mem))
+    small = PAPER.build(
+        mem, rank, rank, "Q?", None, counter=COUNTER, budget=system_tokens - 60, entry_tokens=sizes(mem)
+    )
+    assert one.k == 20 and 0 < small.k < 20 and not small.over_floor
+    base = COUNTER.count(PAPER.render(mem.core, [], [], "Q?", None)[0][1])
+    below = PAPER.build(mem, rank, rank, "Q?", None, counter=COUNTER, budget=base + 5, entry_tokens=sizes(mem))
+    assert below.k == 0 and below.over_floor  # the original raised here: no k >= 1 fits
+
+
+def test_a_template_file_of_ones_own(tmp_path):
+    path = tmp_path / "original.jinja"
+    path.write_text(
+        "{% block system %}MEMORY {{ core }}{% for e in semantic %} [{{ e.content }}]{% endfor %} for {{ task }}"
+        "{% endblock %}{% block user %}{% if task == 'squad' %}Be exact.\n\n{% endif %}{{ question }}{% endblock %}",
+        encoding="utf-8",
+    )
+    prompt = ReaderPrompt.for_profile(get_profile("memalpha-paper"), path)
+    mem = memory(3)
+    built = prompt.build(
+        mem, [2], [], "Q?", None, counter=COUNTER, budget=30_000, entry_tokens=sizes(mem), task="squad"
+    )
+    assert dict(built.messages) == {
+        "system": f"MEMORY {mem.core} [Fact 2: city number 2 has 2 bridges and 6 museums.] for squad",
+        "user": "Be exact.\n\nQ?",
+    }
+    assert prompt.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert prompt.describe() == {"name": "reader_file:original.jinja", "sha256": prompt.sha256, "file": str(path)}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{% block system %}x{% endblock %}", r"no \{% block user %\}"),
+        (
+            "{% block system %}{% if %}{% endblock %}{% block user %}{% endblock %}",
+            r"original\.jinja, line 1: not a valid",
+        ),
+        (
+            "{% block system %}{{ nope }}{% endblock %}{% block user %}q{% endblock %}",
+            r"block 'system': 'nope' is undefined",
+        ),
+    ],
+)
+def test_a_bad_template_file_is_named(tmp_path, text, message):
+    path = tmp_path / "original.jinja"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(TaskError, match=message):
+        ReaderPrompt(template_file=path).render("", [], [], "Q?", None)
+
+
+@pytest.mark.parametrize("prompt", [ReaderPrompt(), PAPER], ids=["v1", "paper"])
+def test_a_built_prompt_never_exceeds_its_budget(prompt):
+    """Timestamped episodic entries included: the size estimate must not let a prompt past the budget."""
+    mem, rank = memory(30), list(range(20))
+    for budget in range(300, 1500, 29):
+        built = prompt.build(mem, rank, rank, "Q?", None, counter=COUNTER, budget=budget, entry_tokens=sizes(mem))
+        system, user = (m for _, m in built.messages)
+        counted = COUNTER.count(system) if prompt is PAPER else COUNTER.count(system) + COUNTER.count(user) + 8
+        assert counted <= budget, (budget, built.k)

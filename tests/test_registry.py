@@ -39,7 +39,7 @@ def test_every_design_task_is_registered_with_complete_metadata():
     assert DESIGN_TASKS <= names
     for spec in all_tasks():
         assert spec.metric in METRICS and spec.competency in {"AR", "TTL", "LRU", "CR"}
-        assert spec.chunk_size > 0 and spec.sources and spec.citation
+        assert spec.chunk_size > 0 and spec.sources and spec.bibtex().startswith("@")
         for source in spec.sources:
             if source.origin == "raw":
                 assert source.revision is None

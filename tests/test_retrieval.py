@@ -120,3 +120,45 @@ def test_array_tokeniser_finds_exactly_the_regex_tokens(raw_dir):
     for word, h in zip(words, hashes.tolist(), strict=True):
         assert seen.setdefault(word, h) == h  # equal words, equal hashes
     assert len(set(seen.values())) == len(seen)  # no two distinct words collide here
+
+
+def _original_top_k(entries: list[str], query: str, k: int) -> list[int]:
+    """rank-bm25 with its defaults (epsilon 0.25), top k of a stable descending sort (the memory server)."""
+    tokens = tokenize(query)
+    if not tokens:
+        return []
+    scores = BM25Okapi([tokenize(e) for e in entries]).get_scores(tokens)
+    return sorted(range(len(entries)), key=lambda i: scores[i], reverse=True)[:k]
+
+
+@pytest.mark.realdata
+def test_epsilon_floor_gives_rank_bm25s_ranked_lists_exactly(raw_dir):
+    """Memories of 3 to 1,500 real sentences (tiny ones, where the mean idf is negative, with repeated
+    entries: exact ties), queries with and without a long query prompt: the same list, ties included."""
+    from tasks.catalog import LABEL_PROMPT, SUMMARY_PROMPT
+
+    paragraphs = read_squad_file(next((raw_dir / "squad").glob("*.json")))
+    sentences = [s.strip() for p in paragraphs for s in split_sentences(p.context) if s.strip()]
+    questions = [qa.question for p in paragraphs for qa in p.qas]
+    rng = np.random.default_rng(0)
+    for size in (3, 5, 12, 40, 300, 1500):
+        for start in rng.integers(0, len(sentences) - size, 3):
+            entries = sentences[start : start + size]
+            entries += entries[:2] if size <= 12 else []
+            prompts = [LABEL_PROMPT, SUMMARY_PROMPT, ""]
+            queries = [
+                (prompts[i % 3] + "\n\n" if prompts[i % 3] else "") + questions[int(j)]
+                for i, j in enumerate(rng.integers(0, len(questions), 30))
+            ]
+            got = MemoryIndex(entries, epsilon=0.25).search_many(queries, 20)
+            assert got == [_original_top_k(entries, q, 20) for q in queries]
+
+
+def test_epsilon_floor_on_a_tiny_memory_follows_rank_bm25_even_where_it_is_odd():
+    """3 entries sharing most words: "is" is in 2, so its idf is negative and takes 0.25 × the mean idf;
+    here that mean is negative too, so the entries with "is" rank below the one without (rank-bm25's
+    behaviour, kept)."""
+    entries = ["paris is big", "paris is old", "paris and rome"]
+    assert BM25Okapi([tokenize(e) for e in entries]).average_idf < 0
+    assert MemoryIndex(entries, epsilon=0.25).search("is", 3) == _original_top_k(entries, "is", 3) == [2, 0, 1]
+    assert MemoryIndex(entries).search("is", 3) == [0, 1, 2]  # floored at 0: all equal, memory order

@@ -314,3 +314,23 @@ def test_info_for_verl_is_scalars_and_a_json_string():
     import json
 
     assert json.loads(info["step_rewards"]) == pytest.approx([1 + 0.1 / 3, 0.0, 0.2 / 3])
+
+
+def test_r1_scores_as_the_original_reward_by_default_and_as_v1_on_request():
+    """A nested box and a "yes" with "nothing" in it: the original reward scores both 0; v1 reads them."""
+    label = [{"question_id": "q0", "question": "Which label has this sentence?", "answers": ["3"]}]
+    judged = [{"question_id": "q1", "question": "Where did Ann move?", "answers": ["Lyon"]}]
+    reader = ScriptedReader(lambda r: "\\boxed{\\text{3}}" if "label" in r.messages[-1][1] else "To Lyon.")
+    asked: list[str] = []
+    judge = ScriptedReader(lambda r: asked.append(r.messages[-1][1]) or "Yes, nothing is missing.")
+    rollouts = [
+        Rollout("pubmed_rct", "p1", label, CHUNKS, Memory(), [[]]),
+        Rollout("lme_train", "l1", judged, CHUNKS, Memory(), [[]]),
+    ]
+    faithful = RewardScorer(reader, COUNTER, judge=judge)
+    ours = RewardScorer(reader, COUNTER, judge=judge, profile="v1")
+    assert faithful.profile.id == "memalpha-train@1" and faithful.scorer_config.sampling.temperature == 0.7
+    assert [r.r1 for r in faithful.score(rollouts)] == [0.0, 0.0]
+    assert [r.r1 for r in ours.score(rollouts)] == [1.0, 1.0]
+    # the judge was asked in each profile's own wording: one rubric prompt, then v1's rule for the question
+    assert "Rubric: Lyon" in asked[0] and "Expected answer: Lyon" in asked[1]

@@ -4,6 +4,7 @@ and repeats at most the step each open instance was in; memories are written as 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -84,9 +85,13 @@ def test_sigkill_in_the_middle_of_a_run_loses_no_finished_step(data, tmp_path, s
 
     victim: dict[str, subprocess.Popen] = {}
     killed = threading.Event()
+    arrivals = itertools.count(1)
+    arrival_lock = threading.Lock()
 
     def model(body: dict) -> str:
-        if len(server.requests) == KILL_AT and not killed.is_set():
+        with arrival_lock:  # the two requests of a step may arrive together: count each once
+            arrival = next(arrivals)
+        if arrival == KILL_AT:
             os.kill(victim["process"].pid, signal.SIGKILL)  # before this request is answered
             killed.set()
         return note_the_chunk(body)
@@ -98,7 +103,7 @@ def test_sigkill_in_the_middle_of_a_run_loses_no_finished_step(data, tmp_path, s
     assert victim["process"].returncode == -signal.SIGKILL and killed.is_set()
     victim["process"].stderr.close()
     sent_before_kill = server.count
-    assert sent_before_kill == KILL_AT
+    assert KILL_AT <= sent_before_kill <= KILL_AT + open_instances - 1  # the other request of its step may be in
 
     resumed = subprocess.run(run_command(data, run, server.base_url), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr

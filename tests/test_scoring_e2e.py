@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import subprocess
@@ -10,10 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from servers import Reply
+from servers import MALFORMED_REPLIES, TRANSIENT_ERRORS, Faults, Reply
 
 from benchmark.cli import main
 from benchmark.memory import Memory, MemoryEntry, MemoryRecord, write_memories
+from benchmark.readers import openai_reader
 from tasks.build import build_task
 from tasks.chunking import split_sentences
 from tasks.manifest import load_built
@@ -121,6 +123,9 @@ def test_score_writes_predictions_scores_report_and_rescoring_is_free(data, tmp_
     assert scores["task_hashes"]["squad"] == load_built(data, "squad")[1]["sha256"]
     assert len(scores["scorer"]["template"]["sha256"]) == 64 and scores["scorer"]["retriever"]["k1"] == 1.5
     assert "mean per instance" in scores["scorer"]["aggregation"]
+    assert scores["scorer"]["profile"] == "v1@2" and all(p["profile"] == "v1@2" for p in predictions)
+    assert scores["warnings"] == [] and scores["tasks"]["squad"]["origin"] == "raw"
+    assert scores["averages"] == {"mean_of_competencies": scores["overall"]}
     report = (run / "report.md").read_text()
     assert rows(data)[1]["instance_id"] not in report  # another split's instance is not missing from this score
     assert "| squad" in capsys.readouterr().out
@@ -130,6 +135,45 @@ def test_score_writes_predictions_scores_report_and_rescoring_is_free(data, tmp_
     assert server.count == n  # re-scoring asked the reader nothing
     assert (run / "scores.json").read_bytes() == before
     assert f"({n} from the response cache)" in (run / "report.md").read_text()
+
+
+def test_paper_profile_with_a_template_file_records_both_and_warns_on_the_tasks_origin(
+    data, tmp_path, scripted_server, capsys
+):
+    run = tmp_path / "run"
+    write_run(run, data)
+    seen = []
+
+    def reply(request):
+        seen.append(request)
+        return "I think it is " + request["messages"][-1]["content"]
+
+    server = scripted_server(reply)
+    template = tmp_path / "mine.jinja"
+    template.write_text(
+        "{% block system %}MEMORY FOR {{ task }}: {{ core }}{% for e in semantic %}\n- {{ e.content }}{% endfor %}"
+        "{% endblock %}{% block user %}{{ question }}{% endblock %}",
+        encoding="utf-8",
+    )
+    args = score_args(run, data, server.base_url, "scripted", "--profile", "memalpha-paper")
+    assert main([*args, "--reader-template", str(template)]) == 0
+    assert "warning: squad: built --from raw (squad), not from the release the paper used" in capsys.readouterr().err
+    scores = json.loads((run / "scores.json").read_text())
+    assert scores["scorer"]["profile"] == "memalpha-paper@1" and scores["warnings"][0].startswith("squad: built")
+    assert scores["scorer"]["template"] == {
+        "name": "reader_file:mine.jinja",
+        "sha256": hashlib.sha256(template.read_bytes()).hexdigest(),
+        "file": str(template),
+    }
+    assert scores["tasks"]["squad"]["metric"] == "memalpha-eval:squad_hotpotqa"
+    assert set(scores["averages"]) == {"mean_of_competencies", "mean_of_tasks"}
+    assert scores["scorer"]["retriever"]["idf_floor"] == "0.25 x mean idf"
+    predictions = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+    assert {p["profile"] for p in predictions} == {"memalpha-paper@1"}
+    assert seen[0]["messages"][0]["content"].startswith("MEMORY FOR squad:")
+    assert seen[0]["temperature"] == 0.7 and seen[0]["top_p"] == 0.95  # the memory server's sampling
+    report = (run / "report.md").read_text()
+    assert "Scorer profile: memalpha-paper@1" in report and "- squad: built --from raw" in report
 
 
 def test_unknown_instance_is_an_error_naming_it(data, tmp_path, scripted_server, capsys):
@@ -215,3 +259,127 @@ def test_real_server_run_killed_midway_resumes_without_asking_twice(data, tmp_pa
     scores = json.loads((run / "scores.json").read_text())
     assert scores["tasks"]["squad"]["questions"] == n
     assert scores["scorer"]["reader"]["model"] == serve_tiny.model
+
+
+# --- faults: malformed replies, persistent failures, resume -------------------------------------------
+
+
+@pytest.fixture
+def no_waits(monkeypatch) -> None:
+    """Retries go again at once (the backoff is the reader's business, tested on its own)."""
+
+    async def no_wait(seconds: float) -> None:
+        return None
+
+    monkeypatch.setattr(openai_reader, "pause", no_wait)
+
+
+def test_scores_with_injected_faults_equal_scores_without(data, tmp_path, scripted_server, no_waits):
+    """A server that answers 30% of requests with a malformed reply or a transient error (every class in
+    turn): with retries the predictions and scores are those of a clean server."""
+    train = write_run(tmp_path / "clean", data)
+    write_run(tmp_path / "faulty", data)
+    clean = scripted_server(gold_for_even(train))
+    faults = Faults(gold_for_even(train), 0.3, {**MALFORMED_REPLIES, **TRANSIENT_ERRORS}, seed=7)
+    faulty = scripted_server(faults)
+    assert main(score_args(tmp_path / "clean", data, clean.base_url)) == 0
+    retries = ("--max-retries", "12", "--concurrency", "4")
+    assert main(score_args(tmp_path / "faulty", data, faulty.base_url, "scripted", *retries)) == 0
+
+    n = len(train["questions"])
+    assert clean.count == n and faulty.count == n + sum(faults.injected.values())
+    assert all(count > 0 for count in faults.injected.values()), faults.injected  # every class was sent
+    predictions = [(run / "predictions.jsonl").read_text() for run in (tmp_path / "clean", tmp_path / "faulty")]
+    assert predictions[0] == predictions[1]
+    scores = [json.loads((run / "scores.json").read_text()) for run in (tmp_path / "clean", tmp_path / "faulty")]
+    for kept in scores:
+        del kept["scorer"]["reader"]["base_url"]  # the only difference: the two servers' addresses
+    assert scores[0] == scores[1]
+    assert scores[0]["tasks"]["squad"]["score"] == pytest.approx(sum(i % 2 == 0 for i in range(n)) / n)
+
+
+def test_failed_questions_are_listed_nothing_is_scored_and_a_resume_asks_only_them(
+    data, tmp_path, scripted_server, capsys, no_waits
+):
+    run = tmp_path / "run"
+    train = write_run(run, data)
+    questions = train["questions"]
+    broken = {
+        questions[1]["question"]: MALFORMED_REPLIES["null content"],
+        questions[4]["question"]: MALFORMED_REPLIES["an HTML page"],
+        questions[6]["question"]: Reply(status=400, message="prompt holds an invalid token"),
+    }
+    healthy = {"on": False}
+    answer = gold_for_even(train)
+
+    def reply(body):
+        question = body["messages"][-1]["content"]
+        return broken[question] if question in broken and not healthy["on"] else answer(body)
+
+    server = scripted_server(reply)
+    assert main(score_args(run, data, server.base_url)) != 0
+    err = capsys.readouterr().err
+    failed_ids = [questions[i]["question_id"] for i in (1, 4, 6)]
+    instance = train["instance_id"]
+    for question_id in failed_ids:
+        assert f"squad/{instance}/{question_id} (reader)" in err
+    assert "3 of" in err and "run the same command again" in err
+    lines = [json.loads(line) for line in (run / "failures.jsonl").read_text().splitlines()]
+    assert [(f["instance_id"], f["question_id"], f["phase"]) for f in lines] == [
+        (instance, q, "reader") for q in failed_ids
+    ]
+    reasons = [f["reason"] for f in lines]
+    assert "no content" in reasons[0] and "502 Bad Gateway" in reasons[1]
+    assert "HTTP 400: prompt holds an invalid token" in reasons[2]
+    assert not (run / "scores.json").exists() and not (run / "predictions.jsonl").exists()
+
+    # the same failures again: the file is rewritten, not appended to
+    assert main(score_args(run, data, server.base_url)) != 0
+    assert len((run / "failures.jsonl").read_text().splitlines()) == 3
+
+    healthy["on"] = True
+    asked_before = server.count
+    assert main(score_args(run, data, server.base_url)) == 0
+    resumed = {body["messages"][-1]["content"] for body in server.requests[asked_before:]}
+    assert resumed == set(broken) and server.count - asked_before == 3
+    assert not (run / "failures.jsonl").exists()
+    n = len(questions)
+    scores = json.loads((run / "scores.json").read_text())
+    assert scores["tasks"]["squad"]["score"] == pytest.approx(sum(i % 2 == 0 for i in range(n)) / n)
+
+
+def test_a_failed_judge_verdict_is_a_failed_question_too(tmp_path, scripted_server, capsys, no_waits):
+    """LLM-judged questions: a verdict that never comes fails the question (phase judge); the resume
+    asks the judge for that verdict alone and the reader nothing."""
+    from test_source_longmemeval import oracle
+
+    raw = tmp_path / "raw" / "longmemeval"
+    raw.mkdir(parents=True)
+    (raw / "longmemeval_oracle.json").write_text(json.dumps(oracle()))
+    data = tmp_path / "data"
+    build_task("lme_train", data, origin="raw", raw_dir=raw.parent, tokenizer="simple", show_progress=False)
+    row = load_built(data, "lme_train")[0]["train"][0]
+    run = tmp_path / "run"
+    run.mkdir()
+    write_memories(run / "memories.jsonl", [MemoryRecord(row["instance_id"], "lme_train", Memory("lamps", (), ()))])
+    target = row["questions"][2]["question"]
+    healthy = {"on": False}
+
+    def verdict(body):
+        if target in body["messages"][-1]["content"] and not healthy["on"]:
+            return MALFORMED_REPLIES["empty choices"]
+        return "yes"
+
+    reader, judge = scripted_server(lambda body: "in the hall"), scripted_server(verdict)
+    command = [*score_args(run, data, reader.base_url), "--judge-base-url", judge.base_url]
+    assert main(command) != 0
+    lines = [json.loads(line) for line in (run / "failures.jsonl").read_text().splitlines()]
+    assert [(f["question_id"], f["phase"]) for f in lines] == [(row["questions"][2]["question_id"], "judge")]
+    assert "no choices" in lines[0]["reason"]
+    assert f"/{row['questions'][2]['question_id']} (judge)" in capsys.readouterr().err
+
+    healthy["on"] = True
+    asked = reader.count, judge.count
+    assert main(command) == 0
+    assert reader.count == asked[0] and judge.count == asked[1] + 1
+    assert json.loads((run / "scores.json").read_text())["tasks"]["lme_train"]["score"] == 1.0

@@ -14,7 +14,7 @@ import pytest
 from datasets import load_from_disk
 from hublayout import write_hub_repo
 
-from tasks.build import build_task
+from tasks.build import UnpinnedSourceWarning, build_task
 from tasks.errors import RawFormatError
 from tasks.llm import KEYWORDS_SYSTEM
 from tasks.tokenization import get_counter
@@ -118,7 +118,7 @@ def built(raw_root, tmp_path_factory):
         tokenizer="simple",
         show_progress=False,
     )
-    return result, load_from_disk(str(result.path / "data"))
+    return result, load_from_disk(str(result.path))
 
 
 def all_rows(ds):
@@ -184,9 +184,10 @@ def test_rebuild_and_hub_mirror_give_the_same_hash(built, raw_root, rows, tmp_pa
     mirror = tmp_path / "mirror"
     splits = {"train": rows[::2], "test": rows[1::2]}  # the raw fixture's two files
     write_hub_repo(mirror, "ubaada/booksum-complete-cleaned", {"chapters": splits})
-    hub = build_task(
-        "booksum", tmp_path / "hub", origin="hub", hub_mirror=mirror, tokenizer="simple", show_progress=False
-    )
+    with pytest.warns(UnpinnedSourceWarning, match="ubaada/booksum-complete-cleaned"):  # no pinned revision
+        hub = build_task(
+            "booksum", tmp_path / "hub", origin="hub", hub_mirror=mirror, tokenizer="simple", show_progress=False
+        )
     assert [i["split"] for i in hub.manifest["inputs"]] == ["train", "test"]
     assert hub.manifest["sha256"] == result.manifest["sha256"]
 
@@ -203,7 +204,7 @@ def test_keyword_extraction_through_a_builder_llm(raw_root, tmp_path):
     )
     step = result.manifest["llm_steps"]["keyword_extraction"]
     assert step["status"] == "applied" and step["llm"] == {"model": "fixed-keywords"}
-    ds = load_from_disk(str(result.path / "data"))
+    ds = load_from_disk(str(result.path))
     for row in all_rows(ds):
         assert row["questions"][0]["answers"] == ["journey", "book", "ending"]
         assert json.loads(row["metadata"])["gold"] == "keywords"

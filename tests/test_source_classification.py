@@ -153,7 +153,8 @@ def test_ttl_instances(built, name):
     spec = get_task(name)
     counter = get_counter("simple")
     result, rows = built[name]
-    assert [len(rows["train"]), len(rows["validation"])] == [100, 20]  # 200 split 180/20, train capped
+    # the original's ttl_train: 400 slots split 360/40, train sampled to 100 across both tasks (Table 7: 51 + 49)
+    assert [len(rows["train"]), len(rows["validation"])] == {"ttl_trec_coarse": [51, 20], "ttl_nlu": [49, 20]}[name]
     n_labels = {"ttl_trec_coarse": 6, "ttl_nlu": 64}[name]
     for split_rows in rows.values():
         for row in split_rows:
@@ -192,6 +193,31 @@ def test_ttl_and_icl_share_no_sentence(built, ttl, icl):
     icl_sentences = sentences_of(built[icl][1])["test"]
     assert ttl_sentences and icl_sentences
     assert not ttl_sentences & icl_sentences
+
+
+def test_ttl_tasks_share_one_cap_of_100_training_instances(built):
+    slots = {name: [json.loads(r["metadata"])["slot"] for r in built[name][1]["train"]] for name in TTL}
+    assert len(slots["ttl_trec_coarse"]) + len(slots["ttl_nlu"]) == 100
+    assert all(len(set(s)) == len(s) for s in slots.values())
+
+
+def test_ttl_split_is_the_originals_draw(built):
+    """The original's steps, written out with the libraries it used: random.shuffle of the merged 400
+    instances (TREC-coarse first), int(0.9 n) to train, then pandas' df.sample(n=100, random_state=42)."""
+    import random
+
+    import pandas as pd
+
+    merged = [("ttl_trec_coarse", i) for i in range(200)] + [("ttl_nlu", i) for i in range(200)]
+    random.seed(42)
+    random.shuffle(merged)
+    train = pd.DataFrame(merged[:360], columns=["task", "slot"]).sample(n=100, random_state=42)
+    validation = merged[360:]
+    for name in TTL:
+        rows = built[name][1]
+        got = {split: [json.loads(r["metadata"])["slot"] for r in rows[split]] for split in rows}
+        assert got["train"] == train[train.task == name].slot.tolist()
+        assert got["validation"] == [slot for task, slot in validation if task == name]
 
 
 def test_ttl_limit_keeps_the_first_instances(built, raw_dir, tmp_path):

@@ -127,6 +127,21 @@ def test_supporting_articles_are_in_their_instance_and_owned_once(hotpot, raw_di
             assert set(keep[q["question_id"]]["supporting_facts"]["title"]) <= set(titles)
 
 
+def test_articles_are_whole_and_titles_stay_with_them(hotpot, raw_dir):
+    """Each article sits whole in one chunk (none here exceeds the chunk size), its title line first."""
+    articles = {}
+    for row in hf_rows(raw_dir):
+        for title, sentences in zip(row["context"]["title"], row["context"]["sentences"], strict=True):
+            articles.setdefault(title, f"Title: {title}\n{''.join(sentences).strip()}")
+    seen = 0
+    for _, row in all_rows(hotpot):
+        for chunk in row["chunks"]:
+            for match in TITLE_LINE.finditer(chunk):
+                assert articles[match.group(1)] in chunk
+                seen += 1
+    assert seen == sum(len(json.loads(r["metadata"])["titles"]) for _, r in all_rows(hotpot))
+
+
 def test_splits_are_disjoint(hotpot):
     data, _ = load_built(hotpot.path)
     assert not set(data["train"]["instance_id"]) & set(data["validation"]["instance_id"])

@@ -33,7 +33,7 @@ def sessions(record: dict) -> list[tuple[str, list[dict]]]:
 def built(raw_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("locomo")
     result = build_task("locomo", out, origin="raw", raw_dir=raw_dir, tokenizer="simple", show_progress=False)
-    return result, load_from_disk(str(result.path / "data"))["test"]
+    return result, load_from_disk(str(result.path))["test"]
 
 
 def test_one_instance_per_conversation(built, raw_dir):

@@ -182,7 +182,7 @@ def built(raw_root, tmp_path_factory):
         tokenizer="simple",
         show_progress=False,
     )
-    return result, load_from_disk(str(result.path / "data"))
+    return result, load_from_disk(str(result.path))
 
 
 def by_character(ds) -> dict[str, dict]:
@@ -264,7 +264,7 @@ def test_llm_steps_shorten_answers_and_filter_questions(raw_root, tmp_path):
     )
     steps = result.manifest["llm_steps"]
     assert steps["answer_shortening"]["status"] == steps["full_context_filter"]["status"] == "applied"
-    rows = by_character(load_from_disk(str(result.path / "data")))
+    rows = by_character(load_from_disk(str(result.path)))
     # Li Na falls to 17 answerable questions, under min_questions; Chen Jie keeps 115, capped at 100
     assert {name: len(r["questions"]) for name, r in rows.items()} == {"Wang Fang": 22, "Chen Jie": 100}
     for row in rows.values():

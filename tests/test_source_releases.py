@@ -10,9 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.build import build_task
+from tasks.build import UnpinnedSourceWarning, build_task
 from tasks.errors import RawFormatError
 from tasks.manifest import load_built
+from tasks.registry import get_task
+from tasks.tokenization import get_counter
 
 LONG_CHUNK = " ".join(f"word{k}" for k in range(3000))  # over 2048 tokens: released chunks are not re-checked
 
@@ -127,6 +129,33 @@ MAB_TEST = [
 ]
 
 
+# The paper's Table 8 ICL sets, one row each in the release's layout: chunks of labelled examples packed
+# by sentence up to the release's own sizes (Clinic150's ~3,440 tokens per chunk among them), questions
+# with list golds. The test holds the built chunks to these strings, byte for byte.
+ICL_RELEASE = {
+    "icl_banking77": "icl_banking77_5900shot_balance",
+    "icl_clinic150": "icl_clinic150_7050shot_balance",
+    "icl_nlu": "icl_nlu_8296shot_balance",
+    "icl_trec_coarse": "icl_trec_coarse_6600shot_balance",
+    "icl_trec_fine": "icl_trec_fine_6400shot_balance",
+}
+
+
+def icl_row(index: int, source: str) -> dict:
+    examples = [f"Sentence: how do I reset card {k} for {source}\nLabel: {k % 7}" for k in range(400)]
+    header = "[Dialogue between User and Assistant on 2024-01-0{day} 00:00]\n<User>Learn these labelled examples."
+    chunks = [
+        header.format(day=c + 1) + "\n\n" + "\n\n".join(examples[c * 200 : (c + 1) * 200]) + "\n<Assistant>Learned."
+        for c in range(2)
+    ]
+    chunks.append("[Dialogue]\n<User>Sentence: trailing  spaces  kept \nLabel: 3\n<Assistant>Ok.")
+    qas = [{"question": f"Sentence: which card {q}?\nWhat are the labels?", "answer": [str(q % 7)]} for q in range(5)]
+    return release_row(index, source, chunks, qas, sub_source=source)
+
+
+MAB_TEST += [icl_row(10 + i, source) for i, source in enumerate(ICL_RELEASE.values())]
+
+
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("hub")
@@ -137,8 +166,13 @@ def mirror(tmp_path_factory) -> Path:
 
 
 def build(name: str, mirror: Path, out: Path):
-    result = build_task(name, out, origin="release", hub_mirror=mirror, tokenizer="simple", show_progress=False)
+    with pytest.warns(UnpinnedSourceWarning, match=f"UNPINNED SOURCE: {name} "):  # no release has a pinned commit
+        result = release_build(name, mirror, out)
     return load_built(result.path)
+
+
+def release_build(name: str, mirror: Path, out: Path):
+    return build_task(name, out, origin="release", hub_mirror=mirror, tokenizer="simple", show_progress=False)
 
 
 def test_memalpha_squad_release(mirror, tmp_path):
@@ -190,21 +224,36 @@ def test_mab_release(mirror, tmp_path):
     ]
 
 
+@pytest.mark.parametrize("name", list(ICL_RELEASE))
+def test_icl_sets_from_the_release_are_the_papers_chunks(mirror, tmp_path, name):
+    data, manifest = build(name, mirror, tmp_path / name)
+    (row,) = data["test"]
+    released = next(r for r in MAB_TEST if r["data_source"] == ICL_RELEASE[name])
+    assert row["chunks"] == json.loads(released["chunks"])  # every chunk, in order, byte for byte
+    counts = get_counter("simple").count_many(row["chunks"])
+    assert max(counts) > get_task(name).chunk_size  # released chunk sizes are kept, not re-cut
+    qas = json.loads(released["questions_and_answers"])
+    assert [q["question"] for q in row["questions"]] == [qa["question"] for qa in qas]
+    assert [q["answers"] for q in row["questions"]] == [qa["answer"] for qa in qas]
+    assert manifest["origin"] == "release" and manifest["chunk_limit_enforced"] is False
+    assert manifest["source"]["id"] == "YuWangX/Memalpha-Memoryagentbench"
+
+
 def test_malformed_release_cells(mirror, tmp_path):
     bad = tmp_path / "bad"
     broken = dict(MAB_TEST[0], chunks='["unterminated')
     write_parquet(bad / "YuWangX/Memalpha-Memoryagentbench/test.parquet", [MAB_TEST[1], broken])
     with pytest.raises(RawFormatError) as err:
-        build("ruler_qa1_197k", bad, tmp_path / "out")
+        release_build("ruler_qa1_197k", bad, tmp_path / "out")
     message = str(err.value)
     assert "test.parquet" in message and "row 1" in message and "'chunks'" in message
     no_answer = dict(MAB_TEST[0], questions_and_answers=json.dumps([{"question": "Q?", "answer": None}]))
     write_parquet(bad / "YuWangX/Memalpha-Memoryagentbench/test.parquet", [no_answer])
     with pytest.raises(RawFormatError, match=r"row 0, field 'questions_and_answers\[0\]\.answer'"):
-        build("ruler_qa1_197k", bad, tmp_path / "out")
+        release_build("ruler_qa1_197k", bad, tmp_path / "out")
     write_parquet(
         bad / "YuWangX/Memalpha-Memoryagentbench/test.parquet",
         [{k: v for k, v in MAB_TEST[0].items() if k != "data_source"}],
     )
     with pytest.raises(RawFormatError, match=r"missing column.*data_source"):
-        build("ruler_qa1_197k", bad, tmp_path / "out")
+        release_build("ruler_qa1_197k", bad, tmp_path / "out")

@@ -7,6 +7,7 @@ import json
 import pytest
 from hublayout import write_hub_repo
 
+from benchmark.cli import main
 from tasks.build import build_task
 from tasks.chunking import split_sentences
 from tasks.errors import BuildError
@@ -114,6 +115,47 @@ def synthetic_train(n: int) -> list[dict]:
             }
         )
     return [{"title": "Synthetic", "paragraphs": paragraphs}]
+
+
+def squad_train_file(n: int) -> dict:
+    """A SQuAD-layout training file of made-up paragraphs, three short-answer questions each."""
+    words = "river mountain engine harbour violin glacier orchard lantern".split()
+    paragraphs = []
+    for i in range(n):
+        text = " ".join(f"Record {i}.{j} says the {words[(i + j) % 8]} weighs {j} tons." for j in range(12))
+        qas = [
+            {
+                "id": f"train-{i}-{j}",
+                "question": f"What does record {i}.{j} describe?",
+                "answers": [{"text": words[(i + j) % 8], "answer_start": text.find(words[(i + j) % 8])}],
+            }
+            for j in range(3)
+        ]
+        paragraphs.append({"context": text, "qas": qas})
+    return {"data": [{"title": "Synthetic", "paragraphs": paragraphs}], "version": "1.1"}
+
+
+def test_squad_training_task_stays_clear_of_the_scaling_questions(raw_dir, tmp_path, capsys):
+    """With SQuAD's train and dev files in one folder, `squad` reads the train file only, so `tasks overlap`
+    finds none of the length-scaling questions (nor passages) in it."""
+    folder = tmp_path / "raw" / "squad"
+    folder.mkdir(parents=True)
+    for dev in (raw_dir / "squad").glob("*.json"):
+        (folder / dev.name).symlink_to(dev)
+    (folder / "train-v1.1.json").write_text(json.dumps(squad_train_file(600)))
+    squad = build("squad", tmp_path / "raw", tmp_path / "out")
+    build("scaling_squad_16k", tmp_path / "raw", tmp_path / "out")
+    assert [i["file"] for i in squad.manifest["inputs"]] == ["squad/train-v1.1.json"]
+    assert squad.manifest["splits"]["train"]["questions"] > 0
+    assert (
+        main(
+            ["tasks", "overlap", str(tmp_path / "out" / "squad"), str(tmp_path / "out" / "scaling_squad_16k"), "--json"]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["questions"]["b"] == 100
+    assert report["questions"]["shared"] == 0 and report["passages"]["shared"] == 0
 
 
 def test_train_paragraphs_pad_what_validation_cannot_fill(raw_dir, tmp_path, built):

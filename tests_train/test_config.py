@@ -125,7 +125,9 @@ def test_missing_files_are_named(tmp_path):
 def test_settings_are_typed_and_complete():
     settings = RecipeSettings.from_mapping(OmegaConf.to_container(compose().memalpha, resolve=True))
     assert settings.reader.model == "Qwen/Qwen3-32B" and settings.scorer.top_k == 20
+    assert settings.scorer.profile == "memalpha-train"  # r1 scores as the original reward did
     for bad, named in [
+        ({"scorer": {"profile": "v9"}}, "memalpha.scorer.profile: unknown scorer profile 'v9'"),
         ({"reader": {"timeout": "soon"}}, "memalpha.reader.timeout: expected float"),
         ({"reward": {"clip_r3": 1}}, "memalpha.reward.clip_r3: expected bool"),
         ({"tool_format": "xml"}, "memalpha.tool_format"),

@@ -16,6 +16,10 @@ BUILTIN = {
     "chunk-store": "benchmark.agents.baselines:ChunkStoreAgent",
     "long-context": "benchmark.agents.baselines:LongContextAgent",
     "http": "benchmark.agents.http:HTTPAgent",
+    "memagent": "benchmark.agents.memagent:MemAgentAgent",
+    "mem1": "benchmark.agents.mem1:Mem1Agent",
+    "mem0": "benchmark.agents.mem0_agent:Mem0Agent",
+    "langmem": "benchmark.agents.langmem_agent:LangMemAgent",
 }
 GROUP = "memalpha.agents"
 TOKENIZER_OPTION = "tokenizer"

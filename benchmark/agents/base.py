@@ -14,13 +14,15 @@ spelling out a default is the same run. An option named `tokenizer` is filled fr
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from tasks.errors import UsageError
+from tasks.errors import TaskError, UsageError
 
 from ..memory import Memory
 
@@ -136,6 +138,21 @@ class Agent(ABC):
 
 class AgentOptionError(UsageError, ValueError):
     """An `--agent-opt` that the agent does not take or cannot parse."""
+
+
+class MissingExtraError(TaskError, ImportError):
+    """An optional library an agent needs is not installed; the message says which extra brings it."""
+
+
+def require(module: str, extra: str, needed_for: str) -> ModuleType:
+    """Import `module`, or fail with the pip command that installs it (the package's `extra`)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"{needed_for} needs the {module.split('.')[0]!r} package, which is not installed: "
+            f"pip install 'memalpha-bench[{extra}]' ({exc})"
+        ) from exc
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Reader backends: the model that answers questions from a memory. `make_reader` picks one by name.
 
-- `openai`: any OpenAI-compatible server (`base_url` required);
-- `vllm`: an in-process vLLM engine (GPU machines);
+- `openai`: any OpenAI-compatible server, or several serving one model (`base_url` required);
+- `vllm`: an in-process vLLM engine (GPU machines), fed in slices;
 - `hf`: transformers in-process, for small models on CPU.
 
 The heavy backends import their libraries only when chosen.
@@ -9,12 +9,15 @@ The heavy backends import their libraries only when chosen.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from benchmark.readers.base import (
     OnResult,
     Reader,
     ReaderError,
     ReaderRequest,
     ReaderResponse,
+    RequestsFailed,
     SamplingParams,
 )
 
@@ -27,6 +30,7 @@ __all__ = [
     "ReaderError",
     "ReaderRequest",
     "ReaderResponse",
+    "RequestsFailed",
     "SamplingParams",
     "make_reader",
 ]
@@ -36,15 +40,17 @@ def make_reader(
     backend: str,
     model: str,
     *,
-    base_url: str | None = None,
+    base_url: str | Sequence[str] | None = None,
     concurrency: int = 16,
     timeout: float = 120,
     max_retries: int = 5,
     api_key: str | None = None,
+    template_kwargs: str = "auto",
+    http_client: str = "auto",
 ) -> Reader:
-    """A reader for `model` on `backend`. `concurrency` is the number of parallel requests for
-    `openai` and the batch size for `hf`; `vllm` batches every call whole. `timeout`, `max_retries`
-    and `api_key` apply to `openai` only."""
+    """A reader for `model` on `backend`. `concurrency` is the number of requests in flight for
+    `openai` (over all its servers) and the batch size for `hf`; `vllm` takes its work in slices of
+    its own size. The other settings apply to `openai` only (see OpenAIReader)."""
     if backend == "openai":
         if not base_url:
             raise ReaderError("the openai backend needs a server address (base_url, e.g. http://localhost:8000/v1)")
@@ -57,6 +63,8 @@ def make_reader(
             timeout=timeout,
             max_retries=max_retries,
             api_key=api_key,
+            template_kwargs=template_kwargs,
+            http_client=http_client,
         )
     if backend == "vllm":
         from benchmark.readers.vllm_reader import VLLMReader

@@ -11,7 +11,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from benchmark.metrics import strip_think
+from benchmark.metrics import THINK_CLOSE, THINK_OPEN, strip_think
 from tasks.errors import TaskError
 
 OnResult = Callable[[int, "ReaderResponse"], None]
@@ -20,6 +20,72 @@ OnResult = Callable[[int, "ReaderResponse"], None]
 
 class ReaderError(TaskError):
     """A reader that cannot answer: a missing backend, an unreachable server, a rejected request."""
+
+
+class RequestsFailed(ReaderError):
+    """Some requests of a call failed for good (after their retries); every other request was answered
+    and reported through `on_result`. `failures` maps a request's index to the reason, in index order."""
+
+    def __init__(self, failures: Mapping[int, str], total: int):
+        self.failures = dict(sorted(failures.items()))
+        self.total = total
+        first, reason = next(iter(self.failures.items()))
+        super().__init__(f"{len(self.failures)} of {total} requests failed; the first (request {first}): {reason}")
+
+
+SYSTEMATIC_AFTER = 16
+"""How many requests must fail the same way, with none answered, before a call stops early."""
+
+
+class FailureTally:
+    """The requests of one call that failed for good, and the rule that stops the call early.
+
+    One prompt the server rejects fails that request alone. But when the first `SYSTEMATIC_AFTER`
+    requests to settle (every request, in a smaller call) all failed for the same reason and none was
+    answered, the fault lies with the server or the settings (a wrong model, a bad key, a dead
+    server): `stop_reason` is set, callers send nothing more and `check` raises with that reason.
+    `reason` is what a user reads; `kind` (default: the reason) is what must match.
+    """
+
+    def __init__(self, total: int):
+        self.total = total
+        self.answered = 0
+        self.failures: dict[int, str] = {}
+        self._kinds: set[str] = set()
+        self.stop_reason: str | None = None
+
+    def answer(self) -> None:
+        self.answered += 1
+
+    def fail(self, index: int, reason: str, kind: str | None = None) -> None:
+        self.failures[index] = reason
+        self._kinds.add(kind or reason)
+        settled = len(self.failures)
+        if self.answered == 0 and len(self._kinds) == 1 and settled >= min(self.total, SYSTEMATIC_AFTER):
+            self.stop_reason = reason
+
+    def check(self) -> None:
+        """Raise for a stopped call (ReaderError) or for failed requests (RequestsFailed)."""
+        if self.stop_reason is not None:
+            raise ReaderError(
+                f"stopped after the first {len(self.failures)} request(s) all failed the same way and none "
+                f"was answered: {self.stop_reason}"
+            )
+        if self.failures:
+            raise RequestsFailed(self.failures, self.total)
+
+
+def missing_answer(raw_text: str | None, finish_reason: str | None, has_tool_calls: bool) -> str | None:
+    """Why a reply holds no answer to score, or None when it holds one: no content at all (and no tool
+    calls), or generation cut at max_tokens inside a `<think>` block, before any answer began. A reply
+    that reached the limit after its answer began is an answer, as the model gave it."""
+    if has_tool_calls:
+        return None
+    if raw_text is None:
+        return "the reply has no content"
+    if finish_reason == "length" and THINK_OPEN in raw_text.rpartition(THINK_CLOSE)[2]:
+        return "the reply was cut at max_tokens while still reasoning, before any answer (finish_reason length)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -72,7 +138,7 @@ class ReaderRequest:
         return None if self.tools is None else json.loads(self.tools)
 
 
-@dataclass
+@dataclass(slots=True)
 class ReaderResponse:
     """A reader's answer. `text` is `raw_text` without its <think> block; `cached` marks cache hits.
 
@@ -111,8 +177,9 @@ class Reader(Protocol):
 
     def generate(self, requests: Sequence[ReaderRequest], on_result: OnResult | None = None) -> list[ReaderResponse]:
         """Answer all requests, in order. `on_result(i, response)` is called as soon as request i is
-        answered, so a caller can persist progress; a failure raises ReaderError after the requests
-        already under way have finished (and been reported)."""
+        answered, so a caller can persist progress. Requests that fail for good raise RequestsFailed
+        once every other request was answered (and reported); a call that cannot work at all (a missing
+        backend, every request failing the same way) raises ReaderError."""
         ...
 
 

@@ -1,14 +1,23 @@
-"""The `openai` backend: any OpenAI-compatible chat server (vLLM, SGLang, `transformers serve`, OpenAI).
+"""The `openai` backend: any OpenAI-compatible chat server (vLLM, SGLang, `transformers serve`, OpenAI),
+or several serving the same model.
+
+Requests run concurrently, at most `concurrency` at a time in all, each sent to the server with the
+fewest requests in flight. Each try has its own timeout. Rate limits, server errors, timeouts,
+connection failures and malformed replies (see `replies.py`) are retried with exponential backoff
+and jitter, or after the wait a `Retry-After` header asks for; other client errors (400, 401, 404,
+...) are not, since the same request cannot pass later. A request that still fails fails alone: the
+others are answered and the call then raises RequestsFailed naming each failed request and why
+(unless every request fails the same way: then the call stops early, see `FailureTally`).
+
+`chat_template_kwargs` (Qwen3's thinking switch) is a vLLM/SGLang/`transformers serve` field that
+the OpenAI API rejects. `template_kwargs`: `send` always sends it, `omit` never does, `auto` (the
+default) sends it except to api.openai.com, and stops sending it to a server whose 400 names it (then
+the request goes again at once, without it).
 
 Requests with tools send them as `tools=` and read back the calls the server parsed out of the output
 (`message.tool_calls`); a server without a tool-call parser leaves them in the text. vLLM parses
 Qwen3's calls when started with `--enable-auto-tool-choice --tool-call-parser hermes`, and rejects
 requests with tools without these flags.
-
-Requests run concurrently (at most `concurrency` at a time), each with its own timeout, and are
-retried with exponential backoff and jitter on rate limits, server errors, timeouts and connection
-failures. Other client errors (400, 401, 404, ...) are not retried: sending the same request again
-cannot fix them.
 """
 
 from __future__ import annotations
@@ -19,19 +28,18 @@ import os
 import random
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
-import openai
-
-from benchmark.readers.base import OnResult, ReaderError, ReaderRequest, ReaderResponse
+from benchmark.readers.base import FailureTally, OnResult, ReaderError, ReaderRequest, ReaderResponse
+from benchmark.readers.replies import TEMPLATE_KWARGS, FieldRejected, ReplyProblem, read_reply
+from benchmark.readers.transport import CLIENTS, Transport, TransportError, make_transport
 
 MAX_BACKOFF_S = 60.0
-
-
-def is_retryable(error: BaseException) -> bool:
-    """Rate limits, 5xx, timeouts and connection errors may pass on a later try; nothing else will."""
-    if isinstance(error, openai.APIStatusError):
-        return error.status_code == 429 or error.status_code >= 500
-    return isinstance(error, openai.APIConnectionError | TimeoutError)
+MAX_RETRY_AFTER_S = 600.0
+# `chat_template_kwargs` (Qwen3's thinking switch) is a vLLM/SGLang/`transformers serve` field that the
+# OpenAI API rejects: `auto` sends it except to these hosts (the LangMem agent follows the same rule).
+TEMPLATE_KWARGS_MODES = ("auto", "send", "omit")
+HOSTS_WITHOUT_TEMPLATE_KWARGS = frozenset({"api.openai.com"})
 
 
 def backoff_delay(attempt: int, base: float) -> float:
@@ -41,41 +49,122 @@ def backoff_delay(attempt: int, base: float) -> float:
     return step / 2 + random.uniform(0, step / 2)
 
 
-class _Stop(Exception):
-    """A request that was not sent because another one had already failed for good."""
+async def pause(seconds: float) -> None:
+    """The wait before a retry (one function, so that tests can record the waits)."""
+    await asyncio.sleep(seconds)
+
+
+class _RequestFailed(Exception):
+    """One request that failed for good: `reason` for the user, `kind` for the early-stop rule."""
+
+    def __init__(self, reason: str, kind: str):
+        super().__init__(reason)
+        self.reason, self.kind = reason, kind
+
+
+class _Server:
+    """One base URL of the reader: its transport, its requests in flight, whether it takes the
+    template field."""
+
+    def __init__(self, base_url: str, transport: Transport, send_template_kwargs: bool):
+        self.base_url = base_url
+        self.transport = transport
+        self.send_template_kwargs = send_template_kwargs
+        self.in_flight = 0
 
 
 class OpenAIReader:
-    """Chat completions from an OpenAI-compatible server at `base_url` (e.g. http://host:8000/v1).
+    """Chat completions from one or several OpenAI-compatible servers serving `model`.
 
-    `max_retries` counts the tries after the first; `backoff` is the first retry's delay step in
-    seconds. The API key comes from `api_key`, else $OPENAI_API_KEY, else "EMPTY" (local servers
-    ignore it).
+    `base_url` is one address (e.g. http://host:8000/v1) or a list of them. `max_retries` counts the
+    tries after the first; `backoff` is the first retry's delay step in seconds. The API key comes
+    from `api_key`, else $OPENAI_API_KEY, else "EMPTY" (local servers ignore it). `http_client`:
+    `fast` (our asyncio client), `openai` (the openai SDK), or `auto` (fast unless the environment
+    sets a proxy for the server).
     """
 
     def __init__(
         self,
         model: str,
-        base_url: str,
+        base_url: str | Sequence[str],
         *,
         concurrency: int = 16,
         timeout: float = 120,
         max_retries: int = 5,
         backoff: float = 1.0,
         api_key: str | None = None,
+        template_kwargs: str = "auto",
+        http_client: str = "auto",
     ):
+        self.base_urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not self.base_urls:
+            raise ReaderError("the openai backend needs a server address (base_url, e.g. http://localhost:8000/v1)")
         if concurrency < 1:
             raise ReaderError(f"concurrency must be at least 1, got {concurrency}")
+        if timeout <= 0:
+            raise ReaderError(f"timeout must be more than 0 seconds, got {timeout}")
+        if max_retries < 0:
+            raise ReaderError(f"max_retries must be 0 or more, got {max_retries}")
+        if template_kwargs not in TEMPLATE_KWARGS_MODES:
+            modes = ", ".join(TEMPLATE_KWARGS_MODES)
+            raise ReaderError(f"template_kwargs must be one of {modes}, got {template_kwargs!r}")
+        if http_client not in CLIENTS:
+            raise ReaderError(f"http_client must be one of {', '.join(CLIENTS)}, got {http_client!r}")
         self.model = model
-        self.base_url = base_url
         self.concurrency = concurrency
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
+        self.template_kwargs = template_kwargs
+        self.http_client = http_client
         self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        self._rejected_template_kwargs: set[str] = set()  # servers that answered 400 to the field
+        self._turn = 0
+
+    @property
+    def base_url(self) -> str:
+        return self.base_urls[0]
+
+    @property
+    def api_key(self) -> str:
+        """The key sent to the servers (never described, so never recorded)."""
+        return self._api_key
+
+    def one_per_server(self) -> list[OpenAIReader]:
+        """A reader per server, with this one's model, key and settings: a request goes to one server
+        only, so the preflight asks each server through its own."""
+        return [
+            OpenAIReader(
+                self.model,
+                url,
+                concurrency=1,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                backoff=self.backoff,
+                api_key=self._api_key,
+                template_kwargs=self.template_kwargs,
+                http_client=self.http_client,
+            )
+            for url in self.base_urls
+        ]
 
     def describe(self) -> dict:
-        return {"backend": "openai", "model": self.model, "base_url": self.base_url}
+        """Backend, model and server(s); how `chat_template_kwargs` is sent (servers and this mode do
+        not enter cache keys: they do not change what a model answers)."""
+        description: dict[str, Any] = {"backend": "openai", "model": self.model, "base_url": self.base_url}
+        if len(self.base_urls) > 1:
+            description["base_urls"] = list(self.base_urls)
+        description["template_kwargs"] = self.template_kwargs
+        if self._rejected_template_kwargs:
+            description["template_kwargs_rejected_by"] = sorted(self._rejected_template_kwargs)
+        return description
+
+    def sends_template_kwargs(self, base_url: str) -> bool:
+        """Whether a request to `base_url` carries `chat_template_kwargs` (see the module docstring)."""
+        if self.template_kwargs != "auto":
+            return self.template_kwargs == "send"
+        host = urlsplit(base_url).hostname or ""
+        return host not in HOSTS_WITHOUT_TEMPLATE_KWARGS and base_url not in self._rejected_template_kwargs
 
     def generate(self, requests: Sequence[ReaderRequest], on_result: OnResult | None = None) -> list[ReaderResponse]:
         """Answer all requests; runs its own event loop (in a worker thread if the calling thread
@@ -90,110 +179,105 @@ class OpenAIReader:
             return pool.submit(asyncio.run, self._generate(requests, on_result)).result()
 
     async def _generate(self, requests: Sequence[ReaderRequest], on_result: OnResult | None) -> list[ReaderResponse]:
-        semaphore = asyncio.Semaphore(self.concurrency)
-        failed = asyncio.Event()
+        servers = [
+            _Server(url, make_transport(self.http_client, url, self._api_key), self.sends_template_kwargs(url))
+            for url in self.base_urls
+        ]
+        results: list[ReaderResponse | None] = [None] * len(requests)
+        tally = FailureTally(len(requests))
+        pending = iter(range(len(requests)))
 
-        async def answer(i: int, request: ReaderRequest) -> ReaderResponse:
-            async with semaphore:
-                if failed.is_set():
-                    raise _Stop
+        async def worker() -> None:
+            for i in pending:  # one iterator shared by all workers: each index is taken once
+                if tally.stop_reason is not None:
+                    return
                 try:
-                    response = await self._answer_with_retries(client, request)
-                    if on_result is not None:
-                        on_result(i, response)
-                except Exception:
-                    failed.set()
-                    raise
-            return response
+                    response = await self._answer_with_retries(servers, requests[i])
+                except _RequestFailed as failure:
+                    tally.fail(i, failure.reason, failure.kind)
+                    continue
+                tally.answer()
+                results[i] = response
+                if on_result is not None:
+                    on_result(i, response)
 
-        # One client per call: its connection pool belongs to this event loop.
-        async with openai.AsyncOpenAI(
-            base_url=self.base_url, api_key=self._api_key, timeout=self.timeout, max_retries=0
-        ) as client:
-            results = await asyncio.gather(*(answer(i, r) for i, r in enumerate(requests)), return_exceptions=True)
-        errors = [(i, r) for i, r in enumerate(results) if isinstance(r, BaseException)]
-        for _, error in errors:
-            if not isinstance(error, ReaderError | _Stop):
-                raise error
-        failures = [(i, e) for i, e in errors if isinstance(e, ReaderError)]
-        if failures:
-            first_index, first_error = failures[0]
-            skipped = len(errors) - len(failures)
-            raise ReaderError(
-                f"{len(failures)} of {len(requests)} requests failed"
-                + (f" and {skipped} were not sent" if skipped else "")
-                + f"; the first (request {first_index}): {first_error}"
-            ) from first_error
-        return [r for r in results if isinstance(r, ReaderResponse)]
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(self.concurrency, len(requests))):
+                    group.create_task(worker())
+        finally:
+            for server in servers:
+                await server.transport.aclose()
+        tally.check()
+        return [r for r in results if r is not None]
 
-    async def _answer_with_retries(self, client: openai.AsyncOpenAI, request: ReaderRequest) -> ReaderResponse:
-        attempt = 0
+    def _pick(self, servers: list[_Server], avoid: _Server | None) -> _Server:
+        """The server with the fewest requests in flight (ties in turn); a retry avoids the server that
+        just failed when there is another."""
+        if len(servers) == 1:
+            return servers[0]
+        candidates = [s for s in servers if s is not avoid] or servers
+        self._turn += 1
+        start = self._turn % len(candidates)
+        rotated = candidates[start:] + candidates[:start]
+        return min(rotated, key=lambda s: s.in_flight)
+
+    def _payload(self, request: ReaderRequest, server: _Server) -> dict[str, Any]:
+        params = request.params
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.message_dicts(),
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+        }
+        if params.stop:
+            payload["stop"] = list(params.stop)
+        if request.tools is not None:
+            payload["tools"] = request.tool_dicts()
+        if server.send_template_kwargs:
+            payload[TEMPLATE_KWARGS] = {"enable_thinking": params.enable_thinking}
+        return payload
+
+    async def _answer_with_retries(self, servers: list[_Server], request: ReaderRequest) -> ReaderResponse:
+        attempt, server = 0, None
         while True:
+            server = self._pick(servers, server if attempt else None)
+            retry_after = None
+            with_field = server.send_template_kwargs
+            server.in_flight += 1
             try:
-                async with asyncio.timeout(self.timeout):
-                    return await self._answer(client, request)
-            except (openai.OpenAIError, TimeoutError) as error:
-                if not is_retryable(error) or attempt == self.max_retries:
-                    raise ReaderError(
-                        f"server {self.base_url}, model {self.model!r}: gave up after {attempt + 1} "
-                        f"attempt(s); last error: {_describe_error(error)}"
-                    ) from error
-            await asyncio.sleep(backoff_delay(attempt, self.backoff))
+                reply = await server.transport.post(self._payload(request, server), self.timeout)
+                return read_reply(reply)
+            except FieldRejected as rejected:
+                if self.template_kwargs != "auto" or not with_field:
+                    raise self._failure(server, rejected.reason, rejected.kind, attempt) from rejected
+                # the same request goes again at once, without the field (and so do those sent with it
+                # before the first rejection came back)
+                server.send_template_kwargs = False
+                self._rejected_template_kwargs.add(server.base_url)
+                continue
+            except ReplyProblem as problem:
+                if not problem.retryable or attempt == self.max_retries:
+                    raise self._failure(server, problem.reason, problem.kind, attempt) from problem
+                retry_after = problem.retry_after
+            except TimeoutError as error:
+                if attempt == self.max_retries:
+                    raise self._failure(server, f"timed out after {self.timeout:g} s", "timed out", attempt) from error
+            except TransportError as error:
+                if attempt == self.max_retries:
+                    raise self._failure(server, str(error), "connection", attempt) from error
+            finally:
+                server.in_flight -= 1
+            delay = backoff_delay(attempt, self.backoff)
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S))
+            await pause(delay)
             attempt += 1
 
-    async def _answer(self, client: openai.AsyncOpenAI, request: ReaderRequest) -> ReaderResponse:
-        params = request.params
-        completion = await client.chat.completions.create(
-            model=self.model,
-            messages=request.message_dicts(),  # type: ignore[arg-type]
-            max_tokens=params.max_tokens,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            stop=list(params.stop) if params.stop else openai.omit,
-            tools=request.tool_dicts() or openai.omit,  # type: ignore[arg-type]
-            extra_body={"chat_template_kwargs": {"enable_thinking": params.enable_thinking}},
+    def _failure(self, server: _Server, reason: str, kind: str, attempt: int) -> _RequestFailed:
+        return _RequestFailed(
+            f"server {server.base_url}, model {self.model!r}: gave up after {attempt + 1} attempt(s); "
+            f"last error: {reason}",
+            kind,
         )
-        if not completion.choices:
-            raise ReaderError(f"server {self.base_url}, model {self.model!r}: a completion without choices")
-        usage = completion.usage
-        message = completion.choices[0].message
-        return ReaderResponse.from_raw(
-            message.content or "",
-            usage.prompt_tokens if usage else 0,
-            usage.completion_tokens if usage else 0,
-            tool_calls=function_calls(message.tool_calls),
-        )
-
-
-def function_calls(tool_calls: Sequence[Any] | None) -> list[dict[str, str]] | None:
-    """The function calls of `message.tool_calls` as `{"name", "arguments"}`, or None if there are none.
-
-    A name or arguments the server left out become "" (the agent counts such a call as failed rather
-    than losing it); custom (non-function) tool calls are not ours and are left out.
-    """
-    calls = [
-        {"name": call.function.name or "", "arguments": call.function.arguments or ""}
-        for call in tool_calls or ()
-        if getattr(call, "function", None) is not None
-    ]
-    return calls or None
-
-
-def _describe_error(error: BaseException) -> str:
-    if isinstance(error, TimeoutError | openai.APITimeoutError):
-        return "timed out"
-    if isinstance(error, openai.APIStatusError):
-        detail = error.message.removeprefix(f"Error code: {error.status_code}").removeprefix(" - ")
-        return f"HTTP {error.status_code}: {detail or _body_text(error.body)}"
-    cause = f" ({type(error.__cause__).__name__}: {error.__cause__})" if error.__cause__ else ""
-    return f"{type(error).__name__}: {error}{cause}"
-
-
-def _body_text(body: object) -> str:
-    """The server's own words when the client found no OpenAI-style `error.message`: FastAPI's `detail`
-    (as `transformers serve` answers), a bare `message`, else the body itself, cut short."""
-    if isinstance(body, dict):
-        for key in ("detail", "message", "error"):
-            if body.get(key):
-                return str(body[key])[:500]
-    return str(body)[:500] if body else "(no body)"

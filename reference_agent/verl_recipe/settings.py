@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.profiles import get_profile
 from benchmark.readers.base import SamplingParams
-from benchmark.scoring import ScorerConfig
 from tasks.errors import TaskError
 
 from ..rewards import RewardConfig, RewardScorer
@@ -45,9 +45,18 @@ class JudgeSettings:
 
 @dataclass(frozen=True)
 class ScorerSettings:
+    """r1's scorer: a profile (benchmark/profiles.py; default the original reward's) and its numbers."""
+
+    profile: str = "memalpha-train"
     top_k: int = 20
     budget_tokens: int = 30_000
     max_tokens: int = 2048
+
+    def __post_init__(self) -> None:
+        try:
+            get_profile(self.profile)
+        except TaskError as exc:
+            raise TaskError(f"{SECTION}.scorer.profile: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -106,10 +115,12 @@ class RecipeSettings:
             cache = ResponseCache(Path(self.cache))
             reader = CachedReader(reader, cache)
             judge = CachedReader(judge, cache) if separate_judge else reader
-        scorer_config = ScorerConfig(
+        profile = get_profile(self.scorer.profile)
+        scorer_config = dataclasses.replace(
+            profile.defaults,
             top_k=self.scorer.top_k,
             budget_tokens=self.scorer.budget_tokens,
-            sampling=SamplingParams(max_tokens=self.scorer.max_tokens),
+            sampling=dataclasses.replace(profile.defaults.sampling, max_tokens=self.scorer.max_tokens),
         )
         return RewardScorer(
             reader,
@@ -118,6 +129,7 @@ class RecipeSettings:
             config=self.reward,
             scorer_config=scorer_config,
             content_sampling=SamplingParams(max_tokens=self.judge.max_tokens),
+            profile=profile,
         )
 
 

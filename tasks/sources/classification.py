@@ -21,11 +21,13 @@ icl-questions pool when the questions come from it).
 
 TTL (Mem-alpha `ttl_train`) differs from the original on purpose: the original asked MemoryAgentBench's
 own test questions in every training instance (contaminating the evaluation); here the questions come
-from the source's own training data. The original capped train at 100 across TREC and NLU together;
-here each task is capped at 100 on its own. Each instance: its split's context pool cycled and shuffled,
-packed whole into `chunks_per_instance` chunks of about `chunk_tokens` tokens, one example of every
-label still absent appended to chunk 0 (as the original), and `questions` sentences of the split's
-question pool.
+from the source's own training data. The split is the original's: its 400 instance slots (200
+TREC-coarse, then 200 NLU) are split 90/10 and the train side capped at 100 together
+(`splits.merged_train_validation`), so `ttl_trec_coarse` and `ttl_nlu` have 51 and 49 training
+instances (seed 42; the paper's Table 7) whichever is built, and 20 validation instances each.
+Each instance: its split's context pool cycled and shuffled, packed whole into `chunks_per_instance`
+chunks of about `chunk_tokens` tokens, one example of every label still absent appended to chunk 0
+(as the original), and `questions` sentences of the split's question pool.
 
 Texts are kept on one line (runs of whitespace become one space) so an example's "Label:" line stays
 its own. A question's id is a hash of its normalised sentence; a sentence listed twice with different
@@ -48,7 +50,7 @@ from ..build import BuildContext
 from ..chunking import Wrap, chunk_text
 from ..errors import BuildError, RawFormatError
 from ..schema import Instance, Question
-from ..splits import partition_by_key, train_validation
+from ..splits import merged_train_validation, partition_by_key
 from .common import field as get_field
 from .common import pack_whole, read_csv, read_json
 
@@ -474,8 +476,9 @@ def ttl_dataset(params: dict) -> str:
 def build_ttl(ctx: BuildContext) -> dict[str, list[Instance]]:
     """Mem-alpha TTL instances (ttl_trec_coarse, ttl_nlu): chunks of labelled examples, 100 questions each.
 
-    The 200 instance slots are split 180/20 (train capped at 100) before building; a split's instances draw
-    from that split's pools only. An instance is a sample, so its id comes from (split, slot).
+    The instance slots are split before building, together with the other TTL task's (params['merged']),
+    as the original split its merged `ttl_train`; a split's instances draw from that split's pools only.
+    An instance is a sample, so its id comes from (split, slot).
     """
     if ctx.origin == "release":
         from .memalpha_release import build_memalpha_release
@@ -487,7 +490,7 @@ def build_ttl(ctx: BuildContext) -> dict[str, list[Instance]]:
     data = load_labelled(ctx, dataset)
     pools = partition_pools(data.train, family)
     note_pools(ctx, family, pools)
-    slots = train_validation(list(range(params["instances"])), seed=ctx.seed)
+    slots = merged_train_validation(params["merged"], ctx.spec.name, params["instances"], seed=ctx.seed)
     out: dict[str, list[Instance]] = {}
     for split, split_slots in slots.items():
         context = pools[f"ttl-{split}-context"]

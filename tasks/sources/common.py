@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import random
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..chunking import Wrap, chunk_text
+from ..chunking import Wrap, chunk_text, pack_units
 from ..errors import RawFormatError
-from ..splits import train_validation
+from ..splits import capped, train_validation
 from ..tokenization import TokenCounter
 
 T = TypeVar("T")
@@ -109,44 +108,10 @@ def pack_whole(
     sep: str = "\n\n",
     flush: int | None = None,
 ) -> list[str]:
-    """Pack units into chunks of at most `limit` tokens (wrapper included) without ever cutting one.
-
-    Unlike `chunking.pack`, which fills chunks sentence by sentence, a unit here (a labelled example,
-    a chat turn, a session segment) moves whole to the next chunk when it does not fit. With `flush`,
-    a chunk is closed as soon as it holds `flush` tokens. A unit too long even alone is cut by
-    sentences into chunks of its own (use `split_to_fit` first to cut it another way).
-    """
-    wrap = wrap or (lambda _i, body: body)
-
-    def shifted(offset: int) -> Wrap:
-        return lambda i, body: wrap(offset + i, body)
-
-    counts = counter.count_many(units)
-    sep_tokens = counter.count(sep)
-    chunks: list[str] = []
-    start = 0
-    while start < len(units):
-        index = len(chunks)
-        end, total = start, counter.count(wrap(index, ""))
-        while end < len(units):
-            add = counts[end] + (sep_tokens if end > start else 0)
-            if end > start and total + add > limit:
-                break
-            total += add
-            end += 1
-            if flush is not None and total >= flush:
-                break
-        # token counts are not exactly additive under BPE: verify, and give units back until it fits
-        text = wrap(index, sep.join(units[start:end]))
-        while end - start > 1 and counter.count(text) > limit:
-            end -= 1
-            text = wrap(index, sep.join(units[start:end]))
-        if end - start == 1 and counter.count(text) > limit:
-            chunks.extend(c.text for c in chunk_text(units[start], counter, limit, wrap=shifted(index)))
-        else:
-            chunks.append(text)
-        start = end
-    return chunks
+    """The texts of `chunking.pack_units` at a fixed limit: units (labelled examples, chat turns, session
+    segments) packed whole, one too long even alone cut by sentences (use `split_to_fit` first to cut it
+    another way); with `flush`, a chunk closes once it holds `flush` tokens."""
+    return [c.text for c in pack_units(units, counter, limit, wrap=wrap, sep=sep, flush=flush)]
 
 
 def split_by_group(
@@ -160,6 +125,4 @@ def split_by_group(
     train_groups = set(sides["train"])
     train = [inst for inst, g in zip(instances, groups, strict=True) if g in train_groups]
     validation = [inst for inst, g in zip(instances, groups, strict=True) if g not in train_groups]
-    if train_cap is not None and len(train) > train_cap:
-        train = random.Random(seed + 1).sample(train, train_cap)
-    return {"train": train, "validation": validation}
+    return {"train": capped(train, train_cap, seed=seed), "validation": validation}

@@ -8,7 +8,9 @@ Each article is `Title: {title}` plus its sentences, taken from the question's o
 Questions are read in order and their supporting articles accumulate until an instance holds
 `instance_tokens / mean article tokens` articles. An article belongs to one instance only: a later
 question that needs an article an earlier instance already holds is dropped, which keeps train and
-validation passage-disjoint.
+validation passage-disjoint. Articles are packed whole, as the original packed them (it cut an article
+over its chunk's target to fit; here one is cut by sentences, and only when it alone exceeds the chunk
+size), and an article's title line always stays with its text.
 """
 
 from __future__ import annotations
@@ -223,7 +225,12 @@ def build(ctx: BuildContext) -> dict[str, list[Instance]]:
             continue
         instance_id = ctx.instance_id(group.qas[0].question_id)
         chunks = dialogue_chunks(
-            ctx, list(group.articles.values()), salt=instance_id, min_tokens=params["min_chunk_tokens"]
+            ctx,
+            list(group.articles.values()),
+            salt=instance_id,
+            min_tokens=params["min_chunk_tokens"],
+            whole=True,
+            keep_first_line=True,
         )
         if len(chunks) > params["max_chunks"]:
             continue

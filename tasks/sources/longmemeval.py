@@ -21,6 +21,7 @@ from .. import wrappers
 from ..build import BuildContext
 from ..errors import RawFormatError
 from ..schema import Instance, Question
+from ..splits import train_validation
 from ..tokenization import TokenCounter
 from .common import field as get_field
 from .common import pack_whole, read_json, split_to_fit
@@ -193,7 +194,5 @@ def build_train(ctx: BuildContext) -> dict[str, list[Instance]]:
         f"groups under {params['min_tokens']} and {too_long} over {params['max_tokens']} tokens dropped"
     )
     if len(instances) > TRAIN_CAP:
-        chosen = set(ctx.rng("cap").sample(range(len(instances)), TRAIN_CAP))
         ctx.notes.append(f"lme_train: {len(instances)} instances sampled down to {TRAIN_CAP}")
-        instances = [inst for i, inst in enumerate(instances) if i in chosen]
-    return {"train": instances}
+    return {"train": train_validation(instances, seed=ctx.seed, ratio=1.0, train_cap=TRAIN_CAP)["train"]}

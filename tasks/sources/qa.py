@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .. import wrappers
 from ..build import BuildContext
-from ..chunking import Chunk, pack
+from ..chunking import Chunk, pack, pack_units
 from ..llm import closed_book_keep
 from ..schema import Question
 from .common import answer_in_chunks
@@ -28,9 +28,16 @@ def dialogue_chunks(
     salt: str,
     min_tokens: int | None = None,
     date_index: Callable[[int], int] = lambda i: i,
+    whole: bool = False,
+    keep_first_line: bool = False,
 ) -> list[Chunk]:
     """Pack texts into dialogue-wrapped chunks; sizes drawn uniformly from [min_tokens, chunk_size]
-    when `min_tokens` is given (the original's variable chunk sizes), else the full chunk size."""
+    when `min_tokens` is given (the original's variable chunk sizes), else the full chunk size.
+
+    With `whole`, a text is never split across chunks unless it alone exceeds the chunk size: the drawn
+    size is then a target, as in the original, which closed a chunk before the text that would pass it
+    (a text over the target fills a chunk alone). `keep_first_line` keeps a title line with its text.
+    """
     size_rng = ctx.rng(salt, "sizes")
     sizes: list[int] = []
 
@@ -42,6 +49,8 @@ def dialogue_chunks(
     def wrap(i: int, body: str) -> str:
         return wrappers.dialogue(body, wrappers.date_for(date_index(i)), ctx.rng(salt, "wrap", i))
 
+    if whole:
+        return pack_units(texts, ctx.counter, budget, limit=ctx.chunk_size, wrap=wrap, keep_first_line=keep_first_line)
     return pack(texts, ctx.counter, budget, wrap=wrap)
 
 

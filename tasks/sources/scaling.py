@@ -23,7 +23,7 @@ from ..errors import BuildError
 from ..schema import Instance, Question
 from .common import answer_in_chunks
 from .qa import QA, dialogue_chunks
-from .squad import Paragraph, load_paragraphs
+from .squad import Paragraph, is_train_file, load_paragraphs
 
 MAX_ANSWER_TOKENS = 5  # the first gold answer must be shorter, as in the squad task
 
@@ -47,7 +47,7 @@ def read_paragraphs(ctx: BuildContext, split: str, files: list[Path]) -> list[Pa
 
     A repeated paragraph text is kept once, with all its questions (as the hub rows give it).
     """
-    return load_paragraphs(ctx, split, [p for p in files if p.name.startswith("train") == (split == "train")])
+    return load_paragraphs(ctx, split, [p for p in files if is_train_file(p) == (split == "train")])
 
 
 def _findable_qa(paragraph: Paragraph, answer_tokens: dict[str, int]) -> QA | None:
@@ -133,7 +133,7 @@ class Haystack:
 
 def _with_train(ctx: BuildContext, files: list[Path], pool: Pool, padding: list[int], target: int) -> None:
     """Append the shuffled train paragraphs to the padding when validation alone cannot fill `target`."""
-    no_train = ctx.origin == "raw" and not any(p.name.startswith("train") for p in files)
+    no_train = ctx.origin == "raw" and not any(is_train_file(p) for p in files)
     if sum(pool.tokens) >= target or no_train:
         return
     known = set(pool.texts)

@@ -1,7 +1,12 @@
 """SQuAD v1.1: paragraphs packed into random-size dialogue chunks, 10 chunks per instance.
 
 Origins: the hub (`rajpurkar/squad`, train), the release JSON files (`DIR/squad/*.json`), and
-Mem-alpha's processed release.
+Mem-alpha's processed release. From raw files, the task reads the training files (`train*.json`) only:
+the dev files hold the questions of the length-scaling suite. A folder without a training file (the
+shared samples are dev articles) is read whole, and the manifest says so.
+
+Paragraphs are packed whole, as the original packed them: a chunk closes before the paragraph that would
+pass its random target, and a paragraph is cut (by sentences) only when it alone exceeds the chunk size.
 """
 
 from __future__ import annotations
@@ -63,6 +68,23 @@ def read_squad_hub(ctx: BuildContext, split: str) -> list[Paragraph]:
     return list(by_context.values())
 
 
+def is_train_file(path: Path) -> bool:
+    """SQuAD's release names its files `train-v1.1.json` and `dev-v1.1.json`."""
+    return path.name.startswith("train")
+
+
+def training_files(ctx: BuildContext) -> list[Path]:
+    """The raw training files; every file of the folder (with a note) when it has none."""
+    if any(is_train_file(p) for p in ctx.raw_dir.glob("*.json")):
+        return ctx.raw_files("train*.json")
+    files = ctx.raw_files()
+    ctx.notes.append(
+        f"no train*.json in {ctx.raw_dir}: built from {', '.join(p.name for p in files)}, which are not "
+        "SQuAD's training files; the length-scaling tasks ask questions from the dev files"
+    )
+    return files
+
+
 def load_paragraphs(ctx: BuildContext, hub_split: str, raw_files: list[Path] | None = None) -> list[Paragraph]:
     """Distinct paragraphs of the hub split, or of the raw files (default: all of the source's files)."""
     if ctx.origin == "raw":
@@ -86,13 +108,14 @@ def build(ctx: BuildContext) -> dict[str, list[Instance]]:
         return build_memalpha_release(ctx)
     params = ctx.params
     per_instance = params["chunks_per_instance"]
-    paragraphs = load_paragraphs(ctx, "train")
+    paragraphs = load_paragraphs(ctx, "train", training_files(ctx) if ctx.origin == "raw" else None)
     chunks = dialogue_chunks(
         ctx,
         [p.context for p in paragraphs],
         salt="squad",
         min_tokens=params["min_chunk_tokens"],
         date_index=lambda i: i % per_instance,
+        whole=True,
     )
     instances = []
     for start in ctx.progress(range(0, len(chunks), per_instance), "instances"):
