@@ -103,7 +103,7 @@ class PolicyServer(ScriptedServer):
                     server.prompts[body["prompt"]] += 1
                 text = server.policy(body["prompt"], seen)
                 choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
-                self._send(
+                self._json(
                     200,
                     {
                         "id": "cmpl",
