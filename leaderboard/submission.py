@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from tasks.errors import TaskError, UnknownNameError
 
 from .boards import Board, get_board
+from .names import invisible_problem, name_key
 
 FORMAT = "memalpha-bench/submission@1"
 SUBMISSION_FILE = "submission.json"
@@ -96,7 +97,8 @@ def text_problem(value: str, *, multiline: bool = False, memory: bool = False) -
 
 
 def normalise(text: str) -> str:
-    """Case-, width- and spacing-insensitive form of a name, for telling duplicates apart."""
+    """Case-, width- and spacing-insensitive form of a name: for ordering and for record ids (which must stay
+    stable); duplicates are told apart by `names.name_key`, which also folds look-alikes."""
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
@@ -107,13 +109,17 @@ def slug(text: str, max_len: int = 40) -> str:
 
 
 def identity(board: str, name: str, version: str, profile: str) -> str:
-    """What makes two entries the same: board, scorer profile, agent name and version (normalised)."""
-    return "\x1f".join((board, profile, normalise(name), normalise(version)))
+    """What makes two entries the same: board, scorer profile, agent name and version as they look
+    (`names.name_key`: look-alike names are one name)."""
+    return "\x1f".join((board, profile, name_key(name), name_key(version)))
 
 
 def record_id(board: str, name: str, version: str, profile: str) -> str:
-    """The file-name-safe id of an entry: readable slugs plus a hash of the identity (slugs may collide)."""
-    digest = hashlib.sha256(identity(board, name, version, profile).encode()).hexdigest()[:12]
+    """The file-name-safe id of an entry: readable slugs plus a hash of board, profile, name and version
+    (case-, width- and spacing-folded; slugs alone may collide). Two entries with one identity never both
+    reach the store, and entries with different identities have different ids."""
+    folded = "\x1f".join((board, profile, normalise(name), normalise(version)))
+    digest = hashlib.sha256(folded.encode()).hexdigest()[:12]
     return f"{slug(board)}--{slug(profile)}--{slug(name)}--{slug(version)}--{digest}"
 
 
@@ -189,12 +195,13 @@ class _Checker:
         return value
 
 
-def _path_safe(value: str) -> str | None:
+def _name_problem(value: str) -> str | None:
+    """Names become file-name parts and are compared as they look: no path tricks, nothing invisible."""
     if "/" in value or "\\" in value:
         return "must not contain a path separator ('/' or '\\')"
     if ".." in value:
         return "must not contain '..'"
-    return None
+    return invisible_problem(value)
 
 
 def _web_link(value: str) -> str | None:
@@ -246,8 +253,8 @@ def check_meta(obj: Any) -> CheckedMeta:
     else:
         for key in sorted(set(agent) - {"name", "version"}):
             c.add(f"agent.{key}", "unknown field")
-        name = c.text(agent.get("name"), "agent.name", extra=_path_safe)
-        version = c.text(agent.get("version"), "agent.version", extra=_path_safe)
+        name = c.text(agent.get("name"), "agent.name", extra=_name_problem)
+        version = c.text(agent.get("version"), "agent.version", extra=_name_problem)
     model, parameters, contact, license_ = (
         c.text(obj.get(k), k) for k in ("model", "parameters", "contact", "license")
     )

@@ -12,7 +12,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from leaderboard_helpers import FakeReader, memory_line, metadata, snapshot, write_submission, write_task
+from leaderboard_helpers import (
+    FakeReader,
+    memory_line,
+    metadata,
+    pin_board,
+    snapshot,
+    write_submission,
+    write_task,
+)
 
 from benchmark.cli import main
 from leaderboard.ranking import ranked_boards, shown_entries
@@ -37,6 +45,7 @@ def template(tmp_path_factory) -> dict:
         root / "sub", metadata(("task", "squad"), hashes), [memory_line("squad", i) for i in ("v0", "v1")]
     )
     store = ResultsStore(root / "results")
+    pin_board(store, ("task", "squad"))
     validated = validate_submission(sub, root / "data", store=store)
     record, _ = add_submission(validated, root / "data", store, FakeReader(), counter=get_counter("simple"))
     return record
