@@ -115,7 +115,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "render",
         help="write leaderboard.md and the static site",
         description="Render every board from the results store plus the published seed entries: "
-        "SITE/leaderboard.md, SITE/index.html, SITE/entries/<id>.html and SITE/assets/.",
+        "SITE/leaderboard.md, SITE/index.html, SITE/entries/<id>.html, SITE/data/<board>.json and .csv (each "
+        "board's records) and SITE/assets/.",
     )
     p.add_argument("--out", type=Path, required=True, metavar="SITE", help="output folder")
     p.add_argument(
@@ -231,7 +232,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .seeds import seed_records
     from .store import ResultsStore
 
-    entries = shown_entries(ResultsStore(args.results).records(), [] if args.no_seeds else seed_records())
-    written = render_site(entries, args.out)
-    print(f"wrote {len(written)} files under {args.out}: leaderboard.md, index.html, entries/, assets/")
+    store = ResultsStore(args.results)
+    entries = shown_entries(store.records(), [] if args.no_seeds else seed_records())
+    written = render_site(entries, args.out, store.pins())
+    print(f"wrote {len(written)} files under {args.out}: leaderboard.md, index.html, entries/, data/, assets/")
     return 0
