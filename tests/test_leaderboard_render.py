@@ -4,6 +4,9 @@ files and in headless Chromium after sorting), the score/memory plot."""
 from __future__ import annotations
 
 import copy
+import csv
+import io
+import json
 import re
 import xml.etree.ElementTree as ET
 
@@ -20,12 +23,14 @@ from leaderboard_helpers import (
 )
 
 from benchmark.cli import main
+from leaderboard.boards import get_board
+from leaderboard.pins import PinnedScorer
 from leaderboard.plot import Box, nice_ticks, place_labels
 from leaderboard.ranking import ranked_boards, shown_entries
 from leaderboard.render import render_site
 from leaderboard.rescore import add_submission
 from leaderboard.seeds import seed_records
-from leaderboard.store import ResultsStore
+from leaderboard.store import ResultsStore, record_identity
 from leaderboard.submission import record_id
 from leaderboard.validate import validate_submission
 from tasks.tokenization import get_counter
@@ -222,6 +227,59 @@ def test_boards_name_their_profile_and_only_paper_boards_show_the_plain_mean(tmp
     html = (tmp_path / "index.html").read_text()
     assert 'data-profile="v1@2"' in html and 'data-profile="memalpha-paper@1"' in html
     assert html.count('data-key="plain"') == 1
+
+
+def test_every_board_can_be_downloaded_as_json_and_csv(tmp_path, entries, template):
+    entries[0]["agent"]["name"] = "=HYPERLINK(1)"  # a spreadsheet would run this as a formula
+    pin = PinnedScorer.create(profile="v1", reader=("fake", "fake-reader"), counter=get_counter("simple"))
+    board = get_board("task", "squad")
+    render_site([*entries, *shown_entries([], seed_records())], tmp_path, {board: pin})
+    html = (tmp_path / "index.html").read_text()
+    views = ranked_boards([*entries, *shown_entries([], seed_records())])
+    for view_board, ranked in views:
+        for ext in ("json", "csv"):
+            assert f'href="data/{view_board.anchor}.{ext}" download' in html
+        doc = json.loads((tmp_path / "data" / f"{view_board.anchor}.json").read_text())
+        assert [e["id"] for e in doc["entries"]] == [e["id"] for e in ranked]
+        assert [e["rank"] for e in doc["entries"]] == list(range(1, len(ranked) + 1))
+        assert doc["pinned_scorer"] == (pin.to_json() if view_board == board else None)
+        rows = list(csv.DictReader(io.StringIO((tmp_path / "data" / f"{view_board.anchor}.csv").read_text())))
+        assert [r["id"] for r in rows] == [e["id"] for e in ranked]
+        assert [float(r["overall"]) for r in rows] == [e["scores"]["overall"] for e in ranked]
+        for task in view_board.tasks:
+            assert [r[f"task:{task}"] for r in rows] == [str(e["scores"]["tasks"][task]["score"]) for e in ranked]
+    squad = list(csv.DictReader(io.StringIO((tmp_path / "data" / f"{board.anchor}.csv").read_text())))
+    assert squad[0]["agent"] == "'=HYPERLINK(1)" and squad[0]["reader"] == "fake fake-reader"
+    assert squad[0]["tokenizer"] == "simple" and squad[0]["profile"] == "v1@2"
+    assert squad[0]["submitted"] == template["submitted"] and squad[-1]["memory_tokens"] == ""  # delta: no size
+    assert "Pinned scorer: profile v1@2; reader fake fake-reader; tokenizer simple" in (
+        (tmp_path / "leaderboard.md").read_text()
+    )
+    assert "scored with its pinned scorer: profile v1@2; reader fake fake-reader" in html
+
+
+def test_entry_pages_name_date_reader_tokenizer_and_profile(tmp_path, template):
+    seeds = shown_entries([], seed_records())
+    render_site([template, *seeds], tmp_path)
+    page = (tmp_path / "entries" / f"{template['id']}.html").read_text()
+    for shown in (f"<dt>Added</dt><dd>{template['submitted']}</dd>", "<dt>Profile</dt><dd>v1@2</dd>"):
+        assert shown in page
+    assert "<dt>Reader</dt><dd>fake fake-reader; temperature 0.0, top-p 1.0, at most 2048 answer tokens" in page
+    assert "<dt>Tokenizer</dt><dd>simple</dd>" in page
+    mem_alpha = next(s for s in seeds if s["board"]["name"] == "memalpha-val" and s["agent"]["name"] == "Mem-α")
+    page = (tmp_path / "entries" / f"{mem_alpha['id']}.html").read_text()
+    assert "<dt>Published</dt><dd>2025-09-30</dd>" in page and "<dd>Qwen3-32B, thinking off" in page
+    assert "2025-09-30" in (tmp_path / "leaderboard.md").read_text()
+
+
+def test_a_one_task_suite_is_its_tasks_board(template):
+    assert get_board("suite", "conversation") == get_board("task", "locomo")
+    suite = entry(template, "Alpha", 0.5, 10.0, board=("suite", "conversation"))
+    task = entry(template, "Beta", 0.6, 10.0, board=("task", "locomo"))
+    ((board, ranked),) = ranked_boards([suite, task])
+    assert (board.kind, board.name) == ("task", "locomo") and names(ranked) == ["Beta", "Alpha"]
+    twin = entry(template, "Alpha", 0.5, 10.0, board=("task", "locomo"))
+    assert record_identity(twin) == record_identity(suite)  # the same entry: a duplicate for the store
 
 
 def test_render_command_reads_the_store(tmp_path, template, capsys):
