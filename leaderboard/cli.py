@@ -112,6 +112,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_add, **dict.fromkeys(PINNED_OPTIONS))
 
     p = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of submission.json",
+        description="Print (or write to --out) the JSON Schema (draft 2020-12) of submission.json, the file "
+        "published as leaderboard/schema/submission.schema.json: a submitter's CI can check the file with any "
+        "JSON Schema validator. `validate` checks more: the memories, the task data, duplicates.",
+    )
+    p.add_argument("--out", type=Path, help="write the schema to this file instead of printing it")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser(
         "render",
         help="write leaderboard.md and the static site",
         description="Render every board from the results store plus the published seed entries: "
@@ -223,6 +233,17 @@ def cmd_add(args: argparse.Namespace) -> int:
         f"--results {path.parent}",
         file=sys.stderr,
     )
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .schema import schema_text
+
+    if args.out is None:
+        sys.stdout.write(schema_text())
+    else:
+        args.out.write_text(schema_text(), encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from tasks.errors import TaskError, UnknownNameError
 
@@ -39,12 +38,21 @@ FIELD_CHARS = {
 }
 MAX_TRAINED_ON = 50
 
-# Control characters, lone surrogates and (outside memory text) bidirectional overrides are not text.
+# The rules of the fields as regular expressions (Python `re` and ECMA-262 alike), so that the published JSON
+# Schema (schema.py) states exactly what check_meta checks. Control characters, lone surrogates and (outside
+# memory text) bidirectional overrides are not text.
 _BIDI = r"\u202a-\u202e\u2066-\u2069"
-_CONTROL_MEMORY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")  # tab, LF, CR allowed
-_CONTROL_MULTILINE = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]")
-_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+CONTROL_MEMORY = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]"  # tab, LF, CR allowed
+CONTROL_MULTILINE = rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]"
+CONTROL = rf"[\x00-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]"
+NOT_BLANK = r"\S"
+PLACEHOLDER_LEAD = rf"^\s*{PLACEHOLDER}:"
+PATH_SEPARATOR = r"[/\\]"
+PARENT = r"\.\."
+WEB_LINK = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]"
+WHITESPACE = r"\s"
+SHA256 = r"^[0-9a-f]{64}$"
+_CONTROL_MEMORY, _CONTROL_MULTILINE, _CONTROL = (re.compile(p) for p in (CONTROL_MEMORY, CONTROL_MULTILINE, CONTROL))
 
 
 @dataclass(frozen=True)
@@ -183,10 +191,10 @@ class _Checker:
         max_chars = FIELD_CHARS[where.split("[")[0]]
         if not required and value in (None, ""):
             return ""
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or not re.search(NOT_BLANK, value):
             self.add(where, "must be a non-empty string" if required else "must be a string when given")
             return ""
-        if value.strip().startswith(f"{PLACEHOLDER}:"):
+        if re.search(PLACEHOLDER_LEAD, value):
             self.add(where, f"still the {PLACEHOLDER} placeholder of `memalpha leaderboard init`; fill it in")
         elif len(value) > max_chars:
             self.add(where, f"{len(value)} characters, over the limit of {max_chars}")
@@ -197,17 +205,16 @@ class _Checker:
 
 def _name_problem(value: str) -> str | None:
     """Names become file-name parts and are compared as they look: no path tricks, nothing invisible."""
-    if "/" in value or "\\" in value:
+    if re.search(PATH_SEPARATOR, value):
         return "must not contain a path separator ('/' or '\\')"
-    if ".." in value:
+    if re.search(PARENT, value):
         return "must not contain '..'"
     return invisible_problem(value)
 
 
 def _web_link(value: str) -> str | None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
-        return "must be an http:// or https:// address without spaces"
+    if not re.search(WEB_LINK, value) or re.search(WHITESPACE, value):
+        return "must be an http:// or https:// address (with a host) without spaces"
     return None
 
 
@@ -300,7 +307,7 @@ def _board(obj: Mapping[str, Any], c: _Checker) -> Board | None:
         return None
     kind = kinds[0]
     name = obj[kind]
-    if not isinstance(name, str) or name.strip().startswith(f"{PLACEHOLDER}:"):
+    if not isinstance(name, str) or re.search(PLACEHOLDER_LEAD, name):
         c.add(kind, "must be a registered name (`memalpha tasks list` shows them)")
         return None
     try:
@@ -318,7 +325,7 @@ def _task_hashes(value: Any, board: Board | None, c: _Checker) -> dict[str, str]
     for task, digest in sorted(value.items()):
         if board is not None and task not in board.tasks:
             c.add(f"task_hashes.{task}", f"not a task of board {board.name}")
-        elif not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        elif not isinstance(digest, str) or len(digest) != 64 or not re.search(SHA256, digest):
             c.add(f"task_hashes.{task}", "must be the 'sha256' of the task's manifest.json (64 hex digits)")
         else:
             hashes[task] = digest
