@@ -27,6 +27,12 @@ def default_cache() -> Path:
     return cache_root() / "leaderboard-responses.sqlite"
 
 
+def add_results_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--results", type=Path, default=DEFAULT_RESULTS, help=f"results store folder (default {DEFAULT_RESULTS})"
+    )
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     lb = commands.add_parser(
         "leaderboard",
@@ -74,9 +80,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     board = p.add_mutually_exclusive_group(required=True)
     board.add_argument("--suite", help="the board: a suite")
     board.add_argument("--task", help="the board: a single task")
-    p.add_argument(
-        "--results", type=Path, default=DEFAULT_RESULTS, help=f"results store folder (default {DEFAULT_RESULTS})"
-    )
+    add_results_option(p)
     p.add_argument("--profile", default=DEFAULT_PROFILE, help=f"scorer profile (default {DEFAULT_PROFILE})")
     p.add_argument("--reader", choices=READER_BACKENDS, default="vllm", help="reader backend (default vllm)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"reader model (default {DEFAULT_MODEL})")
@@ -104,9 +108,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("submission", type=Path, metavar="SUBMISSION")
     p.add_argument("--data", type=Path, required=True, help="folder of built tasks (DIR/<task>/)")
-    p.add_argument(
-        "--results", type=Path, default=DEFAULT_RESULTS, help=f"results store folder (default {DEFAULT_RESULTS})"
-    )
+    add_results_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_reader_options(p)
     p.set_defaults(func=cmd_add, **dict.fromkeys(PINNED_OPTIONS))
@@ -129,9 +131,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "board's records) and SITE/assets/.",
     )
     p.add_argument("--out", type=Path, required=True, metavar="SITE", help="output folder")
-    p.add_argument(
-        "--results", type=Path, default=DEFAULT_RESULTS, help=f"results store folder (default {DEFAULT_RESULTS})"
-    )
+    add_results_option(p)
     p.add_argument("--no-seeds", action="store_true", help="leave out the published (reported) entries")
     p.set_defaults(func=cmd_render)
 

@@ -31,6 +31,7 @@ from .submission import (
     PARENT,
     PATH_SEPARATOR,
     PLACEHOLDER_LEAD,
+    REQUIRED_FIELDS,
     SHA256,
     WEB_LINK,
     WHITESPACE,
@@ -81,17 +82,7 @@ def submission_schema() -> dict[str, Any]:
         "data and duplicates.",
         "type": "object",
         "additionalProperties": False,
-        "required": [
-            "format",
-            "agent",
-            "model",
-            "parameters",
-            "link",
-            "contact",
-            "license",
-            "trained_on",
-            "task_hashes",
-        ],
+        "required": list(REQUIRED_FIELDS),
         "properties": {
             "format": {"const": FORMAT},
             "agent": {

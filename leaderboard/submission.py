@@ -37,6 +37,8 @@ FIELD_CHARS = {
     "trained_on": 200,
 }
 MAX_TRAINED_ON = 50
+REQUIRED_FIELDS = ("format", "agent", "model", "parameters", "link", "contact", "license", "trained_on", "task_hashes")
+KNOWN_FIELDS = (*REQUIRED_FIELDS, "suite", "task", "description")  # exactly one of suite and task
 
 # The rules of the fields as regular expressions (Python `re` and ECMA-262 alike), so that the published JSON
 # Schema (schema.py) states exactly what check_meta checks. Control characters, lone surrogates and (outside
@@ -235,21 +237,7 @@ def check_meta(obj: Any) -> CheckedMeta:
     if not isinstance(obj, dict):
         c.add("<file>", "must be a JSON object")
         return CheckedMeta(None, None, {}, c.problems)
-    known = {
-        "format",
-        "agent",
-        "model",
-        "parameters",
-        "link",
-        "contact",
-        "license",
-        "trained_on",
-        "suite",
-        "task",
-        "task_hashes",
-        "description",
-    }
-    for key in sorted(set(obj) - known):
+    for key in sorted(set(obj) - set(KNOWN_FIELDS)):
         c.add(key, "unknown field")
     if obj.get("format") != FORMAT:
         c.add("format", f"must be {FORMAT!r}")
