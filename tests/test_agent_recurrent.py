@@ -196,6 +196,6 @@ def test_eval_and_leaderboard_add_end_to_end(name, model, squad_data, squad_chun
     records, config, entry = eval_and_add(name, agent_options(server), squad_data, server.base_url, tmp_path)
     assert {r.instance_id: r.memory.core for r in records} == {iid: folded(c) for iid, c in squad_chunks.items()}
     assert config["agent"]["name"] == name and config["agent"]["reader"]["model"] == "scripted"
-    assert entry["status"] == "rescored" and entry["board"] == {"kind": "task", "name": "squad"}
+    assert entry["status"] == "rescored" and entry["board"] == {"kind": "task", "name": "squad", "profile": "v1@2"}
     assert entry["agent"] == {"name": name, "version": "test"} and entry["model"] == "scripted"
     assert entry["scores"]["tasks"]["squad"]["instances"] == 2 and entry["memory_tokens"] > 0
