@@ -81,8 +81,10 @@ def _register_dry_run(sub: argparse._SubParsersAction) -> None:
             "Composes the recipe's full verl config (every key checked against verl's schema) and prints it, "
             "then runs one instance through verl's own agent-loop worker, reward worker, replay buffer and "
             "advantage code on a local Ray cluster, with the policy, reader and judge behind "
-            "OpenAI-compatible servers: everything but the log-probs and the optimiser step. "
-            "Needs the training environment (.venv-train)."
+            "OpenAI-compatible servers: everything but the log-probs and the optimiser step. Generation is "
+            "capped short by default (see the caps below). Prints a summary table first, a line per rollout step, "
+            "then the rows with rewards and advantages; writes the full config to OUT/config.yaml and the rows to "
+            "OUT/rows.jsonl (the input of `memalpha train step-check`). Needs the training environment (.venv-train)."
         ),
     )
     p.add_argument("--data", type=Path, required=True, help="folder of built tasks")
@@ -103,7 +105,12 @@ def _register_dry_run(sub: argparse._SubParsersAction) -> None:
         help="reward weights of Table 4, e.g. beta0.2_gamma0.1 (default: the recipe's, beta0.05_gamma0.1)",
     )
     p.add_argument("--n", type=int, default=2, help="rollouts of the instance, one GRPO group (default 2)")
-    p.add_argument("--max-chunks", type=int, help="feed only the first N chunks (default: all)")
+    c = p.add_argument_group("caps, so that a small server on a CPU finishes in minutes (0 for chunks/questions: all)")
+    c.add_argument("--max-chunks", type=int, default=3, help="feed the first N chunks (default 3)")
+    c.add_argument("--max-questions", type=int, default=10, help="score r1 on the first N questions (default 10)")
+    c.add_argument("--max-tokens", type=int, default=256, help="policy tokens per chunk (default 256; training 2048)")
+    c.add_argument("--reader-max-tokens", type=int, default=64, help="tokens per reader answer (default 64)")
+    c.add_argument("--judge-max-tokens", type=int, default=128, help="tokens per judge verdict (default 128)")
     p.add_argument("--out", type=Path, default=Path("runs/train-dry-run"), help="where to write the report")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="further Hydra overrides of the recipe")
     p.set_defaults(func=_dry_run)

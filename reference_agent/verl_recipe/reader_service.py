@@ -54,13 +54,16 @@ class RemoteReader:
     """The Reader protocol over the service: what each worker's reward scorer calls."""
 
     def __init__(self, service: Any, role: str):
-        import ray
-
         self.service = service
         self.role = role
-        self._description = ray.get(service.describe.remote(role))
+        self._description: dict | None = None
 
     def describe(self) -> dict:
+        """Asked once, when first needed: scoring runs in a thread, so the wait blocks no event loop."""
+        import ray
+
+        if self._description is None:
+            self._description = ray.get(self.service.describe.remote(self.role))
         return self._description
 
     def generate(self, requests: Sequence[ReaderRequest], on_result: OnResult | None = None) -> list[ReaderResponse]:

@@ -69,6 +69,7 @@ class RecipeSettings:
     scorer: ScorerSettings = field(default_factory=ScorerSettings)
     cache: str | None = None
     batch: BatchSettings = field(default_factory=BatchSettings)
+    progress: bool = False  # a line per rollout step (the dry run's; thousands per training step)
 
     def __post_init__(self) -> None:
         if self.tool_format not in FORMATS:

@@ -12,8 +12,9 @@ with verl's `ppo_loss` (`train_batch`) and computes the log-probs again. Three c
 - the first step's loss against a value computed by hand: at the first step the new and old policy
   are the same, so the PPO ratio is 1, the KL to the reference is 0 and the loss is −Σ w_r·A_r,
   with the row weights w_r of `loss_agg_mode`;
-- the direction: the update raises the advantage-weighted log-probability it optimises. Per row,
-  the report shows whether the row's mean log-probability moved the way its advantage says.
+- the direction: the update raises the advantage-weighted log-probability it optimises (when any
+  advantage is not 0). Per row, the report shows whether the row's mean log-probability moved the
+  way its advantage says.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class StepReport:
             out.append(f"log-probs: the engine differs from transformers by {self.logprob_gap:.2e}")
         if not math.isclose(self.engine_loss, self.expected_loss, abs_tol=LOSS_TOLERANCE, rel_tol=LOSS_TOLERANCE):
             out.append(f"first-step loss: the engine's {self.engine_loss:.6f}, by hand {self.expected_loss:.6f}")
-        if not self.objective_change > 0:
+        if any(r.advantage for r in self.rows) and not self.objective_change > 0:
             out.append(f"direction: the advantage-weighted log-probability changed by {self.objective_change:.3e}")
         return out
 
@@ -282,40 +283,37 @@ def _assign(batch: Any, **values: Any) -> None:
 
 
 def _batch(rows: Sequence[StepRow], engine: Any) -> Any:
-    """The rows in the jagged layout V1 stores them in (`AgentLoopWorkerTQ._agent_loop_postprocess`),
-    with the per-batch settings verl's training worker adds before calling the engine (`TrainingWorker.
-    train_batch`; its `infer_batch` adds the infer_* ones, equal here)."""
+    """The rows in the jagged layout V1 keeps them in (`AgentLoopWorkerTQ._agent_loop_postprocess`:
+    prompts, responses, masks, input ids and positions per row), with the per-batch settings verl's
+    training worker adds before calling the engine (`TrainingWorker.train_batch`; its `infer_batch`
+    adds the infer_* ones, equal here)."""
     import torch
     from verl.utils import tensordict_utils as tu
 
-    items = []
-    for row in rows:
-        prompts = torch.tensor(row.prompt_ids, dtype=torch.int64)
-        responses = torch.tensor(row.response_ids, dtype=torch.int64)
-        input_ids = torch.cat([prompts, responses])
-        mask = torch.ones_like(responses)
-        items.append(
-            {
-                "prompts": prompts,
-                "responses": responses,
-                "response_mask": mask,
-                "loss_mask": mask,
-                "input_ids": input_ids,
-                "position_ids": torch.arange(len(input_ids)),
-            }
-        )
-    batch = tu.list_of_dict_to_tensordict(items)
+    prompts = [torch.tensor(r.prompt_ids, dtype=torch.int64) for r in rows]
+    responses = [torch.tensor(r.response_ids, dtype=torch.int64) for r in rows]
+    input_ids = [torch.cat(pair) for pair in zip(prompts, responses, strict=True)]
+    masks = [torch.ones_like(r) for r in responses]
+    columns = {
+        "prompts": prompts,
+        "responses": responses,
+        "response_mask": masks,
+        "loss_mask": masks,
+        "input_ids": input_ids,
+        "position_ids": [torch.arange(len(ids)) for ids in input_ids],
+    }
     settings = engine.engine_config
-    _assign(
-        batch,
-        temperature=1.0,
-        use_remove_padding=settings.use_remove_padding,
-        use_dynamic_bsz=settings.use_dynamic_bsz,
-        max_token_len_per_gpu=settings.max_token_len_per_gpu,
-        micro_batch_size_per_gpu=settings.micro_batch_size_per_gpu,
-        use_fused_kernels=settings.use_fused_kernels,
+    return tu.get_tensordict(
+        {name: _nested(values) for name, values in columns.items()},
+        {
+            "temperature": 1.0,
+            "use_remove_padding": settings.use_remove_padding,
+            "use_dynamic_bsz": settings.use_dynamic_bsz,
+            "max_token_len_per_gpu": settings.max_token_len_per_gpu,
+            "micro_batch_size_per_gpu": settings.micro_batch_size_per_gpu,
+            "use_fused_kernels": settings.use_fused_kernels,
+        },
     )
-    return batch
 
 
 def _response_logprobs(engine: Any, batch: Any) -> list[Any]:
