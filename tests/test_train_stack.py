@@ -35,6 +35,10 @@ def test_training_stack_suite():
     assert not left, f"processes of the training-stack suite outlived it: {left}"
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["dry-run", "--data", ".", "--reader-base-url", "http://x/v1"], ["step-check", "--rows", "rows.jsonl"]],
+)
 def test_the_training_commands_in_the_main_environment_point_to_the_training_one(command, capsys):
     import importlib.util
 

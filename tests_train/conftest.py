@@ -43,7 +43,7 @@ CHUNKS = [f"{fact} Some more words around it." for fact in FACTS]
 # wall clock. Generous for a loaded 2-core machine; a hung test fails alone, and fixtures' cleanup
 # (the Ray cluster's shutdown) still runs on the timeout's exception.
 DEFAULT_TIMEOUT_S = 120
-RAY_TIMEOUT_S = 300  # tests that start a local Ray cluster (the rollout fixture, the dry run)
+RAY_TIMEOUT_S = 420  # tests that start a local Ray cluster (the rollout fixture)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -57,6 +57,8 @@ def test_paper_settings(cfg):
     assert cfg.trainer.v1.trainer_mode == "sync"
     assert cfg.data.apply_chat_template_kwargs.enable_thinking is False
     assert (cfg.trainer.nnodes, cfg.trainer.n_gpus_per_node, cfg.trainer.total_training_steps) == (4, 8, 205)
+    # V1 ends with the last epoch: the epochs of memalpha-train's 562 instances must reach step 205
+    assert cfg.trainer.total_epochs * (562 // cfg.data.train_batch_size) >= cfg.trainer.total_training_steps
     assert rollout.agent.default_agent_loop == "memalpha_agent"
     assert cfg.reward.reward_manager.name == "MemAlphaRewardManager"
     settings = settings_of(cfg)
@@ -171,7 +173,7 @@ def test_settings_are_typed_and_complete():
             RecipeSettings.from_mapping(bad)
 
 
-@pytest.mark.timeout(300)  # three interpreters importing verl, on a loaded 2-core machine
+@pytest.mark.timeout(300)  # the launch scripts start interpreters that import verl
 def test_preflight_module_and_launch_line(tmp_path, capsys):
     for name in ("train.parquet", "val.parquet"):
         (tmp_path / name).touch()

@@ -52,6 +52,7 @@ def reports(rows, tiny_model, tmp_path_factory):
     return {r["loss_agg_mode"]: r for r in json.loads((out / "report.json").read_text())}
 
 
+@pytest.mark.timeout(600)  # whichever test comes first sets up the shared rollout and the step check
 def test_the_recipes_update_weighs_rows_the_same_and_moves_each_with_its_advantage(rows, reports):
     report = reports["seq-mean-token-mean"]  # the recipe's
     advantages = [r.advantage for r in rows]
@@ -64,6 +65,7 @@ def test_the_recipes_update_weighs_rows_the_same_and_moves_each_with_its_advanta
     assert [r["moved_with_advantage"] for r in report["rows"]] == [True] * len(advantages)
 
 
+@pytest.mark.timeout(600)
 def test_token_mean_weighs_rows_by_length_and_lowers_good_rows(rows, reports):
     """The issue's finding, on these rows: with `token-mean` a row weighs its length; the long lazy rows
     have negative advantages, the per-token mean advantage is negative and the first loss positive,
