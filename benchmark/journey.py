@@ -273,22 +273,18 @@ class ScoringSettings:
 def expected_scorer(
     reader: Reader, judge: Reader | None, tasks: Sequence[str], settings: ScoringSettings
 ) -> dict[str, Any]:
-    """The `scorer` record a score of these tasks with these settings will carry: `scorer_record`, with
-    the arguments score_run gives it."""
-    from .profiles import get_profile
-    from .prompting import ReaderPrompt
-    from .scoring import scorer_record
+    """The `scorer` record a score of these tasks with these settings will carry."""
+    from .scoring import expected_scorer_record
 
-    profile = get_profile(settings.profile)
-    return scorer_record(
-        settings.config or profile.defaults,
-        ReaderPrompt.for_profile(profile, settings.template_file),
+    return expected_scorer_record(
         reader,
-        (judge or reader) if needs_judge(tasks, profile) else None,
+        judge,
+        tasks,
         get_counter(settings.tokenizer),
-        profile,
-        sorted(tasks),
-        settings.limit_questions,
+        config=settings.config,
+        profile=settings.profile,
+        template_file=settings.template_file,
+        questions_per_instance=settings.limit_questions,
     )
 
 

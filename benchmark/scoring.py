@@ -319,6 +319,34 @@ def scorer_record(
     }
 
 
+def expected_scorer_record(
+    reader: Reader,
+    judge_reader: Reader | None,
+    tasks: Sequence[str],
+    counter: TokenCounter,
+    *,
+    config: ScorerConfig | None = None,
+    profile: Profile | str | None = None,
+    template_file: str | Path | None = None,
+    questions_per_instance: int | None = None,
+) -> dict[str, Any]:
+    """The `scorer` record a score of `tasks` with these settings will carry, known before any reader
+    call (what a re-score and a leaderboard pin are checked against): `score_run`'s defaults, and the
+    judge only where the profile judges one of the tasks."""
+    profile = get_profile(profile)
+    judged = any(profile.scorer_for(t).judged for t in tasks)
+    return scorer_record(
+        config or profile.defaults,
+        ReaderPrompt.for_profile(profile, template_file),
+        reader,
+        (judge_reader or reader) if judged else None,
+        counter,
+        profile,
+        tasks,
+        questions_per_instance,
+    )
+
+
 def load_run(run_dir: Path, data_dir: Path) -> tuple[list[MemoryRecord], dict[str, TaskData]]:
     memories = run_dir / "memories.jsonl"
     records = read_memories(memories)

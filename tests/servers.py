@@ -217,6 +217,52 @@ def stop_process(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
+def session_processes(session: int) -> list[int]:
+    """Ids of the live processes in process session `session` (Linux /proc). A process re-parented away
+    from its group (Ray's node agents, when their parent dies) is still in its session."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == session:
+                    found.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                continue
+    return found
+
+
+def run_in_session(
+    command: list[str], *, grace_s: float = 60, settle_s: float = 15, **popen_kwargs: Any
+) -> tuple[subprocess.CompletedProcess, list[int]]:
+    """Run `command` in a process session of its own, capturing its output. However the call ends (an
+    exception, a pytest-timeout, Ctrl-C), nothing of that session outlives it: the command gets SIGINT
+    and `grace_s` to clean up (a Ray driver shuts its cluster down), then whatever is left of the
+    session is killed. Also returns the processes still alive in the session `settle_s` after the
+    command ended by itself: what it failed to stop."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **popen_kwargs
+    )
+    try:
+        stdout, stderr = process.communicate()
+        deadline = time.monotonic() + settle_s
+        while (left := session_processes(process.pid)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for pid in session_processes(process.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr), left
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-qwen3"))
