@@ -2,7 +2,9 @@
 covers, among entries scored with the same profile.
 
 A suite board evaluates the suite's (task, split) members; a single-task board evaluates the task's
-evaluation split (`test` where it has one, else `validation`, else its only split). Every board is
+evaluation split (`test` where it has one, else `validation`, else its only split). A suite of one task
+at that split evaluates exactly what the task's board does, so it is that board (one board per set of
+instances and profile: `conversation` is the `locomo` board). Every board is
 bound to one scorer profile (`benchmark/profiles.py`): `v1` re-scores and `memalpha-paper` numbers
 (re-scores and the numbers the papers report) are never ranked together. Board scores use the
 scorer's aggregation rule: task scores -> mean per competency -> overall = mean of competencies; a
@@ -73,6 +75,8 @@ def get_board(kind: str, name: str, profile: str | None = None) -> Board:
     profile = get_profile(profile).id
     if kind == "suite":
         suite = get_suite(name)
+        if len(suite.tasks) == 1 and suite.members == ((suite.tasks[0], evaluation_split(suite.tasks[0])),):
+            return get_board("task", suite.tasks[0], profile)
         return Board(suite.name, "suite", suite.description, suite.members, profile)
     if kind == "task":
         spec = get_task(name)
@@ -80,10 +84,10 @@ def get_board(kind: str, name: str, profile: str | None = None) -> Board:
     raise UnknownNameError("board kind", kind, ("suite", "task"))
 
 
-def record_board(record: Mapping[str, Any]) -> tuple[str, str, str]:
-    """(kind, name, profile) of a results record's board; records without a profile are v1@1's."""
+def record_board(record: Mapping[str, Any]) -> Board:
+    """The board of a results record (records without a profile are v1@1's)."""
     board = record["board"]
-    return board["kind"], board["name"], board.get("profile", LEGACY_PROFILE)
+    return get_board(board["kind"], board["name"], board.get("profile", LEGACY_PROFILE))
 
 
 def board_order() -> dict[str, int]:

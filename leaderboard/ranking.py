@@ -16,8 +16,7 @@ from typing import Any
 
 from benchmark.profiles import get_profile
 
-from .boards import Board, board_order, get_board, record_board
-from .store import record_identity
+from .boards import Board, board_order, record_board
 from .submission import normalise
 
 
@@ -33,18 +32,19 @@ def rank_key(record: dict[str, Any]) -> tuple:
 
 
 def shown_entries(records: Iterable[dict[str, Any]], seeds: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The store's records plus the seeds nobody has re-scored yet."""
+    """The store's records plus the seeds nobody has re-scored yet (a record id stands for board, profile,
+    agent name and version)."""
     records = list(records)
-    rescored = {record_identity(r) for r in records}
-    return records + [s for s in seeds if record_identity(s) not in rescored]
+    rescored = {r["id"] for r in records}
+    return records + [s for s in seeds if s["id"] not in rescored]
 
 
 def ranked_boards(entries: Iterable[dict[str, Any]]) -> list[tuple[Board, list[dict[str, Any]]]]:
     """Boards that have entries, in registry order (the default profile's board first, then the others by
     id), each with its entries in rank order."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[Board, list[dict[str, Any]]] = defaultdict(list)
     for entry in entries:
         groups[record_board(entry)].append(entry)
     order, default = board_order(), get_profile().id
-    boards = sorted(groups, key=lambda kbp: (order.get(kbp[1], len(order)), kbp[2] != default, kbp))
-    return [(get_board(*kbp), sorted(groups[kbp], key=rank_key)) for kbp in boards]
+    boards = sorted(groups, key=lambda b: (order.get(b.name, len(order)), b.profile != default, b.profile))
+    return [(board, sorted(groups[board], key=rank_key)) for board in boards]

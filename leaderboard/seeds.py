@@ -5,7 +5,9 @@ The files under seeds/ hold the numbers as printed (scores as fractions, per tas
 memory in thousands of tokens where reported). Numbers a paper reports sit only on boards bound to the
 `memalpha-paper` profile (`SEED_PROFILE`), never beside `v1` re-scores. Board averages are recomputed by
 that profile's rules (ours and the paper's plain mean of tasks); each source's own printed averages
-are kept beside them under `reported`.
+are kept beside them under `reported`. A reported record's `scorer` is its source's own pipeline in words
+(`reported: true`, reader, retrieval, tokenizer): it was not re-scored, so no board's pin applies to it;
+its `submitted` date is the source's publication date.
 """
 
 from __future__ import annotations
@@ -79,10 +81,11 @@ def seed_record(doc: dict[str, Any], entry: dict[str, Any], where: str) -> dict[
             "tasks": tasks,
         },
         "memory_tokens": round(statistics.fmean(sizes), 2) if len(sizes) == len(tasks) else None,
-        "scorer": None,
+        "submitted": doc["source"]["date"],
+        "scorer": {"reported": True, **doc["source"]["scorer"]},
         "task_hashes": None,
         "memories": None,
-        "source": doc["source"],
+        "source": {k: v for k, v in doc["source"].items() if k != "scorer"},
         "reported": entry.get("reported"),
     }
 

@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from tasks.errors import TaskError, UnknownNameError
 
 from .boards import Board, get_board
+from .names import invisible_problem, name_key
 
 FORMAT = "memalpha-bench/submission@1"
 SUBMISSION_FILE = "submission.json"
@@ -37,13 +37,24 @@ FIELD_CHARS = {
     "trained_on": 200,
 }
 MAX_TRAINED_ON = 50
+REQUIRED_FIELDS = ("format", "agent", "model", "parameters", "link", "contact", "license", "trained_on", "task_hashes")
+KNOWN_FIELDS = (*REQUIRED_FIELDS, "suite", "task", "description")  # exactly one of suite and task
 
-# Control characters, lone surrogates and (outside memory text) bidirectional overrides are not text.
+# The rules of the fields as regular expressions (Python `re` and ECMA-262 alike), so that the published JSON
+# Schema (schema.py) states exactly what check_meta checks. Control characters, lone surrogates and (outside
+# memory text) bidirectional overrides are not text.
 _BIDI = r"\u202a-\u202e\u2066-\u2069"
-_CONTROL_MEMORY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")  # tab, LF, CR allowed
-_CONTROL_MULTILINE = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]")
-_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+CONTROL_MEMORY = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]"  # tab, LF, CR allowed
+CONTROL_MULTILINE = rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]"
+CONTROL = rf"[\x00-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]"
+NOT_BLANK = r"\S"
+PLACEHOLDER_LEAD = rf"^\s*{PLACEHOLDER}:"
+PATH_SEPARATOR = r"[/\\]"
+PARENT = r"\.\."
+WEB_LINK = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]"
+WHITESPACE = r"\s"
+SHA256 = r"^[0-9a-f]{64}$"
+_CONTROL_MEMORY, _CONTROL_MULTILINE, _CONTROL = (re.compile(p) for p in (CONTROL_MEMORY, CONTROL_MULTILINE, CONTROL))
 
 
 @dataclass(frozen=True)
@@ -96,7 +107,8 @@ def text_problem(value: str, *, multiline: bool = False, memory: bool = False) -
 
 
 def normalise(text: str) -> str:
-    """Case-, width- and spacing-insensitive form of a name, for telling duplicates apart."""
+    """Case-, width- and spacing-insensitive form of a name: for ordering and for record ids (which must stay
+    stable); duplicates are told apart by `names.name_key`, which also folds look-alikes."""
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
@@ -107,13 +119,17 @@ def slug(text: str, max_len: int = 40) -> str:
 
 
 def identity(board: str, name: str, version: str, profile: str) -> str:
-    """What makes two entries the same: board, scorer profile, agent name and version (normalised)."""
-    return "\x1f".join((board, profile, normalise(name), normalise(version)))
+    """What makes two entries the same: board, scorer profile, agent name and version as they look
+    (`names.name_key`: look-alike names are one name)."""
+    return "\x1f".join((board, profile, name_key(name), name_key(version)))
 
 
 def record_id(board: str, name: str, version: str, profile: str) -> str:
-    """The file-name-safe id of an entry: readable slugs plus a hash of the identity (slugs may collide)."""
-    digest = hashlib.sha256(identity(board, name, version, profile).encode()).hexdigest()[:12]
+    """The file-name-safe id of an entry: readable slugs plus a hash of board, profile, name and version
+    (case-, width- and spacing-folded; slugs alone may collide). Two entries with one identity never both
+    reach the store, and entries with different identities have different ids."""
+    folded = "\x1f".join((board, profile, normalise(name), normalise(version)))
+    digest = hashlib.sha256(folded.encode()).hexdigest()[:12]
     return f"{slug(board)}--{slug(profile)}--{slug(name)}--{slug(version)}--{digest}"
 
 
@@ -177,10 +193,10 @@ class _Checker:
         max_chars = FIELD_CHARS[where.split("[")[0]]
         if not required and value in (None, ""):
             return ""
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or not re.search(NOT_BLANK, value):
             self.add(where, "must be a non-empty string" if required else "must be a string when given")
             return ""
-        if value.strip().startswith(f"{PLACEHOLDER}:"):
+        if re.search(PLACEHOLDER_LEAD, value):
             self.add(where, f"still the {PLACEHOLDER} placeholder of `memalpha leaderboard init`; fill it in")
         elif len(value) > max_chars:
             self.add(where, f"{len(value)} characters, over the limit of {max_chars}")
@@ -189,18 +205,18 @@ class _Checker:
         return value
 
 
-def _path_safe(value: str) -> str | None:
-    if "/" in value or "\\" in value:
+def _name_problem(value: str) -> str | None:
+    """Names become file-name parts and are compared as they look: no path tricks, nothing invisible."""
+    if re.search(PATH_SEPARATOR, value):
         return "must not contain a path separator ('/' or '\\')"
-    if ".." in value:
+    if re.search(PARENT, value):
         return "must not contain '..'"
-    return None
+    return invisible_problem(value)
 
 
 def _web_link(value: str) -> str | None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
-        return "must be an http:// or https:// address without spaces"
+    if not re.search(WEB_LINK, value) or re.search(WHITESPACE, value):
+        return "must be an http:// or https:// address (with a host) without spaces"
     return None
 
 
@@ -221,21 +237,7 @@ def check_meta(obj: Any) -> CheckedMeta:
     if not isinstance(obj, dict):
         c.add("<file>", "must be a JSON object")
         return CheckedMeta(None, None, {}, c.problems)
-    known = {
-        "format",
-        "agent",
-        "model",
-        "parameters",
-        "link",
-        "contact",
-        "license",
-        "trained_on",
-        "suite",
-        "task",
-        "task_hashes",
-        "description",
-    }
-    for key in sorted(set(obj) - known):
+    for key in sorted(set(obj) - set(KNOWN_FIELDS)):
         c.add(key, "unknown field")
     if obj.get("format") != FORMAT:
         c.add("format", f"must be {FORMAT!r}")
@@ -246,8 +248,8 @@ def check_meta(obj: Any) -> CheckedMeta:
     else:
         for key in sorted(set(agent) - {"name", "version"}):
             c.add(f"agent.{key}", "unknown field")
-        name = c.text(agent.get("name"), "agent.name", extra=_path_safe)
-        version = c.text(agent.get("version"), "agent.version", extra=_path_safe)
+        name = c.text(agent.get("name"), "agent.name", extra=_name_problem)
+        version = c.text(agent.get("version"), "agent.version", extra=_name_problem)
     model, parameters, contact, license_ = (
         c.text(obj.get(k), k) for k in ("model", "parameters", "contact", "license")
     )
@@ -293,7 +295,7 @@ def _board(obj: Mapping[str, Any], c: _Checker) -> Board | None:
         return None
     kind = kinds[0]
     name = obj[kind]
-    if not isinstance(name, str) or name.strip().startswith(f"{PLACEHOLDER}:"):
+    if not isinstance(name, str) or re.search(PLACEHOLDER_LEAD, name):
         c.add(kind, "must be a registered name (`memalpha tasks list` shows them)")
         return None
     try:
@@ -311,7 +313,7 @@ def _task_hashes(value: Any, board: Board | None, c: _Checker) -> dict[str, str]
     for task, digest in sorted(value.items()):
         if board is not None and task not in board.tasks:
             c.add(f"task_hashes.{task}", f"not a task of board {board.name}")
-        elif not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        elif not isinstance(digest, str) or len(digest) != 64 or not re.search(SHA256, digest):
             c.add(f"task_hashes.{task}", "must be the 'sha256' of the task's manifest.json (64 hex digits)")
         else:
             hashes[task] = digest

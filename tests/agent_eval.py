@@ -1,5 +1,5 @@
 """Fixtures and helpers for the agent tests (a pytest plugin, see conftest.py): the squad sample, and
-`memalpha eval` then `leaderboard init` + `leaderboard add` for one agent, all through the CLI, against a
+`memalpha eval` then `leaderboard init` + `init-board` + `add` for one agent, all through the CLI, against a
 scripted OpenAI-compatible server that answers both the agent and the reader: the path a user takes to put a
 baseline on the board."""
 
@@ -63,6 +63,8 @@ def eval_and_add(
         trained_on=[],
     )
     (sub / "submission.json").write_text(json.dumps(doc))
+    pin = ["--reader", "openai", "--model", "scripted", "--tokenizer", "simple"]  # the board's scorer
+    assert main(["leaderboard", "init-board", "--task", "squad", "--results", str(results), *pin]) == 0
     assert main(["leaderboard", "add", str(sub), "--data", str(data), "--results", str(results), *reader]) == 0
     (record,) = ResultsStore(results).records()
     config = json.loads((run / "config.json").read_text())

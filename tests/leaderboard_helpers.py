@@ -8,9 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.readers.base import OnResult, ReaderError, ReaderRequest, ReaderResponse
+from leaderboard.boards import get_board
+from leaderboard.pins import PinnedScorer
+from leaderboard.store import ResultsStore
 from tasks.manifest import MANIFEST_FORMAT, dataset_sha256, split_sha256, write_manifest
 from tasks.registry import get_task
 from tasks.schema import FEATURES
+from tasks.tokenization import get_counter
 
 ANSWER = "blue"
 
@@ -144,3 +148,18 @@ class FakeReader:
                 on_result(i, response)
             out.append(response)
         return out
+
+
+def pin_board(
+    store: ResultsStore, board: tuple[str, str], reader: Any = None, profile: str | None = None, **numbers: int
+) -> PinnedScorer:
+    """Pin a board of `store` to `reader` (default: the fake reader) and the offline `simple` counter."""
+    described = (reader or FakeReader()).describe()
+    scorer = PinnedScorer.create(
+        profile=profile,
+        reader=(described["backend"], described["model"]),
+        counter=get_counter("simple"),
+        **numbers,
+    )
+    store.pin(get_board(*board, profile), scorer)
+    return scorer

@@ -4,10 +4,10 @@ OpenAI-compatible server whose replies come from a function of the request.
 Fixtures (registered through `pytest_plugins = ["servers"]` in conftest.py):
 - `tiny_model`: the folder of a tiny Qwen3 with a tokenizer trained offline (session-wide);
 - `serve_tiny`: a `transformers serve` process on 127.0.0.1 for it, as a `TinyServer` (session-wide);
-- `scripted_server`: a factory `start(reply_fn, embedding_status=None) -> ScriptedServer`; every
-  server it starts is stopped at the end of the test. It also serves `/v1/embeddings` with
-  `word_embedding`, a deterministic bag-of-words vector, for memory libraries that embed
-  (`embedding_status(request) -> int` makes chosen embedding requests fail with that status).
+- `scripted_server`: a factory `start(reply_fn, answer_probes=True, embedding_status=None) ->
+  ScriptedServer`; every server it starts is stopped at the end of the test. It also serves
+  `/v1/embeddings` with `word_embedding`, a deterministic bag-of-words vector, for memory libraries
+  that embed (`embedding_status(request) -> int` makes chosen embedding requests fail with that status).
 """
 
 from __future__ import annotations
@@ -217,6 +217,52 @@ def stop_process(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
+def session_processes(session: int) -> list[int]:
+    """Ids of the live processes in process session `session` (Linux /proc). A process re-parented away
+    from its group (Ray's node agents, when their parent dies) is still in its session."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == session:
+                    found.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                continue
+    return found
+
+
+def run_in_session(
+    command: list[str], *, grace_s: float = 60, settle_s: float = 15, **popen_kwargs: Any
+) -> tuple[subprocess.CompletedProcess, list[int]]:
+    """Run `command` in a process session of its own, capturing its output. However the call ends (an
+    exception, a pytest-timeout, Ctrl-C), nothing of that session outlives it: the command gets SIGINT
+    and `grace_s` to clean up (a Ray driver shuts its cluster down), then whatever is left of the
+    session is killed. Also returns the processes still alive in the session `settle_s` after the
+    command ended by itself: what it failed to stop."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **popen_kwargs
+    )
+    try:
+        stdout, stderr = process.communicate()
+        deadline = time.monotonic() + settle_s
+        while (left := session_processes(process.pid)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for pid in session_processes(process.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr), left
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-qwen3"))
@@ -300,6 +346,13 @@ def completion_body(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
     }
 
 
+def is_probe(body: dict[str, Any]) -> bool:
+    """The one-token request `memalpha score/eval` send each model before any work (benchmark.journey)."""
+    from benchmark.journey import PROBE
+
+    return body.get("messages") == PROBE.message_dicts() and body.get("max_tokens") == PROBE.params.max_tokens
+
+
 EMBEDDING_DIMS = 64
 
 
@@ -333,11 +386,23 @@ class ScriptedServer:
     """An OpenAI-compatible chat server in a thread on 127.0.0.1; `reply_fn(request_json)` decides each
     answer (a string is shorthand for `Reply(content=...)`). `requests` lists the bodies received,
     `headers` the request headers of each (names in lower case), `ports` the client port each came
-    from (one per connection)."""
+    from (one per connection).
 
-    def __init__(self, reply_fn: ReplyFn, embedding_status: Callable[[dict[str, Any]], int] | None = None):
+    The harness's preflight probes (`is_probe`) are answered "ready" and counted in `probes`, not in
+    `requests`, unless `answer_probes` is False: then `reply_fn` answers them like any request.
+    `probe_headers` holds the headers of each probe and of each `GET /v1/models` (the preflight's)."""
+
+    def __init__(
+        self,
+        reply_fn: ReplyFn,
+        answer_probes: bool = True,
+        embedding_status: Callable[[dict[str, Any]], int] | None = None,
+    ):
         self.reply_fn = reply_fn
+        self.answer_probes = answer_probes
         self.embedding_status = embedding_status
+        self.probes = 0
+        self.probe_headers: list[dict[str, str]] = []
         self.requests: list[dict[str, Any]] = []
         self.embedding_requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -372,6 +437,11 @@ class ScriptedServer:
         self.stop()
 
     def _answer(self, body: dict[str, Any], headers: dict[str, str], port: int) -> tuple[Reply, bytes]:
+        if self.answer_probes and is_probe(body):
+            with self._lock:
+                self.probes += 1
+                self.probe_headers.append(headers)
+            return Reply(), json.dumps(completion_body(body, Reply(content="ready"))).encode()
         with self._lock:
             self.requests.append(body)
             self.headers.append(headers)
@@ -433,6 +503,8 @@ class ScriptedServer:
                 if self.path == "/health":
                     self._json(200, {"status": "ok"})
                 elif self.path == "/v1/models":
+                    with server._lock:
+                        server.probe_headers.append({name.lower(): value for name, value in self.headers.items()})
                     self._json(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
                 else:
                     self._json(404, {"error": {"message": f"no route {self.path}"}})
@@ -546,12 +618,16 @@ def openai_strict(reply_fn: ReplyFn) -> ReplyFn:
 
 @pytest.fixture
 def scripted_server() -> Iterator[Callable[..., ScriptedServer]]:
-    """A factory: `start(reply_fn, embedding_status=None)` returns a running ScriptedServer, stopped
-    after the test."""
+    """A factory: `start(reply_fn, answer_probes=True, embedding_status=None)` returns a running
+    ScriptedServer, stopped after the test."""
     started: list[ScriptedServer] = []
 
-    def start(reply_fn: ReplyFn, embedding_status: Callable[[dict[str, Any]], int] | None = None) -> ScriptedServer:
-        started.append(ScriptedServer(reply_fn, embedding_status).start())
+    def start(
+        reply_fn: ReplyFn,
+        answer_probes: bool = True,
+        embedding_status: Callable[[dict[str, Any]], int] | None = None,
+    ) -> ScriptedServer:
+        started.append(ScriptedServer(reply_fn, answer_probes, embedding_status).start())
         return started[-1]
 
     yield start

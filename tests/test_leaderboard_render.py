@@ -4,28 +4,38 @@ files and in headless Chromium after sorting), the score/memory plot."""
 from __future__ import annotations
 
 import copy
+import csv
+import io
+import json
 import re
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
-from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
-from leaderboard_helpers import FakeReader, memory_line, metadata, snapshot, write_submission, write_task
+from chromium import CHROMIUM, Chromium
+from leaderboard_helpers import (
+    FakeReader,
+    memory_line,
+    metadata,
+    pin_board,
+    snapshot,
+    write_submission,
+    write_task,
+)
 
 from benchmark.cli import main
+from leaderboard.boards import get_board
+from leaderboard.pins import PinnedScorer
+from leaderboard.plot import Box, nice_ticks, place_labels
 from leaderboard.ranking import ranked_boards, shown_entries
 from leaderboard.render import render_site
 from leaderboard.rescore import add_submission
 from leaderboard.seeds import seed_records
-from leaderboard.store import ResultsStore
+from leaderboard.store import ResultsStore, record_identity
 from leaderboard.submission import record_id
 from leaderboard.validate import validate_submission
 from tasks.tokenization import get_counter
 
 EVIL = "<script>alert(1)<img src=x onerror=alert(2)><b>bold|x"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +47,7 @@ def template(tmp_path_factory) -> dict:
         root / "sub", metadata(("task", "squad"), hashes), [memory_line("squad", i) for i in ("v0", "v1")]
     )
     store = ResultsStore(root / "results")
+    pin_board(store, ("task", "squad"))
     validated = validate_submission(sub, root / "data", store=store)
     record, _ = add_submission(validated, root / "data", store, FakeReader(), counter=get_counter("simple"))
     return record
@@ -93,8 +104,10 @@ def test_rendering_is_deterministic(tmp_path, entries):
     assert set(before) >= {
         "leaderboard.md",
         "index.html",
-        "assets/sort.js",
+        "assets/board.js",
         "assets/style.css",
+        "data/board-squad-v1-2.json",
+        "data/board-squad-v1-2.csv",
         *(f"entries/{e['id']}.html" for e in entries),
     }
 
@@ -115,25 +128,56 @@ def test_markup_is_escaped_everywhere(tmp_path, entries):
         assert "&lt;script&gt;alert(1)&lt;img src=x onerror=alert(2)&gt;&lt;b&gt;bold|x" in html
         assert "<img" not in html and "<b>" not in html
         assert re.findall(r"<script[^>]*>", html) == (
-            [] if "entries" in str(page) else ['<script src="assets/sort.js">']
+            [] if "entries" in str(page) else ['<script src="assets/board.js">']
         )
     md = (tmp_path / "leaderboard.md").read_text()
     assert "&lt;script&gt;alert(1)&lt;img src=x onerror=alert(2)&gt;&lt;b&gt;bold\\|x" in md
     assert "<script" not in md and "<b>" not in md
 
 
+def svg_of(html: str, board: int = 0) -> ET.Element:
+    return ET.fromstring(re.findall(r"<svg.*?</svg>", html, re.S)[board])
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
 def test_plot_has_a_point_per_entry_with_a_memory_size(tmp_path, entries):
     render_site(entries, tmp_path)
     html = (tmp_path / "index.html").read_text()
-    (svg,) = re.findall(r"<svg.*?</svg>", html, re.S)
-    root = ET.fromstring(svg)
-    ns = "{http://www.w3.org/2000/svg}"
-    circles = root.iter(f"{ns}circle")
-    titles = sorted(c.find(f"{ns}title").text for c in circles)
-    assert len(titles) == 4 and titles[0].startswith(EVIL)  # delta has no memory size
-    xs = {t.text: float(t.get("x")) for t in root.iter(f"{ns}text") if t.get("class") == "point-label"}
+    root = svg_of(html)
+    xs = {c.find(f"{SVG}title").text.split(" 1:")[0]: float(c.get("cx")) for c in root.iter(f"{SVG}circle")}
+    assert len(xs) == 4 and EVIL in xs  # delta has no memory size
     assert xs["Gamma"] < xs["Beta"] < xs["Alpha"] < xs[EVIL]  # x grows with memory size
+    labels = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "point-label"]
+    assert sorted(labels) == sorted(["Alpha", "Beta", "Gamma", EVIL[:27].rstrip() + "…"])  # long names are cut
     assert "1 entry has no memory size" in html
+
+
+def test_the_score_axis_is_fitted_to_the_board(tmp_path, template):
+    low = [entry(template, f"Agent {i}", score, 100.0 * (i + 1)) for i, score in enumerate((0.021, 0.045, 0.068))]
+    render_site(low, tmp_path)
+    root = svg_of((tmp_path / "index.html").read_text())
+    ticks = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "tick" and t.get("text-anchor") == "end"]
+    assert ticks == ["0.02", "0.04", "0.06", "0.08"]
+    ys = sorted(float(c.get("cy")) for c in root.iter(f"{SVG}circle"))
+    assert ys[-1] - ys[0] > 0.6 * (380 - 16 - 52)  # most of the plot; on a 0-1 axis: 15 px at the bottom
+    assert nice_ticks(0.105, 0.523) == ([0.0, 0.2, 0.4, 0.6], 1)
+    assert nice_ticks(0.9, 0.99) == ([0.9, 0.925, 0.95, 0.975, 1.0], 3)  # never past 1
+    assert nice_ticks(0.5, 0.5)[0][0] <= 0.5 <= nice_ticks(0.5, 0.5)[0][-1]
+
+
+def test_labels_never_overlap_each_other_or_points():
+    area = Box(64, 16, 696, 328)
+    crowd = [(300 + (i % 5) * 4, 150 + (i // 5) * 3, f"Agent number {i}") for i in range(30)]
+    placed = place_labels(crowd, area)
+    boxes = [box for found in placed if found for _, box in [found]]
+    points = [Box(x - 5, y - 5, x + 5, y + 5) for x, y, _ in crowd]
+    assert 0 < len(boxes) < len(crowd)  # the best-ranked get labels; where there is no room, none
+    assert placed[0] is not None
+    for i, box in enumerate(boxes):
+        assert box.inside(area)
+        assert not any(box.overlaps(other) for other in boxes[i + 1 :] + points)
 
 
 def test_seeds_are_shown_as_reported_until_rescored(tmp_path, template):
@@ -185,6 +229,59 @@ def test_boards_name_their_profile_and_only_paper_boards_show_the_plain_mean(tmp
     assert html.count('data-key="plain"') == 1
 
 
+def test_every_board_can_be_downloaded_as_json_and_csv(tmp_path, entries, template):
+    entries[0]["agent"]["name"] = "=HYPERLINK(1)"  # a spreadsheet would run this as a formula
+    pin = PinnedScorer.create(profile="v1", reader=("fake", "fake-reader"), counter=get_counter("simple"))
+    board = get_board("task", "squad")
+    render_site([*entries, *shown_entries([], seed_records())], tmp_path, {board: pin})
+    html = (tmp_path / "index.html").read_text()
+    views = ranked_boards([*entries, *shown_entries([], seed_records())])
+    for view_board, ranked in views:
+        for ext in ("json", "csv"):
+            assert f'href="data/{view_board.anchor}.{ext}" download' in html
+        doc = json.loads((tmp_path / "data" / f"{view_board.anchor}.json").read_text())
+        assert [e["id"] for e in doc["entries"]] == [e["id"] for e in ranked]
+        assert [e["rank"] for e in doc["entries"]] == list(range(1, len(ranked) + 1))
+        assert doc["pinned_scorer"] == (pin.to_json() if view_board == board else None)
+        rows = list(csv.DictReader(io.StringIO((tmp_path / "data" / f"{view_board.anchor}.csv").read_text())))
+        assert [r["id"] for r in rows] == [e["id"] for e in ranked]
+        assert [float(r["overall"]) for r in rows] == [e["scores"]["overall"] for e in ranked]
+        for task in view_board.tasks:
+            assert [r[f"task:{task}"] for r in rows] == [str(e["scores"]["tasks"][task]["score"]) for e in ranked]
+    squad = list(csv.DictReader(io.StringIO((tmp_path / "data" / f"{board.anchor}.csv").read_text())))
+    assert squad[0]["agent"] == "'=HYPERLINK(1)" and squad[0]["reader"] == "fake fake-reader"
+    assert squad[0]["tokenizer"] == "simple" and squad[0]["profile"] == "v1@2"
+    assert squad[0]["submitted"] == template["submitted"] and squad[-1]["memory_tokens"] == ""  # delta: no size
+    assert "Pinned scorer: profile v1@2; reader fake fake-reader; tokenizer simple" in (
+        (tmp_path / "leaderboard.md").read_text()
+    )
+    assert "scored with its pinned scorer: profile v1@2; reader fake fake-reader" in html
+
+
+def test_entry_pages_name_date_reader_tokenizer_and_profile(tmp_path, template):
+    seeds = shown_entries([], seed_records())
+    render_site([template, *seeds], tmp_path)
+    page = (tmp_path / "entries" / f"{template['id']}.html").read_text()
+    for shown in (f"<dt>Added</dt><dd>{template['submitted']}</dd>", "<dt>Profile</dt><dd>v1@2</dd>"):
+        assert shown in page
+    assert "<dt>Reader</dt><dd>fake fake-reader; temperature 0.0, top-p 1.0, at most 2048 answer tokens" in page
+    assert "<dt>Tokenizer</dt><dd>simple</dd>" in page
+    mem_alpha = next(s for s in seeds if s["board"]["name"] == "memalpha-val" and s["agent"]["name"] == "Mem-α")
+    page = (tmp_path / "entries" / f"{mem_alpha['id']}.html").read_text()
+    assert "<dt>Published</dt><dd>2025-09-30</dd>" in page and "<dd>Qwen3-32B, thinking off" in page
+    assert "2025-09-30" in (tmp_path / "leaderboard.md").read_text()
+
+
+def test_a_one_task_suite_is_its_tasks_board(template):
+    assert get_board("suite", "conversation") == get_board("task", "locomo")
+    suite = entry(template, "Alpha", 0.5, 10.0, board=("suite", "conversation"))
+    task = entry(template, "Beta", 0.6, 10.0, board=("task", "locomo"))
+    ((board, ranked),) = ranked_boards([suite, task])
+    assert (board.kind, board.name) == ("task", "locomo") and names(ranked) == ["Beta", "Alpha"]
+    twin = entry(template, "Alpha", 0.5, 10.0, board=("task", "locomo"))
+    assert record_identity(twin) == record_identity(suite)  # the same entry: a duplicate for the store
+
+
 def test_render_command_reads_the_store(tmp_path, template, capsys):
     store = tmp_path / "results"
     store.mkdir()
@@ -194,80 +291,99 @@ def test_render_command_reads_the_store(tmp_path, template, capsys):
     assert sorted(p.stem for p in (tmp_path / "site" / "entries").iterdir()) == [template["id"]]
 
 
-class _Rows(HTMLParser):
-    """Row ids, agent-cell texts and element names inside the tables of a dumped DOM."""
+# ------------------------------------------------------------------ in headless Chromium
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.ids: list[str] = []
-        self.agents: list[str] = []
-        self.tags_in_tables: set[str] = set()
-        self.scripts: list[dict] = []
-        self._table = self._agent = False
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "script":
-            self.scripts.append(attrs)
-        if tag == "table":
-            self._table = True
-        elif self._table:
-            self.tags_in_tables.add(tag)
-        if tag == "tr" and "data-id" in attrs:
-            self.ids.append(attrs["data-id"])
-        if tag == "td" and attrs.get("class") == "agent":
-            self._agent = True
-            self.agents.append("")
-
-    def handle_endtag(self, tag):
-        if tag == "table":
-            self._table = False
-        if tag == "td":
-            self._agent = False
-
-    def handle_data(self, data):
-        if self._agent:
-            self.agents[-1] += data
+VISIBLE_ROWS = (
+    "Array.from(document.querySelectorAll('table.board tbody tr')).filter(r => !r.hidden).map(r => r.dataset.id)"
+)
+LAYOUT = """(() => {
+  const rect = (e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  return {
+    page: [document.documentElement.scrollWidth, document.documentElement.clientWidth],
+    tables: Array.from(document.querySelectorAll('div.scroll')).map(d => [d.scrollWidth, d.clientWidth]),
+    names: Array.from(document.querySelectorAll('td.agent a')).map(a => [a.textContent, a.getClientRects().length]),
+    plots: Array.from(document.querySelectorAll('svg.plot')).map(svg => ({
+      labels: Array.from(svg.querySelectorAll('text.point-label')).map(t => [t.textContent, rect(t)]),
+      points: Array.from(svg.querySelectorAll('circle')).map(rect),
+    })),
+  };
+})()"""
 
 
-def dom(page: Path, fragment: str, profile: Path) -> _Rows:
-    out = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            "--dump-dom",
-            page.as_uri() + fragment,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    parser = _Rows()
-    parser.feed(out.stdout)
-    return parser
+def overlap(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
-def test_sorting_in_headless_chromium_and_markup_as_text(tmp_path, entries):
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed")
+    with Chromium() as chromium:
+        yield chromium
+
+
+def test_sorting_in_headless_chromium_and_markup_as_text(tmp_path, entries, browser):
+    for e, params in zip(entries, ("4B", "14B", "not disclosed", "350M", "1.5B"), strict=True):
+        e["parameters"] = params
     render_site(entries, tmp_path / "site")
-    index = tmp_path / "site" / "index.html"
+    index = (tmp_path / "site" / "index.html").as_uri()
     ids = {e["agent"]["name"]: e["id"] for e in entries}
 
-    by_overall = dom(index, "#sort=overall-asc", tmp_path / "profile")
+    browser.open(index + "#sort=overall-asc")
     # ties keep the board's rank order; the empty memory of 'delta' does not matter here
-    assert by_overall.ids == [ids[n] for n in ("Gamma", "Beta", "delta", EVIL, "Alpha")]
-    assert by_overall.agents[3] == EVIL  # the name is text in the page, not elements
-    assert by_overall.tags_in_tables.isdisjoint({"script", "img", "b"})
-    assert by_overall.scripts == [{"src": "assets/sort.js"}]
+    assert browser.evaluate(VISIBLE_ROWS) == [ids[n] for n in ("Gamma", "Beta", "delta", EVIL, "Alpha")]
+    assert EVIL in browser.evaluate("Array.from(document.querySelectorAll('td.agent')).map(td => td.textContent)")
+    tags = browser.evaluate("Array.from(document.querySelectorAll('table *')).map(e => e.localName)")
+    assert set(tags).isdisjoint({"script", "img", "b"})  # the names are text in the page, not elements
+    assert browser.evaluate("Array.from(document.scripts).map(s => s.getAttribute('src'))") == ["assets/board.js"]
 
-    by_memory = dom(index, "#sort=memory-desc", tmp_path / "profile")
-    assert by_memory.ids == [ids[n] for n in (EVIL, "Alpha", "Beta", "Gamma", "delta")]  # unknown size last
+    browser.open(index + "#sort=memory-desc")
+    assert browser.evaluate(VISIBLE_ROWS) == [ids[n] for n in (EVIL, "Alpha", "Beta", "Gamma", "delta")]  # unknown last
+    browser.open(index + "#sort=params-asc")  # as numbers (as text: 1.5B, 14B, 350M, 4B); undisclosed last
+    assert browser.evaluate(VISIBLE_ROWS) == [ids[n] for n in ("Gamma", "delta", "Alpha", "Beta", EVIL)]
+
+
+def crowd(template: dict) -> list[dict]:
+    """A long board whose entries sit close together on the plot, with long and wide names."""
+    names = [f"Crowded agent number {i:02d}" for i in range(22)] + ["Needle finder", "漢字のエージェント 🧠", "W" * 40]
+    return [entry(template, name, 0.40 + 0.004 * (i % 7), 1000.0 * (1.0 + 0.05 * i)) for i, name in enumerate(names)]
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_page_layout_in_headless_chromium(tmp_path, template, browser, width):
+    """On the published boards and a crowded one: no plot label overlaps another or a point; at 1,400 px every
+    table fits and names keep to one line; at 390 px the tables scroll inside their boxes, not the page."""
+    render_site([*shown_entries([], seed_records()), *crowd(template)], tmp_path / "site")
+    browser.viewport(width, 900)
+    browser.open((tmp_path / "site" / "index.html").as_uri())
+    layout = browser.evaluate(LAYOUT)
+    assert len(layout["plots"]) == 3  # memalpha-val, mab-paper (their Mem-α rows have sizes) and the crowd
+    for plot in layout["plots"]:
+        labels = [box for _, box in plot["labels"]]
+        assert len(labels) >= 5
+        for i, box in enumerate(labels):
+            hits = [other for other in labels[i + 1 :] + plot["points"] if overlap(box, other)]
+            assert not hits, (plot["labels"][i], hits)
+    assert all(lines == 1 for _, lines in layout["names"]), [n for n in layout["names"] if n[1] != 1]
+    page_width, page_client = layout["page"]
+    assert page_width <= page_client
+    if width == 1400:
+        assert all(scroll <= client for scroll, client in layout["tables"]), layout["tables"]
+    else:
+        assert all(scroll > client for scroll, client in layout["tables"])
+
+
+def test_filter_box_of_a_long_board_in_headless_chromium(tmp_path, template, browser):
+    render_site([*crowd(template), entry(template, "Short board", 0.5, 10.0, board=("task", "hotpotqa"))], tmp_path)
+    browser.open((tmp_path / "index.html").as_uri())
+    boxes = browser.evaluate("Array.from(document.querySelectorAll('p.filter')).map(p => p.hidden)")
+    assert boxes == [False]  # shown by the script, and only on the long board
+    typed = """(() => {
+      const input = document.querySelector('p.filter input');
+      input.value = 'NEEDLE fin';
+      input.dispatchEvent(new Event('input'));
+      return document.querySelector('p.filter output').textContent;
+    })()"""
+    assert browser.evaluate(typed) == "1 of 25 shown"
+    shown = browser.evaluate(VISIBLE_ROWS)
+    assert len(shown) == 2 and "needle-finder" in shown[0] and shown[1].startswith("hotpotqa")  # not filtered

@@ -24,7 +24,10 @@ def test_every_seed_is_a_reported_record_of_its_board():
     assert len(SEEDS) == 7 + 5 + 22 and len({s["id"] for s in SEEDS}) == len(SEEDS)
     for s in SEEDS:
         board = get_board(s["board"]["kind"], s["board"]["name"])
-        assert s["status"] == "reported" and s["scorer"] is None and s["memories"] is None
+        assert s["status"] == "reported" and s["memories"] is None
+        # the source's own pipeline in words, never a pin's; the date the source was published
+        assert s["scorer"]["reported"] is True and s["scorer"]["reader"] and s["scorer"]["tokenizer"]
+        assert s["submitted"] == {"2509.25911v1": "2025-09-30", "2507.05257v4": "2026-06-28"}[s["agent"]["version"]]
         assert s["source"]["citation"] and s["source"]["url"].startswith("https://arxiv.org/abs/")
         assert set(s["scores"]["tasks"]) == set(board.tasks)
         assert all(0 <= t["score"] <= 1 for t in s["scores"]["tasks"].values())

@@ -13,6 +13,7 @@ from leaderboard_helpers import memory_line, metadata, snapshot, write_submissio
 
 from leaderboard.boards import get_board
 from leaderboard.contamination import assess
+from leaderboard.names import name_key
 from leaderboard.store import ResultsStore
 from leaderboard.submission import Limits, SubmissionError, identity, record_id, slug
 from leaderboard.validate import validate_submission
@@ -364,3 +365,22 @@ def test_names_become_safe_distinct_ids():
     # the same agent may be on a board once per scorer profile
     assert identity("squad", "agent", "1", "v1@2") != identity("squad", "agent", "1", "memalpha-paper@1")
     assert record_id("squad", "a", "1", "v1@2") != record_id("squad", "a", "1", "memalpha-paper@1")
+
+
+# a name that renders like the stored 'Other' -> what validation says
+LOOK_ALIKES = {
+    "Oth\u00ader": ("field 'agent.name'", "invisible character U+00AD (SOFT HYPHEN)", "default-ignorable"),
+    "Oth\u200ber": ("field 'agent.name'", "invisible character U+200B (ZERO WIDTH SPACE)"),
+    "\u041ether": ("field 'agent'", "is already on board squad"),  # Cyrillic capital O
+    "\u039f\uff54\uff48er": ("field 'agent'", "is already on board squad"),  # Greek Omicron, full-width t, h
+}
+
+
+def test_look_alike_names_compare_equal_and_invisible_characters_are_rejected(tmp_path, data, store):
+    assert name_key("Oth\u00ader") == name_key("\u041ether") == name_key("other") == name_key(" OTHER ")
+    assert name_key("\ufb01le") == name_key("file") and name_key("Agent") != name_key("Agents")
+    assert identity("squad", "Mem-\u03b1", "1", "v1@2") == identity("squad", "Mem-a", "1", "v1@2")
+    for i, (name, expected) in enumerate(LOOK_ALIKES.items()):
+        meta = metadata(BOARD, data[1], agent={"name": name, "version": "1"})
+        problems = rejected(write_submission(tmp_path / str(i), meta, good_lines()), data, store)
+        assert problems == [p for p in problems if all(part in p for part in expected)] and problems, (name, problems)

@@ -1,5 +1,6 @@
 """Fixtures of the training-stack tests (run by .venv-train/bin/pytest): the main suite's servers and
-tiny model (tests/servers.py), a policy server that also answers /v1/completions, synthetic rows."""
+tiny model (tests/servers.py), a policy server that also answers /v1/completions, synthetic rows, one
+real rollout through verl's workers shared by the tests that read its rows, and per-test timeouts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,11 @@ pytest_plugins = ["servers"]  # tiny_model, scripted_server, ...
 pytest.register_assert_rewrite("servers")
 
 from servers import ScriptedServer  # noqa: E402
+
+from reference_agent.training_data import training_row, write_parquet  # noqa: E402
+from reference_agent.verl_recipe.compose import RECIPE_CONFIG_DIR, compose_recipe  # noqa: E402
+from reference_agent.verl_recipe.local_rollout import Row, rollout_batch  # noqa: E402
+from reference_agent.verl_recipe.openai_policy import OpenAICompletionsPolicy  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -31,6 +38,19 @@ QUESTIONS = [
     {"question_id": "q3", "question": "Which river flows through London?", "answers": ["Thames"]},
 ]
 CHUNKS = [f"{fact} Some more words around it." for fact in FACTS]
+
+# Per-test limits (pytest-timeout; each covers the test's fixtures too): this suite has no outer
+# wall clock. Generous for a loaded 2-core machine; a hung test fails alone, and fixtures' cleanup
+# (the Ray cluster's shutdown) still runs on the timeout's exception.
+DEFAULT_TIMEOUT_S = 120
+RAY_TIMEOUT_S = 420  # tests that start a local Ray cluster (the rollout fixture)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            limit = RAY_TIMEOUT_S if "rollout" in getattr(item, "fixturenames", ()) else DEFAULT_TIMEOUT_S
+            item.add_marker(pytest.mark.timeout(limit))
 
 
 def instance_row(instance_id: str = "squad-x1") -> dict[str, Any]:
@@ -54,17 +74,16 @@ def chunk_of(prompt: str) -> str:
     return prompt.split("<new_chunk>", 1)[1].split("</new_chunk>", 1)[0].strip()
 
 
-def careful_then_sloppy(prompt: str, seen: int) -> str:
-    """Store the chunk's fact. When the same prompt comes again (another session at the same point):
-    store it too, but add a placeholder episodic entry and delete an id that does not exist."""
-    fact = chunk_of(prompt).split(". ")[0].rstrip(".") + "."
-    store = tool_call("new_memory_insert", memory_type="semantic_memory", content=fact)
-    if seen == 0:
-        return "Storing it.\n" + store
-    return (
-        store
-        + tool_call("new_memory_insert", memory_type="episodic_memory", content="placeholder")
-        + tool_call("memory_delete", memory_type="semantic_memory", memory_id="s42")
+def careful_or_lazy(prompt: str, seen: int) -> str:
+    """The first rollout to see a prompt stores the chunk's fact. A rollout that comes later to the same
+    prompt, or whose memory already holds the placeholder, is lazy: it writes a placeholder episodic
+    entry and deletes an id that does not exist, and stays lazy to the end. So a group of rollouts
+    has one careful rollout and lazy ones, and no response of one kind contains the other's."""
+    if seen == 0 and "placeholder" not in prompt:
+        fact = chunk_of(prompt).split(". ")[0].rstrip(".") + "."
+        return "Storing it.\n" + tool_call("new_memory_insert", memory_type="semantic_memory", content=fact)
+    return tool_call("new_memory_insert", memory_type="episodic_memory", content="placeholder") + tool_call(
+        "memory_delete", memory_type="semantic_memory", memory_id="s42"
     )
 
 
@@ -103,7 +122,7 @@ class PolicyServer(ScriptedServer):
                     server.prompts[body["prompt"]] += 1
                 text = server.policy(body["prompt"], seen)
                 choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
-                self._send(
+                self._json(
                     200,
                     {
                         "id": "cmpl",
@@ -131,9 +150,7 @@ def raw_dir() -> Path:
 def policy_server() -> Iterator[Callable[..., PolicyServer]]:
     started: list[PolicyServer] = []
 
-    def start(
-        policy: Callable[[str, int], str] = careful_then_sloppy, reply_fn: Callable | None = None
-    ) -> PolicyServer:
+    def start(policy: Callable[[str, int], str] = careful_or_lazy, reply_fn: Callable | None = None) -> PolicyServer:
         server = PolicyServer(reply_fn or (lambda body: memory_reader(body["messages"])), policy).start()
         started.append(server)
         return server
@@ -141,3 +158,47 @@ def policy_server() -> Iterator[Callable[..., PolicyServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+@dataclass
+class RolloutRun:
+    """What the shared rollout left: its rows, and the server that played policy, reader and judge."""
+
+    rows: list[Row]
+    server: PolicyServer
+    cache: Path
+
+
+@pytest.fixture(scope="session")
+def rollout(tmp_path_factory, tiny_model) -> Iterator[RolloutRun]:
+    """One instance rolled out three times (`careful_or_lazy`: one careful rollout, two lazy ones that
+    end with equal memories) through verl's workers on a local Ray cluster, scored by two reward
+    workers that share the reader service and its response cache."""
+    out = tmp_path_factory.mktemp("rollout")
+    write_parquet([training_row(instance_row(), "train", 0, "sha")], out / "train.parquet")
+    server = PolicyServer(lambda body: memory_reader(body["messages"]), careful_or_lazy).start()
+    try:
+        cfg = compose_recipe(
+            [
+                f"data.train_files={out}/train.parquet",
+                f"data.val_files={out}/train.parquet",
+                "data.train_batch_size=1",
+                "data.dataloader_num_workers=0",
+                "actor_rollout_ref.rollout.n=3",
+                f"actor_rollout_ref.model.path={tiny_model}",
+                f"actor_rollout_ref.rollout.agent.agent_loop_config_path={RECIPE_CONFIG_DIR}/agent_loop.yaml",
+                "actor_rollout_ref.rollout.agent.num_workers=1",
+                "reward.num_workers=2",
+                f"memalpha.reader.base_url={server.base_url}",
+                "memalpha.reader.model=scripted",
+                "memalpha.tokenizer=simple",
+                f"memalpha.cache={out}/reward_cache.sqlite",
+                "memalpha.batch.window_s=0.2",
+            ],
+            check=False,
+        )
+        policy = OpenAICompletionsPolicy(server.base_url, "scripted", str(tiny_model), max_tokens=2048)
+        rows = rollout_batch(cfg, policy)
+    finally:
+        server.stop()
+    yield RolloutRun(rows, server, out / "reward_cache.sqlite")

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import CHUNKS, FACTS, QUESTIONS, careful_then_sloppy, instance_row
+from conftest import CHUNKS, FACTS, QUESTIONS, careful_or_lazy, instance_row
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from verl.experimental.agent_loop.agent_loop import DictConfigWrap
@@ -31,7 +31,7 @@ from reference_agent.verl_recipe.reward_manager import MemAlphaRewardManager, re
 class FakeServer:
     """verl's `LLMServerClient.generate` contract: a scripted reply per prompt, with log-probs."""
 
-    def __init__(self, tokenizer: Any, policy=careful_then_sloppy):
+    def __init__(self, tokenizer: Any, policy=careful_or_lazy):
         self.tokenizer, self.policy = tokenizer, policy
         self.seen: Counter[str] = Counter()
         self.requests: list[dict[str, Any]] = []

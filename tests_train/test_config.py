@@ -53,14 +53,52 @@ def test_paper_settings(cfg):
     assert rollout.max_model_len >= rollout.prompt_length + rollout.response_length
     assert a.ppo_mini_batch_size * rollout.n == 32  # rows per optimiser step, as the original
     assert (a.use_kl_loss, a.kl_loss_coef, a.kl_loss_type) == (True, 0.001, "low_var_kl")  # the code, not the paper
+    assert a.loss_agg_mode == "seq-mean-token-mean"  # every row weighs the same, as the original's 1 row per GPU
+    assert cfg.trainer.v1.trainer_mode == "sync"
     assert cfg.data.apply_chat_template_kwargs.enable_thinking is False
     assert (cfg.trainer.nnodes, cfg.trainer.n_gpus_per_node, cfg.trainer.total_training_steps) == (4, 8, 205)
+    # V1 ends with the last epoch: the epochs of memalpha-train's 562 instances must reach step 205
+    assert cfg.trainer.total_epochs * (562 // cfg.data.train_batch_size) >= cfg.trainer.total_training_steps
     assert rollout.agent.default_agent_loop == "memalpha_agent"
     assert cfg.reward.reward_manager.name == "MemAlphaRewardManager"
     settings = settings_of(cfg)
     assert (settings.reward.beta, settings.reward.gamma) == (0.05, 0.1)
     assert settings.reward.r4_deletes == "zero" and not settings.reward.clip_r3  # the original's quirks
     assert cfg.trainer.experiment_name == "memalpha-qwen3-4b-b0.05-g0.1"
+
+
+# What the original's actor ran with (its launch script over verl 0.4's yaml defaults), each set in the
+# recipe's own file, so that a change of verl's defaults cannot change it.
+ORIGINAL_ACTOR = {
+    "ppo_mini_batch_size": 4,  # x rollout.n = 32 rows per optimiser step
+    "ppo_micro_batch_size_per_gpu": 1,
+    "use_dynamic_bsz": False,
+    "ppo_epochs": 1,
+    "shuffle": False,
+    "loss_agg_mode": "seq-mean-token-mean",
+    "policy_loss.loss_mode": "vanilla",
+    "clip_ratio": 0.2,
+    "clip_ratio_low": 0.2,
+    "clip_ratio_high": 0.2,
+    "clip_ratio_c": 3.0,
+    "entropy_coeff": 0,
+    "use_kl_loss": True,
+    "kl_loss_coef": 0.001,
+    "kl_loss_type": "low_var_kl",
+    "grad_clip": 1.0,
+    "optim.lr": 1e-6,
+    "optim.lr_warmup_steps_ratio": 0.05,
+    "optim.lr_scheduler_type": "constant",
+    "optim.weight_decay": 0.01,
+    "optim.betas": [0.9, 0.999],
+}
+
+
+def test_every_actor_setting_of_the_original_is_pinned_in_the_recipe(cfg):
+    pinned = {k.removeprefix("actor_rollout_ref.actor.") for k, _ in recipe_keys()}
+    for key, value in ORIGINAL_ACTOR.items():
+        assert key in pinned, f"actor_rollout_ref.actor.{key} is inherited from verl's defaults"
+        assert OmegaConf.select(cfg, f"actor_rollout_ref.actor.{key}") == value, key
 
 
 def test_every_recipe_key_is_in_verls_schema():
@@ -137,6 +175,7 @@ def test_settings_are_typed_and_complete():
             RecipeSettings.from_mapping(bad)
 
 
+@pytest.mark.timeout(300)  # the launch scripts start interpreters that import verl
 def test_preflight_module_and_launch_line(tmp_path, capsys):
     for name in ("train.parquet", "val.parquet"):
         (tmp_path / name).touch()
@@ -157,13 +196,17 @@ def test_preflight_module_and_launch_line(tmp_path, capsys):
     for script in ("train_4x8.sh", "train_1x8.sh"):
         done = subprocess.run(
             [str(REPO / "reference_agent/scripts" / script), "--cfg", "job"],
-            env={**env, "START_READER": "0"},
+            env={**env, "START_READER": "0", "TMPDIR": str(tmp_path)},
             capture_output=True,
             text=True,
-            timeout=300,
         )
         assert done.returncode == 0, done.stderr[-3000:]
         job = OmegaConf.create(done.stdout[done.stdout.index("actor_rollout_ref:") :])
         assert job.memalpha.reward.beta == 0.4 and job.data.train_files == f"{tmp_path}/train.parquet"
         assert job.trainer.n_gpus_per_node == (8 if script == "train_4x8.sh" else 4)
         assert Path(job.actor_rollout_ref.rollout.agent.agent_loop_config_path).is_file()
+        # the reader service's cache: the head node's own disk for 4 nodes, the output folder for one
+        cache = f"{tmp_path}/memalpha-reward-cache/beta0.4_gamma0.1.sqlite" if script == "train_4x8.sh" else None
+        assert job.memalpha.cache == (
+            cache or f"{REPO}/checkpoints/memalpha-qwen3-4b-beta0.4_gamma0.1/reward_cache.sqlite"
+        )

@@ -7,10 +7,13 @@
    r1 + β·r3 + its own r2 + γ·r4 (`MemAlphaStepOutput`);
 4. `grpo_vectorized` normalises every row within the uid group (Mem-α), while plain `grpo` in V1
    scores each session's last row and copies it to the others (MemAgent);
-5. validation reports `acc` (= r1) as the core metric and skips the `step_rewards` string.
+5. validation reports `acc` (= r1) as the core metric and skips the `step_rewards` string;
+6. reward workers chosen at random per rollout still send each distinct reader prompt once (the
+   reader service), and each training step's reward terms come out as metrics.
 
-(2), (3) and the advantage through the trainer's own `_compute_advantage` run end to end on a local
-Ray cluster with verl's workers; (4) and (5) also directly on verl's functions.
+(2), (3), (6) and the advantage through the trainer's own `_compute_advantage` run end to end on a
+local Ray cluster with verl's workers (the shared `rollout` fixture); (4) and (5) also directly on
+verl's functions.
 """
 
 from __future__ import annotations
@@ -24,15 +27,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import FACTS, PolicyServer, careful_then_sloppy, instance_row, memory_reader
+from conftest import FACTS
 from verl import DataProto
 from verl.trainer.ppo.v1.trainer_base import PPOTrainer
 from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
 
-from reference_agent.training_data import training_row, write_parquet
-from reference_agent.verl_recipe.compose import RECIPE_CONFIG_DIR, compose_recipe
-from reference_agent.verl_recipe.local_rollout import rollout_batch
-from reference_agent.verl_recipe.openai_policy import OpenAICompletionsPolicy
+from reference_agent.verl_recipe.trainer import reward_metrics
 
 REQUIREMENTS = Path(__file__).resolve().parents[1] / "reference_agent" / "requirements-train.txt"
 
@@ -85,70 +85,74 @@ def test_validation_reports_acc_and_skips_the_step_string():
     assert not any("step_rewards" in k for k in metrics)
 
 
-@pytest.fixture(scope="module")
-def rollout(tmp_path_factory, tiny_model):
-    """One instance, two rollouts, through verl's workers on a local Ray cluster."""
-    out = tmp_path_factory.mktemp("rollout")
-    write_parquet([training_row(instance_row(), "train", 0, "sha")], out / "train.parquet")
-    server = PolicyServer(lambda body: memory_reader(body["messages"]), careful_then_sloppy).start()
-    try:
-        cfg = compose_recipe(
-            [
-                f"data.train_files={out}/train.parquet",
-                f"data.val_files={out}/train.parquet",
-                "data.train_batch_size=1",
-                "data.dataloader_num_workers=0",
-                "actor_rollout_ref.rollout.n=2",
-                f"actor_rollout_ref.model.path={tiny_model}",
-                f"actor_rollout_ref.rollout.agent.agent_loop_config_path={RECIPE_CONFIG_DIR}/agent_loop.yaml",
-                "actor_rollout_ref.rollout.agent.num_workers=1",
-                "reward.num_workers=1",
-                f"memalpha.reader.base_url={server.base_url}",
-                "memalpha.reader.model=scripted",
-                "memalpha.tokenizer=simple",
-                "memalpha.cache=null",
-                "memalpha.batch.window_s=0.5",
-            ],
-            check=False,
-        )
-        policy = OpenAICompletionsPolicy(server.base_url, "scripted", str(tiny_model), max_tokens=2048)
-        yield rollout_batch(cfg, policy)
-    finally:
-        server.stop()
+def careful_session(rollout) -> int:
+    (session,) = {r.session for r in rollout.rows if r.step == 0 and len(r.extra_fields["calls"]) == 1}
+    return session
 
 
 def test_one_row_per_chunk_step_sharing_the_uid(rollout):
-    assert len(rollout) == 2 * 3
-    uids = {row.key.rsplit("_", 2)[0] for row in rollout}
+    rows = rollout.rows
+    assert len(rows) == 3 * 3
+    uids = {row.key.rsplit("_", 2)[0] for row in rows}
     assert len(uids) == 1 and "_" not in uids.pop()
-    assert sorted((row.session, row.step) for row in rollout) == [(s, t) for s in range(2) for t in range(3)]
-    for row in rollout:
-        assert row.response_mask_sum == row.response_tokens > 0  # model tokens only, all trained on
+    assert sorted((row.session, row.step) for row in rows) == [(s, t) for s in range(3) for t in range(3)]
+    for row in rows:
+        assert row.response_mask_sum == row.response_tokens == len(row.response_ids) > 0  # all trained on
+        assert row.prompt_tokens == len(row.prompt_ids)
         assert ("final_memory" in row.extra_fields) == (row.step == 2)
 
 
+# Hand-computed (simple counter): input 13 + 12 + 13 = 38 tokens. The careful rollout stores the three
+# facts (memory 20 tokens, r1 = 3/4), every step one executed, valid insert: r2 = r4 = 1. A lazy rollout
+# keeps only "placeholder" (1 token, r1 = 0); step 0: insert ok, delete fails (r2 = 1/2), the judge
+# rejects the placeholder and a delete scores 0 (r4 = 0); later steps: the insert is a skipped
+# duplicate, the delete fails (r2 = 0, r4 = 0).
+CAREFUL = {"shared": 0.75 + 0.05 * (1 - 20 / 38), "steps": [1.1, 1.1, 1.1]}
+LAZY = {"shared": 0.05 * (1 - 1 / 38), "steps": [0.5, 0.0, 0.0]}
+
+
 def test_per_step_rewards_survive_the_worker(rollout):
-    """Hand-computed (simple counter): input 13 + 12 + 13 = 38 tokens; r1 = 3/4 for both rollouts.
-    careful: memory 20 tokens, every step r2 = 1, r4 = 1; sloppy: a placeholder episodic entry too
-    (21 tokens), and at step 0 three calls (ok, ok, bad delete): r2 = 2/3, r4 = (1 + 0 + 0)/3."""
-    sloppy = {r.session for r in rollout if len(r.extra_fields["calls"]) == 3}
-    assert len(sloppy) == 1
-    shared = {s: 0.75 + 0.05 * (1 - (21 if s in sloppy else 20) / 38) for s in range(2)}
-    steps = {s: [2 / 3 + 0.1 / 3, 1.1, 1.1] if s in sloppy else [1.1, 1.1, 1.1] for s in range(2)}
-    for row in rollout:
-        step_term = steps[row.session][row.step]
-        assert row.score == pytest.approx(shared[row.session] + step_term, abs=1e-5), row.key
+    careful = careful_session(rollout)
+    for row in rollout.rows:
+        expected = CAREFUL if row.session == careful else LAZY
+        assert row.score == pytest.approx(expected["shared"] + expected["steps"][row.step], abs=1e-5), row.key
         info = row.extra_fields["reward_extra_info"]  # the rollout's, broadcast to every row
-        assert info["acc"] == info["r1"] == 0.75
-        assert json.loads(info["step_rewards"]) == pytest.approx(steps[row.session], abs=1e-9)
-    stored = [row.extra_fields["final_memory"]["semantic"] for row in rollout if row.step == 2]
-    assert all([e["content"] for e in entries] == list(FACTS) for entries in stored)
+        assert info["acc"] == info["r1"] == (0.75 if row.session == careful else 0.0)
+        assert json.loads(info["step_rewards"]) == pytest.approx(expected["steps"], abs=1e-9)
+    stored = {r.session: r.extra_fields["final_memory"]["semantic"] for r in rollout.rows if r.step == 2}
+    assert [e["content"] for e in stored.pop(careful)] == list(FACTS)
+    assert all(entries == [] for entries in stored.values())
 
 
 def test_advantage_is_per_row_through_the_trainers_code(rollout):
-    scores = [row.score for row in rollout]
-    assert [row.advantage for row in rollout] == pytest.approx(grpo(scores), abs=1e-4)
-    step0 = {row.session: row.advantage for row in rollout if row.step == 0}
-    later = {row.session: row.advantage for row in rollout if row.step == 1}
-    sloppy = next(r.session for r in rollout if len(r.extra_fields["calls"]) == 3)
-    assert step0[sloppy] < later[sloppy]  # the sloppy step is penalised on its own row
+    rows = rollout.rows
+    scores = [row.score for row in rows]
+    assert [row.advantage for row in rows] == pytest.approx(grpo(scores), abs=1e-4)
+    lazy = {(r.session, r.step): r.advantage for r in rows if r.session != careful_session(rollout)}
+    for session in {s for s, _ in lazy}:  # step 0 (one of two calls executed) beats the steps with none
+        assert lazy[session, 0] > lazy[session, 1] == pytest.approx(lazy[session, 2])
+
+
+def test_each_distinct_reader_request_is_answered_once(rollout):
+    """Two lazy rollouts end with equal memories and ask the reader and the judge the same prompts,
+    from two reward workers; the job's reader service sends each distinct prompt once."""
+    chat = [json.dumps(body["messages"], sort_keys=True) for body in rollout.server.requests]
+    assert len(chat) == len(set(chat))
+    # 4 questions for the careful memory, 4 for the lazy one; the judge: 3 facts and the placeholder
+    assert len(chat) == 4 + 4 + 3 + 1
+    assert rollout.cache.is_file()
+
+
+def test_training_metrics_of_a_step(rollout):
+    rows = rollout.rows
+    metrics = reward_metrics([r.key for r in rows], [r.extra_fields for r in rows])
+    expected = {  # means over the 3 rollouts (CAREFUL and two LAZY ones), by hand
+        "r1": 0.75 / 3,
+        "r3": ((1 - 20 / 38) + 2 * (1 - 1 / 38)) / 3,
+        "r2": (1.0 + 2 * (0.5 / 3)) / 3,
+        "r4": 1.0 / 3,
+        "memory_tokens": (20 + 2 * 1) / 3,
+        "r1_failed": 0.0,
+        "r4_failed": 0.0,
+    }
+    assert metrics == pytest.approx({f"memalpha/{k}/mean": v for k, v in expected.items()} | {"memalpha/rollouts": 3})

@@ -22,6 +22,7 @@ READER_GPUS="${READER_GPUS:-4,5,6,7}"
 READER_TP="${READER_TP:-4}"
 WEIGHTS="${WEIGHTS:-beta0.05_gamma0.1}"                  # Table 4: reward_weights/<name>.yaml
 OUTPUT_DIR="${OUTPUT_DIR:-$REPO/checkpoints/memalpha-qwen3-4b-$WEIGHTS}"
+REWARD_CACHE="${REWARD_CACHE:-$OUTPUT_DIR/reward_cache.sqlite}"  # every reader/judge answer (this node's disk)
 TRAIN_PYTHON="${TRAIN_PYTHON:-python3}"                  # python of the GPU training environment
 set -euo pipefail
 

@@ -19,6 +19,10 @@ NNODES="${NNODES:-4}"
 GPUS_PER_NODE="${GPUS_PER_NODE:-8}"
 WEIGHTS="${WEIGHTS:-beta0.05_gamma0.1}"                  # Table 4: reward_weights/<name>.yaml
 OUTPUT_DIR="${OUTPUT_DIR:-$REPO/checkpoints/memalpha-qwen3-4b-$WEIGHTS}"  # on a shared file system
+# The reader/judge response cache: one SQLite file opened only by the job's reader service on the head
+# node, so it belongs on that node's own disk, not on the shared file system (SQLite's WAL mode needs
+# memory shared between the processes using the file, which a network file system does not give).
+REWARD_CACHE="${REWARD_CACHE:-${TMPDIR:-/tmp}/memalpha-reward-cache/$WEIGHTS.sqlite}"
 TRAIN_PYTHON="${TRAIN_PYTHON:-python3}"                  # python of the GPU training environment
 set -euo pipefail
 

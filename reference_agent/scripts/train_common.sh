@@ -1,9 +1,11 @@
-# Sourced by train_1x8.sh and train_4x8.sh after they set their variables: the pre-flight config check,
-# then verl's trainer with the recipe config. Extra arguments are Hydra overrides (or flags such as
-# `--cfg job`, which prints the composed config and exits).
+# Sourced by train_1x8.sh, train_4x8.sh and gpu_smoke.sh after they set their variables: the pre-flight
+# config check, then verl's trainer with the recipe config (`reference_agent.verl_recipe.trainer`: verl's
+# main_ppo flow, logging Mem-α's reward terms per step). Extra arguments are Hydra overrides (or flags
+# such as `--cfg job`, which prints the composed config and exits).
 RECIPE="$REPO/reference_agent/verl_recipe/config"
 DATA_DIR="$(realpath -m "$DATA_DIR")"      # absolute: the trainer runs from $REPO, Ray workers anywhere
 OUTPUT_DIR="$(realpath -m "$OUTPUT_DIR")"
+REWARD_CACHE="$(realpath -m "$REWARD_CACHE")"  # opened by the reader service, on the head node only
 
 memalpha_overrides=(
     "reward_weights=$WEIGHTS"
@@ -16,6 +18,7 @@ memalpha_overrides=(
     "trainer.default_local_dir=$OUTPUT_DIR"
     "memalpha.reader.base_url=$READER_BASE_URL"
     "memalpha.reader.model=$READER_MODEL"
+    "memalpha.cache=$REWARD_CACHE"
 )
 if [[ -n "$JUDGE_BASE_URL" ]]; then memalpha_overrides+=("memalpha.judge.base_url=$JUDGE_BASE_URL"); fi
 if [[ -n "$JUDGE_MODEL" ]]; then memalpha_overrides+=("memalpha.judge.model=$JUDGE_MODEL"); fi
@@ -25,6 +28,5 @@ run_training() {
     if [[ "${SKIP_CHECK:-0}" != 1 ]]; then
         "$TRAIN_PYTHON" -m reference_agent.verl_recipe.compose "${memalpha_overrides[@]}" "$@"
     fi
-    "$TRAIN_PYTHON" -m verl.trainer.main_ppo --config-path="$RECIPE" --config-name=memalpha_grpo \
-        "${memalpha_overrides[@]}" "$@"
+    "$TRAIN_PYTHON" -m reference_agent.verl_recipe.trainer "${memalpha_overrides[@]}" "$@"
 }

@@ -82,6 +82,12 @@ class MemAlphaAgentLoop(AgentLoopBase):
             start = time.perf_counter()
             calls = parse_response(text, fmt).calls
             results = env.execute_all(calls)
+            if self.settings.progress:
+                print(
+                    f"rollout {kwargs.get('session_id', '?')} of {instance}: chunk {step + 1}/{len(chunks)}, "
+                    f"{len(response_ids)} tokens in {generate_s:.1f} s, {len(calls)} tool calls",
+                    flush=True,
+                )
             outputs.append(
                 MemAlphaStepOutput(
                     prompt_ids=prompt_ids,

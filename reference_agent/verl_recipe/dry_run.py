@@ -1,14 +1,20 @@
-"""`memalpha train dry-run`: the recipe up to the optimiser step, on CPU, in about a minute.
+"""`memalpha train dry-run`: the recipe up to the optimiser step, on CPU, in minutes against a small server.
 
 1. Compose the training config exactly as the launch scripts would (recipe + reward weights + the
-   user's overrides), check every key against verl's schema and run verl's own validation; print it.
-2. Export one instance of the built tasks to parquet and load it with verl's dataset class.
+   user's overrides), check every key against verl's schema and run verl's own validation; write it
+   to OUT/config.yaml and print a summary table of what matters.
+2. Export one instance of the built tasks to parquet (its first `--max-chunks` chunks and
+   `--max-questions` questions) and load it with verl's dataset class.
 3. Roll it out `--n` times through verl's agent-loop worker, score it with verl's reward worker running
    our reward manager, sample it from verl's replay buffer and compute the advantages with verl's
-   code (`local_rollout`), the policy, reader and judge behind OpenAI-compatible servers.
-4. Print and save every row: its step, tool calls, reward and advantage.
+   code (`local_rollout`), the policy, reader and judge behind OpenAI-compatible servers, every
+   generation capped short (`--max-tokens`, `--reader-max-tokens`, `--judge-max-tokens`). A line per
+   rollout step shows the progress.
+4. Print the rows (step, tool calls, reward, advantage), the reward terms per rollout and the metrics
+   training would log for this step; save the rows, with their token ids, to OUT/rows.jsonl
+   (`memalpha train step-check` runs one update on them).
 
-What it leaves out: the log-probs, batch balancing and the update, which need the model on a GPU.
+What it leaves out: the log-probs, batch balancing and the update on the GPU.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from tasks.errors import TaskError
+from tasks.errors import TaskError, UsageError
 from tasks.manifest import find_task_dir, load_built
 from tasks.registry import get_suite
 
@@ -37,7 +44,7 @@ def pick_instance(data_dir: Path, suite: str, task: str | None, instance: str | 
     if task is not None:
         members = [(t, s) for t, s in members if t == task]
         if not members:
-            raise TaskError(f"task {task!r} is not in suite {suite}")
+            raise UsageError(f"task {task!r} is not in suite {suite}")
     else:
         built = [(t, s) for t, s in members if (data_dir / t / "manifest.json").is_file()]
         if not built:
@@ -51,7 +58,7 @@ def pick_instance(data_dir: Path, suite: str, task: str | None, instance: str | 
     if instance is not None:
         rows = [r for r in rows if r["instance_id"] == instance]
         if not rows:
-            raise TaskError(f"{data_dir / name}: no instance {instance!r} in split {split}")
+            raise UsageError(f"{data_dir / name}: no instance {instance!r} in split {split}")
     if not rows:
         raise TaskError(f"{data_dir / name}: split {split} is empty")
     return training_row(rows[0], split, 0, manifest["sha256"])
@@ -60,7 +67,7 @@ def pick_instance(data_dir: Path, suite: str, task: str | None, instance: str | 
 def training_overrides(args: argparse.Namespace) -> list[str]:
     """The overrides a launch script would pass for these options (the config that gets printed)."""
     if args.weights and args.weights not in weight_options():
-        raise TaskError(f"--weights {args.weights}: not one of {', '.join(weight_options())}")
+        raise UsageError(f"--weights {args.weights}: not one of {', '.join(weight_options())}")
     overrides = [f"{WEIGHTS_GROUP}={args.weights}"] if args.weights else []
     overrides.append(f"{AGENT_LOOP_FILE}={RECIPE_CONFIG_DIR / 'agent_loop.yaml'}")
     if args.model:
@@ -77,56 +84,56 @@ def training_overrides(args: argparse.Namespace) -> list[str]:
     return overrides + list(args.overrides)
 
 
-def runtime_overrides(parquet: Path, n: int, out: Path) -> list[str]:
-    """What the dry run changes for itself: one instance, `n` rollouts, one worker each, its own cache."""
+def runtime_overrides(parquet: Path, args: argparse.Namespace, out: Path) -> list[str]:
+    """What the dry run changes for itself: one instance, `--n` rollouts, one worker each, its own
+    cache, short reader and judge replies, a progress line per rollout step."""
     return [
         f"data.train_files={parquet}",
         f"data.val_files={parquet}",
         "data.train_batch_size=1",
         "data.dataloader_num_workers=0",
-        f"actor_rollout_ref.rollout.n={n}",
+        f"actor_rollout_ref.rollout.n={args.n}",
         "actor_rollout_ref.rollout.agent.num_workers=1",
         "reward.num_workers=1",
         "memalpha.batch.window_s=0.5",
         f"memalpha.cache={out / 'reward_cache.sqlite'}",
+        f"memalpha.scorer.max_tokens={args.reader_max_tokens}",
+        f"memalpha.judge.max_tokens={args.judge_max_tokens}",
+        "memalpha.progress=true",
     ]
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise TaskError(f"--n must be at least 1, got {args.n}")
+    for option in ("n", "max_tokens", "reader_max_tokens", "judge_max_tokens"):
+        if getattr(args, option) < 1:
+            raise UsageError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
     if not args.data.is_dir():
-        raise TaskError(f"--data {args.data}: no such folder")
+        raise UsageError(f"--data {args.data}: no such folder")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
 
     overrides = training_overrides(args)
     # checked: keys, verl's validation, our settings, the agent-loop file (the data is the dry run's own)
     cfg = compose_recipe(overrides, files=[AGENT_LOOP_FILE])
-    text = OmegaConf.to_yaml(cfg)
-    (out / "config.yaml").write_text(text, encoding="utf-8")
-    print(text)
-    print(
-        f"config: every key checked against verl {_verl_version()}; verl's validation passed -> {out / 'config.yaml'}"
-    )
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")  # what training would run
+    args.recipe_n = cfg.actor_rollout_ref.rollout.n
 
     row = pick_instance(args.data, args.suite, args.task, args.instance)
-    if args.max_chunks:
-        row["chunks"] = json.dumps(json.loads(row["chunks"])[: args.max_chunks], ensure_ascii=False)
+    used = shorten(row, args.max_chunks, args.max_questions)
     parquet = out / "train.parquet"
     write_parquet([row], parquet)
-    info = row["extra_info"]
-    print(
-        f"instance: {info['task']}/{info['instance_id']}, {len(json.loads(row['chunks']))} chunks, "
-        f"{info['num_questions']} questions"
-    )
 
-    runtime = compose_recipe(overrides + runtime_overrides(parquet, args.n, out), check=False)
+    runtime = compose_recipe(overrides + runtime_overrides(parquet, args, out), check=False)
+    print(summary_table(runtime, args, row, used))
+    print(
+        f"config: every key checked against verl {_verl_version()}, verl's validation passed; "
+        f"in full: {out / 'config.yaml'}"
+    )
     policy = OpenAICompletionsPolicy(
         args.policy_base_url or args.reader_base_url,
         args.policy_model or runtime.memalpha.reader.model,
         str(runtime.actor_rollout_ref.model.path),
-        max_tokens=runtime.data.max_response_length,
+        max_tokens=args.max_tokens,
     )
     start = time.perf_counter()
     rows = rollout_batch(runtime, policy)
@@ -136,22 +143,80 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(rows: list[Row], out: Path) -> None:
-    with open(out / "rows.jsonl", "w", encoding="utf-8") as f:
+def shorten(row: dict[str, Any], max_chunks: int | None, max_questions: int | None) -> tuple[int, int]:
+    """Keep the instance's first chunks and questions (in place); returns how many of each it had."""
+    chunks, questions = json.loads(row["chunks"]), json.loads(row["questions"])
+    row["chunks"] = json.dumps(chunks[:max_chunks] if max_chunks else chunks, ensure_ascii=False)
+    row["questions"] = json.dumps(questions[:max_questions] if max_questions else questions, ensure_ascii=False)
+    info = row["extra_info"]
+    info["num_chunks"] = len(json.loads(row["chunks"]))
+    info["num_questions"] = len(json.loads(row["questions"]))
+    return len(chunks), len(questions)
+
+
+def summary_table(cfg: DictConfig, args: argparse.Namespace, row: dict[str, Any], used: tuple[int, int]) -> str:
+    """What the dry run runs with, and what training would (the recipe's values beside the caps)."""
+    from tabulate import tabulate
+
+    actor, rollout, settings = cfg.actor_rollout_ref.actor, cfg.actor_rollout_ref.rollout, cfg.memalpha
+    info = row["extra_info"]
+    judge = settings.judge.base_url or settings.reader.base_url
+    table = [
+        ["instance", f"{info['task']}/{info['instance_id']}"],
+        ["chunks, questions", f"{info['num_chunks']} of {used[0]}, {info['num_questions']} of {used[1]}"],
+        ["rollouts (GRPO group)", f"{args.n} (training: {args.recipe_n})"],
+        ["policy", f"{args.policy_base_url or args.reader_base_url} (tokenizer {cfg.actor_rollout_ref.model.path})"],
+        ["policy tokens per chunk", f"<= {args.max_tokens} (training: {cfg.data.max_response_length})"],
+        ["reader", f"{settings.reader.model} at {settings.reader.base_url}, <= {settings.scorer.max_tokens} tokens"],
+        ["judge", f"{settings.judge.model or settings.reader.model} at {judge}, <= {settings.judge.max_tokens} tokens"],
+        ["reward", f"r1 + {settings.reward.beta}*r3 + r2 + {settings.reward.gamma}*r4, tokens: {settings.tokenizer}"],
+        ["advantage", f"{cfg.algorithm.adv_estimator}"],
+        [
+            "actor loss",
+            f"{actor.loss_agg_mode}, clip {actor.clip_ratio}, KL {actor.kl_loss_coef if actor.use_kl_loss else 'off'}",
+        ],
+        ["optimiser", f"lr {actor.optim.lr}, {actor.ppo_mini_batch_size} x {args.recipe_n} rows per step"],
+        ["rollout prompt limit", f"{rollout.prompt_length} tokens"],
+    ]
+    return tabulate(table, tablefmt="plain")
+
+
+def write_rows(rows: list[Row], path: Path) -> None:
+    """rows.jsonl: one training row per line, token ids included (what `train step-check` reads)."""
+    with open(path, "w", encoding="utf-8") as f:
         for row in rows:
-            f.write(json.dumps(row.__dict__, ensure_ascii=False, default=str) + "\n")
-    print(f"{'rollout':>7} {'step':>4} {'prompt':>6} {'resp':>5} {'calls':>5} {'R':>8} {'adv':>8}")
-    for row in rows:
-        print(
-            f"{row.session:>7} {row.step:>4} {row.prompt_tokens:>6} {row.response_tokens:>5} "
-            f"{len(row.extra_fields.get('calls', [])):>5} {row.score:>8.4f} {row.advantage:>8.4f}"
+            f.write(json.dumps(asdict(row), ensure_ascii=False, default=str) + "\n")
+
+
+def _report(rows: list[Row], out: Path) -> None:
+    from tabulate import tabulate
+
+    from .trainer import reward_metrics
+
+    write_rows(rows, out / "rows.jsonl")
+    table = [
+        [
+            r.session,
+            r.step,
+            r.prompt_tokens,
+            r.response_tokens,
+            len(r.extra_fields.get("calls", [])),
+            r.score,
+            r.advantage,
+        ]
+        for r in rows
+    ]
+    headers = ["rollout", "step", "prompt", "response", "calls", "R", "advantage"]
+    print(tabulate(table, headers=headers, floatfmt=".4f"))
+    finals = {r.session: r.extra_fields.get("reward_extra_info", {}) for r in rows}
+    terms = ("r1", "r3", "r2_mean", "r4_mean", "memory_tokens")
+    print(
+        tabulate(
+            [[s, *(info.get(k) for k in terms)] for s, info in sorted(finals.items())], headers=["rollout", *terms]
         )
-    finals = {}
-    for row in rows:
-        finals[row.session] = row.extra_fields.get("reward_extra_info", {})
-    for session, info in sorted(finals.items()):
-        terms = ", ".join(f"{k} {info[k]:.4f}" for k in ("r1", "r3", "r2_mean", "r4_mean") if k in info)
-        print(f"rollout {session}: {terms}")
+    )
+    metrics = reward_metrics([r.key for r in rows], [r.extra_fields for r in rows])
+    print("training would log: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
 
 def _verl_version() -> str:

@@ -36,6 +36,8 @@ class Row:
     score: float  # the sum of rm_scores: the row's reward R
     advantage: float  # on the first response token (GRPO advantages are constant over a row)
     extra_fields: dict[str, Any]
+    prompt_ids: list[int]  # what the update trains on (`memalpha train step-check` reads them back)
+    response_ids: list[int]
 
 
 def _settle(cfg: DictConfig) -> DictConfig:
@@ -132,4 +134,6 @@ def _row(key: str, data: Any, i: int) -> Row:
         score=float(data["rm_scores"][i].sum()),
         advantage=float(data["advantages"][i][0]) if mask.numel() else 0.0,
         extra_fields=dict(data["extra_fields"][i]),
+        prompt_ids=data["prompts"][i].tolist(),
+        response_ids=data["responses"][i].tolist(),
     )

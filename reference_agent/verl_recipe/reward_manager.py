@@ -10,7 +10,9 @@ every row, and in `reward_extra_info`:
 - `step_rewards`, the per-step terms r2 + γ·r4 as a JSON string, which each row's
   `MemAlphaStepOutput.as_dict` adds to its own last token (validation metrics skip strings).
 
-Rollouts that reach a worker together are scored in one batch (`batching.RolloutBatcher`).
+Rollouts that reach a worker together are scored in one batch (`batching.RolloutBatcher`); the reader
+and judge requests of every worker go to the job's one reader service (`reader_service`), which
+caches them and answers each distinct request once.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tasks.errors import TaskError
 
 from ..rewards import CallRecord, Rollout, RolloutReward
 from .batching import RolloutBatcher
+from .reader_service import worker_readers
 from .settings import check_estimator, settings_of
 
 
@@ -65,7 +68,7 @@ class MemAlphaRewardManager(RewardManagerBase):
         super().__init__(config, tokenizer, compute_score)
         check_estimator(config.algorithm.adv_estimator)
         settings = settings_of(config)
-        self.scorer = settings.reward_scorer()
+        self.scorer = settings.reward_scorer(worker_readers(settings))
         self.batcher = RolloutBatcher(
             self.scorer.score, window_s=settings.batch.window_s, max_rollouts=settings.batch.max_rollouts
         )

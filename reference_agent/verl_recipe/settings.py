@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.profiles import get_profile
-from benchmark.readers.base import SamplingParams
+from benchmark.readers.base import Reader, SamplingParams
 from tasks.errors import TaskError
 
 from ..rewards import RewardConfig, RewardScorer
@@ -78,6 +78,7 @@ class RecipeSettings:
     scorer: ScorerSettings = field(default_factory=ScorerSettings)
     cache: str | None = None
     batch: BatchSettings = field(default_factory=BatchSettings)
+    progress: bool = False  # a line per rollout step (the dry run's; thousands per training step)
 
     def __post_init__(self) -> None:
         if self.tool_format not in FORMATS:
@@ -88,17 +89,20 @@ class RecipeSettings:
         """Settings from the `memalpha:` block; an unknown key or a bad value names its full key."""
         return _load(cls, values or {}, SECTION)
 
-    def reward_scorer(self) -> RewardScorer:
-        """The batched reward scorer these settings describe, with readers behind the response cache."""
+    def readers(self) -> tuple[Reader, Reader]:
+        """(reader, judge) as these settings describe them: each behind the response cache (when
+        `cache` is set) and answering identical concurrent requests once (`SingleFlightReader`).
+        Without a separate judge setting the judge is the reader itself."""
         from benchmark.cache import CachedReader, ResponseCache
         from benchmark.readers import make_reader
-        from tasks.tokenization import get_counter
+
+        from .shared_reader import SingleFlightReader
 
         reader_settings = self.reader
         if not reader_settings.base_url and reader_settings.backend == "openai":
             raise TaskError(f"{SECTION}.reader.base_url: the reader's server address is not set")
 
-        def reader_for(base_url: str | None, model: str | None):
+        def reader_for(base_url: str | None, model: str | None) -> Reader:
             return make_reader(
                 reader_settings.backend,
                 model or reader_settings.model,
@@ -115,6 +119,15 @@ class RecipeSettings:
             cache = ResponseCache(Path(self.cache))
             reader = CachedReader(reader, cache)
             judge = CachedReader(judge, cache) if separate_judge else reader
+        reader = SingleFlightReader(reader)
+        return reader, SingleFlightReader(judge) if separate_judge else reader
+
+    def reward_scorer(self, readers: tuple[Reader, Reader] | None = None) -> RewardScorer:
+        """The batched reward scorer these settings describe; `readers` (reader, judge) default to
+        `readers()`, built in this process."""
+        from tasks.tokenization import get_counter
+
+        reader, judge = readers or self.readers()
         profile = get_profile(self.scorer.profile)
         scorer_config = dataclasses.replace(
             profile.defaults,

@@ -1,8 +1,11 @@
-// Sorts every leaderboard table by the column named in the address: #sort=<column>-<asc|desc>.
-// Clicking a header sets the address, so a sorted view can be linked. Empty cells always sort last;
-// ties keep the board's rank order. No dependencies, works from the file system.
+// Sorts every leaderboard table by the column named in the address: #sort=<column>-<asc|desc>, and filters
+// the rows of long boards by the text typed into their filter box. Clicking a header sets the address, so
+// a sorted view can be linked. Numbers sort as numbers, text in natural order (v2 before v10); empty
+// cells always sort last; ties keep the board's rank order. No dependencies, works from the file system.
 (function () {
   "use strict";
+
+  var collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
 
   function wanted() {
     var m = /(?:^#|&)sort=([a-z0-9_]+)-(asc|desc)(?:&|$)/.exec(window.location.hash);
@@ -10,10 +13,7 @@
   }
 
   function compare(a, b, numeric) {
-    if (numeric) {
-      return parseFloat(a) - parseFloat(b);
-    }
-    return a < b ? -1 : a > b ? 1 : 0;
+    return numeric ? parseFloat(a) - parseFloat(b) : collator.compare(a, b);
   }
 
   function sortTable(table, key, dir) {
@@ -73,9 +73,30 @@
     window.location.hash = "sort=" + key + "-" + dir;
   }
 
+  function filter(input) {
+    var table = document.getElementById("table-" + input.getAttribute("data-table"));
+    var words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
+    var rows = table.tBodies[0].rows;
+    var shown = 0;
+    for (var i = 0; i < rows.length; i++) {
+      var text = rows[i].getAttribute("data-search");
+      var keep = words.every(function (w) { return text.indexOf(w) >= 0; });
+      rows[i].hidden = !keep;
+      shown += keep ? 1 : 0;
+    }
+    input.parentNode.parentNode.querySelector("output").textContent =
+      words.length ? shown + " of " + rows.length + " shown" : "";
+  }
+
   var buttons = document.querySelectorAll("table.board th button");
   for (var i = 0; i < buttons.length; i++) {
     buttons[i].addEventListener("click", onHeaderClick);
+  }
+  var inputs = document.querySelectorAll("p.filter input");
+  for (var k = 0; k < inputs.length; k++) {
+    inputs[k].addEventListener("input", function (event) { filter(event.currentTarget); });
+    inputs[k].parentNode.parentNode.hidden = false; // the box is useful only with this script
+    filter(inputs[k]);
   }
   window.addEventListener("hashchange", apply);
   apply();
