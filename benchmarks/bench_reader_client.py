@@ -4,12 +4,12 @@ servers (so that the client, not a model, is what is measured).
 Run by hand (figures go into docs/performance.md):
 
     python benchmarks/bench_reader_client.py [--requests 4000] [--concurrency 1 4 16 64 256] [--rounds 7]
-        [--servers 1] [--sdk]
+        [--servers 1] [--system-kb 4] [--sdk]
 
 Each fake server is an asyncio protocol in a process of its own that answers every chat request with one
 canned completion at once, over keep-alive HTTP/1.1, with the headers uvicorn sends. Every client sends
-the same requests (the same head and JSON fields as the reader sends: a 4 KB system message and a short
-question, JSON-encoded per request), spreads its connections over the servers, and reads each reply's
+the same requests (the same head and JSON fields as the reader sends: a 4 KB system message (`--system-kb`) and a
+short question, JSON-encoded per request), spreads its connections over the servers, and reads each reply's
 JSON:
 
 - `bare streams`: asyncio streams, a hand-written HTTP/1.1 request and a Content-Length read;
@@ -49,7 +49,14 @@ from benchmark.readers import ReaderRequest, SamplingParams
 from benchmark.readers.openai_reader import OpenAIReader
 from benchmark.readers.transport import FastTransport
 
-SYSTEM = "You answer from the memory below.\n" + "The memory holds facts about rivers and cities. " * 85
+MEMORY_LINE = "The memory holds facts about rivers and cities. "
+
+
+def system_message(kb: float) -> str:
+    return "You answer from the memory below.\n" + MEMORY_LINE * round(kb * 1024 / len(MEMORY_LINE))
+
+
+SYSTEM = system_message(4)  # --system-kb sets it
 PARAMS = SamplingParams(max_tokens=16)
 REPLY = json.dumps(
     {
@@ -334,7 +341,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--servers", type=int, default=1, help="fake servers, one process each")
     parser.add_argument("--sdk", action="store_true", help="also the openai SDK, bare and in the reader")
+    parser.add_argument("--system-kb", type=float, default=4, help="size of each request's system message")
     args = parser.parse_args()
+    global SYSTEM
+    SYSTEM = system_message(args.system_kb)
 
     clients = {**CLIENTS, **(SDK_CLIENTS if args.sdk else {})}
     ports = [free_port() for _ in range(args.servers)]
@@ -371,8 +381,8 @@ def main() -> None:
             process.terminate()
             process.join()
     print(
-        f"\n{args.servers} fake server(s); load average {os.getloadavg()[0]:.1f}; requests/s (client CPU per "
-        f"request), medians of {args.rounds} rounds\n"
+        f"\n{args.servers} fake server(s); {len(SYSTEM):,}-character system message; load average "
+        f"{os.getloadavg()[0]:.1f}; requests/s (client CPU per request), medians of {args.rounds} rounds\n"
     )
     headers = [
         "concurrency",
