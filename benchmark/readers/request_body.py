@@ -4,8 +4,8 @@ A scoring run sends thousands of requests that differ only in their messages: th
 settings, tools and template field repeat. `BodyFrame` encodes those once; `ChatBody.encode` escapes
 only the messages' texts per request and writes the JSON around them, without building the body's
 dict. The bytes are the same as `json.dumps(body.fields()).encode()` (ASCII escapes, so a lone
-surrogate stays valid JSON text); building and encoding the dict instead cost 4–6 µs more per request
-with a 4 KB system message (docs/performance.md).
+surrogate stays valid JSON text); `json.dumps` of the dict took 18 µs against 12 µs for this with a
+4 KB system message (docs/performance.md).
 """
 
 from __future__ import annotations
