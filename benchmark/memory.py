@@ -1,22 +1,27 @@
 """The memory file: `memories.jsonl`, one agent's final memory per instance (see DESIGN.md).
 
 Validation is strict and complete: every problem is reported with its line and field, so a
-submitter fixes the file in one go.
+submitter fixes the file in one go. Lines are split on "\n" only and decoded by tasks.strict_json
+(depth, numbers, surrogates, duplicate keys); ids, task names and timestamps must be plain text.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from tasks.errors import TaskError
+from tasks.atomic import replace_file
+from tasks.errors import TaskError, quoted
+from tasks.strict_json import JsonProblem, decode, record_lines
 
 MAX_PROBLEMS_SHOWN = 50
 MEMORY_KEYS = {"core", "semantic", "episodic"}
 RECORD_KEYS = {"instance_id", "task", "memory", "stats"}
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # in a name: it would garble messages, tables and logs
 
 
 class MemoryFileError(TaskError):
@@ -78,6 +83,12 @@ class MemoryRecord:
         }
 
 
+def _name_problem(value: str) -> str | None:
+    """Why a name (an id, a task, a timestamp) is not one line of plain text, or None."""
+    bad = _CONTROL.search(value)
+    return None if bad is None else f"holds the control character U+{ord(bad.group()):04X}; names are plain text"
+
+
 def _entries(value: Any, kind: str, problems: list[tuple[str, str]]) -> tuple[MemoryEntry, ...]:
     if not isinstance(value, list):
         problems.append((f"memory.{kind}", "must be a list of entries"))
@@ -95,12 +106,16 @@ def _entries(value: Any, kind: str, problems: list[tuple[str, str]]) -> tuple[Me
         if not isinstance(entry_id, str) or not entry_id:
             problems.append((f"{where}.id", "must be a non-empty string"))
         elif entry_id in seen:
-            problems.append((f"{where}.id", f"duplicate id {entry_id!r} in {kind}"))
+            problems.append((f"{where}.id", f"duplicate id {quoted(entry_id)} in {kind}"))
+        elif why := _name_problem(entry_id):
+            problems.append((f"{where}.id", why))
         seen.add(entry_id)
         if not isinstance(content, str) or not content.strip():
             problems.append((f"{where}.content", "must be a non-empty string"))
         if stamp is not None and not isinstance(stamp, str):
             problems.append((f"{where}.timestamp", "must be a string when given"))
+        elif stamp is not None and (why := _name_problem(stamp)):
+            problems.append((f"{where}.timestamp", why))
         if isinstance(entry_id, str) and isinstance(content, str):
             out.append(MemoryEntry(entry_id, content, stamp if isinstance(stamp, str) else None))
     return tuple(out)
@@ -117,6 +132,8 @@ def parse_record(obj: Any) -> tuple[MemoryRecord | None, list[tuple[str, str]]]:
     for key in ("instance_id", "task"):
         if not isinstance(obj.get(key), str) or not obj.get(key):
             problems.append((key, "must be a non-empty string"))
+        elif why := _name_problem(obj[key]):
+            problems.append((key, why))
     mem = obj.get("memory")
     memory = Memory()
     if not isinstance(mem, dict):
@@ -147,13 +164,6 @@ def parse_record(obj: Any) -> tuple[MemoryRecord | None, list[tuple[str, str]]]:
     return MemoryRecord(obj["instance_id"], obj["task"], memory, stats), []
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                yield lineno, line
-
-
 def read_memories(path: str | Path) -> list[MemoryRecord]:
     """All records of a memories file, or a MemoryFileError listing every problem with its line."""
     path = Path(path)
@@ -162,32 +172,30 @@ def read_memories(path: str | Path) -> list[MemoryRecord]:
     records: list[MemoryRecord] = []
     problems: list[tuple[int, str, str]] = []
     first_line: dict[tuple[str, str], int] = {}
-    try:
-        lines = list(iter_lines(path))
-    except UnicodeDecodeError as exc:
-        raise MemoryFileError(path, [(0, "<file>", f"not UTF-8 text (byte {exc.start})")]) from exc
-    for lineno, line in lines:
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append((lineno, "<line>", f"not valid JSON ({exc.msg}, column {exc.colno})"))
-            continue
-        record, found = parse_record(obj)
-        problems.extend((lineno, f, m) for f, m in found)
-        if record is None:
-            continue
-        key = (record.task, record.instance_id)
-        if key in first_line:
-            problems.append(
-                (
-                    lineno,
-                    "instance_id",
-                    f"{record.instance_id!r} of task {record.task!r} already given on line {first_line[key]}",
+    with open(path, "rb") as stream:
+        for lineno, raw in record_lines(stream):
+            try:
+                obj = decode(raw)
+            except JsonProblem as problem:
+                problems.append((lineno, problem.field or "<line>", problem.message))
+                continue
+            record, found = parse_record(obj)
+            problems.extend((lineno, f, m) for f, m in found)
+            if record is None:
+                continue
+            key = (record.task, record.instance_id)
+            if key in first_line:
+                problems.append(
+                    (
+                        lineno,
+                        "instance_id",
+                        f"{quoted(record.instance_id)} of task {quoted(record.task)} already given on line "
+                        f"{first_line[key]}",
+                    )
                 )
-            )
-            continue
-        first_line[key] = lineno
-        records.append(record)
+                continue
+            first_line[key] = lineno
+            records.append(record)
     if problems:
         raise MemoryFileError(path, problems)
     if not records:
@@ -197,11 +205,14 @@ def read_memories(path: str | Path) -> list[MemoryRecord]:
 
 def write_record(stream: IO[str], record: MemoryRecord) -> None:
     """Append one record as a line and flush it, so a killed run keeps every finished instance."""
-    stream.write(json.dumps(record.to_json(), ensure_ascii=False, sort_keys=True) + "\n")
+    stream.write(record_line(record))
     stream.flush()
 
 
+def record_line(record: MemoryRecord) -> str:
+    return json.dumps(record.to_json(), ensure_ascii=False, sort_keys=True) + "\n"
+
+
 def write_memories(path: Path, records: Iterable[MemoryRecord]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for record in records:
-            write_record(f, record)
+    """Write (or replace) a whole memories file, atomically."""
+    replace_file(path, (record_line(record) for record in records))

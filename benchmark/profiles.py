@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tasks.errors import TaskError
+from tasks.errors import TaskError, quoted
 from tasks.registry import all_tasks, get_suite
 
 from . import metrics, original_metrics
@@ -149,7 +149,7 @@ class Profile:
         try:
             return self.scorers[task]
         except KeyError:
-            raise ProfileError(f"profile {self.id} has no metric for task {task!r}") from None
+            raise ProfileError(f"profile {self.id} has no metric for task {quoted(task)}") from None
 
     def describe(self) -> dict[str, Any]:
         """What scores.json records about the profile (beside the retriever, template and reader)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tabulate import tabulate
@@ -38,7 +37,7 @@ def summary_table(scores: dict) -> str:
     )
 
 
-def write_report(path: Path, result: ScoreResult, reader: Reader) -> None:
+def report_text(result: ScoreResult, reader: Reader) -> str:
     scores = result.scores
     prompt_tokens = sum(it.response.prompt_tokens for it in result.items)
     completion_tokens = sum(it.response.completion_tokens for it in result.items)
@@ -81,4 +80,4 @@ def write_report(path: Path, result: ScoreResult, reader: Reader) -> None:
     ]
     missing = [(t, i) for t, v in scores["tasks"].items() for i in v["missing_instances"]]
     lines += [f"- {t}: {i}" for t, i in missing] or ["- none"]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "\n".join(lines) + "\n"

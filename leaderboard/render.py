@@ -22,6 +22,7 @@ import jinja2
 from tabulate import tabulate
 
 from benchmark.profiles import get_profile
+from tasks.atomic import replace_file
 
 from .boards import Board
 from .pins import PinnedScorer, sampling_text, tokenizer_identity
@@ -287,7 +288,7 @@ def board_json(view: BoardView) -> str:
 
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8", newline="\n")
+    replace_file(path, text)
 
 
 def render_site(
