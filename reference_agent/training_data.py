@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tasks.atomic import replace_file
 from tasks.errors import TaskError
 from tasks.manifest import load_built
 from tasks.registry import get_suite
@@ -170,5 +171,5 @@ def prepare(
         "task_hashes": dict(sorted(hashes.items())),
         "limit": limit,
     }
-    (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    replace_file(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return PrepareSummary(out_dir, manifest["rows"], manifest["task_hashes"])
