@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from tasks.atomic import replace_file
 from tasks.errors import TaskError, quoted
-from tasks.strict_json import JsonProblem, decode, record_lines
+from tasks.strict_json import JsonProblem, decode, location, record_lines
 
 MAX_PROBLEMS_SHOWN = 50
 MEMORY_KEYS = {"core", "semantic", "episodic"}
@@ -30,7 +30,8 @@ class MemoryFileError(TaskError):
     def __init__(self, path: Path, problems: list[tuple[int, str, str]]):
         self.path, self.problems = path, problems
         shown = "\n".join(
-            f"  {path}, line {line}, field {fld!r}: {msg}" for line, fld, msg in problems[:MAX_PROBLEMS_SHOWN]
+            f"  {location(path, line, '' if fld == '<file>' else fld)}: {msg}"
+            for line, fld, msg in problems[:MAX_PROBLEMS_SHOWN]
         )
         more = f"\n  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more" if len(problems) > MAX_PROBLEMS_SHOWN else ""
         super().__init__(f"{path}: {len(problems)} problem(s) in the memories file:\n{shown}{more}")

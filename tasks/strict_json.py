@@ -106,6 +106,7 @@ class _Hooks:
             value = int(text)
             if -INT_LIMIT <= value < INT_LIMIT:
                 return value
+            return self.reject(f"the integer {text} is outside the signed 64-bit range; integers must fit in 64 bits")
         digits = len(text.lstrip("-"))
         return self.reject(f"an integer of {digits:,} digits; integers must fit in 64 bits (at most 19 digits)")
 
