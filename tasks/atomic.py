@@ -98,15 +98,21 @@ def exits_cleanly() -> Iterator[None]:
 
 @contextmanager
 def _signals_held() -> Iterator[None]:
-    """Termination signals wait (they are delivered on leaving) while a set of files is renamed into place."""
-    if not _main_thread() or not hasattr(signal, "pthread_sigmask"):
+    """Termination signals wait while a set of files is renamed into place: each is recorded, and the first is
+    raised again once the renames are done (a handler, not a signal mask: a mask is per thread, and the
+    kernel may hand a process signal to a reader thread). Main thread only."""
+    if not _main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_BACK)
+    pending: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in _HELD_BACK}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if pending:
+            signal.raise_signal(pending[0])
 
 
 @functools.cache

@@ -1,0 +1,129 @@
+"""A real `memalpha score` subprocess SIGKILLed at every step of writing its outputs: the run folder holds the
+old outputs or a leading part of the new ones, never a mix, scores.json only beside the predictions and
+report written with it; the next score completes the set and sweeps the killed one's temporary files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmark.memory import Memory, MemoryEntry, MemoryRecord, write_memories
+from benchmark.scoring import PREDICTIONS, REPORT, SCORES
+from tasks.atomic import TEMP_PREFIX
+from tasks.manifest import load_built
+
+pytestmark = pytest.mark.realdata
+
+OUTPUTS = (PREDICTIONS, REPORT, SCORES)  # the order they are renamed into place, the seal last
+HERE = Path(__file__).parent
+# where a kill can land, as tests/pausing_cli.py names the step it pauses before
+STEPS = [
+    f"fsync:{PREDICTIONS}",  # the new predictions written to a temporary file, not yet synced
+    f"fsync:{SCORES}",  # every temporary written but the last
+    f"unlink:{SCORES}",  # about to remove the old seal
+    f"unlink:{REPORT}",  # old seal gone, old report about to go
+    f"replace:{PREDICTIONS}",  # only the old predictions left
+    f"replace:{REPORT}",  # the new predictions in place
+    f"replace:{SCORES}",  # new predictions and report in place, the seal not yet
+]
+
+
+def score_command(run: Path, data: Path, base_url: str, cache: Path, top_k: int) -> list[str]:
+    return [
+        "score",
+        str(run),
+        "--data",
+        str(data),
+        "--reader",
+        "openai",
+        "--model",
+        "scripted",
+        "--base-url",
+        base_url,
+        "--tokenizer",
+        "simple",
+        "--cache",
+        str(cache),
+        "--top-k",
+        str(top_k),
+        "--quiet",
+        "--max-retries",
+        "1",
+    ]
+
+
+def snapshot(run: Path) -> dict[str, bytes]:
+    return {name: (run / name).read_bytes() for name in OUTPUTS if (run / name).exists()}
+
+
+def killed_at(step: str, run: Path, command: list[str], marker: Path) -> None:
+    """Run `memalpha` until it pauses before `step`, then SIGKILL it."""
+    marker.unlink(missing_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "pausing_cli.py"), str(run), step, str(marker), "--", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            if process.poll() is not None:
+                raise AssertionError(f"memalpha ended ({process.returncode}) before {step}: {process.stderr.read()}")
+            assert time.monotonic() < deadline, f"memalpha never reached {step}"
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+        process.stderr.close()
+
+
+def test_a_kill_at_any_step_of_the_write_never_leaves_a_mix(squad_data, scripted_server, tmp_path):
+    dataset, _ = load_built(squad_data, "squad")
+    row = dataset["validation"][0]
+    run, cache, marker = tmp_path / "run", tmp_path / "responses.sqlite", tmp_path / "paused"
+    run.mkdir()
+    entries = tuple(MemoryEntry(f"s{i}", chunk) for i, chunk in enumerate(row["chunks"]))
+    write_memories(run / "memories.jsonl", [MemoryRecord(row["instance_id"], "squad", Memory("", entries, ()))])
+    server = scripted_server(lambda request: "I do not know.")
+
+    def score(top_k: int) -> list[str]:
+        return score_command(run, squad_data, server.base_url, cache, top_k)
+
+    first = subprocess.run([sys.executable, "-m", "benchmark.cli", *score(1)], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    old = snapshot(run)
+    states = []
+    for step in STEPS:  # the new outputs differ: two entries retrieved per question instead of one
+        killed_at(step, run, score(2), marker)
+        states.append((step, snapshot(run), sorted(p.name for p in run.glob(f"{TEMP_PREFIX}*"))))
+    last = subprocess.run([sys.executable, "-m", "benchmark.cli", *score(2)], capture_output=True, text=True)
+    assert last.returncode == 0, last.stderr
+    new = snapshot(run)
+    assert set(new) == set(OUTPUTS) and new[PREDICTIONS] != old[PREDICTIONS] and new[SCORES] != old[SCORES]
+    assert not list(run.glob(f"{TEMP_PREFIX}*"))  # the killed runs' temporary files are swept
+
+    for step, files, temps in states:
+        present = tuple(name for name in OUTPUTS if name in files)
+        assert present == OUTPUTS[: len(present)], (step, present)  # a leading part of the set
+        generations = {"old" if files[n] == old[n] else "new" if files[n] == new[n] else "neither" for n in present}
+        assert len(generations) == 1 and "neither" not in generations, (step, generations)
+        assert temps, step  # each kill left its temporary files (swept by the next run)
+    expected = [
+        (OUTPUTS, "old"),
+        (OUTPUTS, "old"),
+        (OUTPUTS, "old"),
+        (OUTPUTS[:2], "old"),
+        (OUTPUTS[:1], "old"),
+        (OUTPUTS[:1], "new"),
+        (OUTPUTS[:2], "new"),
+    ]
+    seen = [
+        (tuple(n for n in OUTPUTS if n in files), "old" if files[PREDICTIONS] == old[PREDICTIONS] else "new")
+        for _, files, _ in states
+    ]
+    assert seen == expected
