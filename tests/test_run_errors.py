@@ -1,0 +1,100 @@
+"""What a run and a score keep of failures and echo of their input: errors.jsonl holds one line per
+instance without a memory (its latest error, cut), a resume that succeeds drops it, and unknown ids are
+named cut to a few characters, however long they are."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmark.agents.base import InstanceInfo, Session
+from benchmark.agents.baselines import ChunkStoreAgent, ChunkStoreSession
+from benchmark.cli import main
+from benchmark.memory import Memory, MemoryRecord, write_memories
+from benchmark.running import ERROR_CHARS, ERRORS, MEMORIES, run_agent
+from tasks.manifest import load_built
+
+pytestmark = pytest.mark.realdata
+MEMBERS = [("squad", "validation")]
+
+
+class Failing(ChunkStoreAgent):
+    """chunk-store, failing every instance in `broken` at its second chunk with the message `why`."""
+
+    def __init__(self, broken: set[str], why: str):
+        super().__init__()
+        self.broken, self.why = broken, why
+
+    def new_session(self, instance: InstanceInfo) -> Session:
+        agent = self
+
+        class MaybeFailing(ChunkStoreSession):
+            def observe(self, chunk: str) -> None:
+                if instance.instance_id in agent.broken and self.chunks:
+                    raise RuntimeError(agent.why)
+                super().observe(chunk)
+
+        return MaybeFailing()
+
+
+def error_lines(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run / ERRORS).read_bytes().split(b"\n") if line]
+
+
+def test_errors_file_keeps_the_latest_error_of_each_failing_instance(squad_data, tmp_path):
+    ids = sorted(load_built(squad_data, "squad")[0]["validation"]["instance_id"])
+    run = tmp_path / "run"
+    for attempt in range(3):  # the same instance fails on every resume
+        summary = run_agent(Failing({ids[0]}, f"attempt {attempt}\x00 \ud800"), run, squad_data, MEMBERS)
+        assert list(summary.failed) == [f"squad/{ids[0]}"]
+        (line,) = error_lines(run)
+        assert line == {
+            "task": "squad",
+            "instance_id": ids[0],
+            "error": f"RuntimeError: attempt {attempt}\\x00 \\ud800",  # what a resume could not read, escaped
+        }
+    summary = run_agent(Failing(set(), ""), run, squad_data, MEMBERS)  # fixed: the resume does the instance
+    assert (summary.written, summary.resumed, summary.failed) == (1, len(ids) - 1, {})
+    assert not (run / ERRORS).exists()
+
+
+def test_a_huge_error_is_kept_cut(squad_data, tmp_path):
+    ids = sorted(load_built(squad_data, "squad")[0]["validation"]["instance_id"])
+    run = tmp_path / "run"
+    summary = run_agent(Failing(set(ids), "x" * 1_000_000), run, squad_data, MEMBERS, concurrency=1)
+    assert sorted(summary.failed) == [f"squad/{i}" for i in ids]
+    for line in error_lines(run):
+        assert len(line["error"]) < ERROR_CHARS + 50 and line["error"].endswith("(1,000,014 characters in all)")
+    assert (run / ERRORS).stat().st_size < len(ids) * (ERROR_CHARS + 200)
+    assert not (run / MEMORIES).exists() or (run / MEMORIES).read_bytes() == b""
+
+
+def test_unknown_huge_instance_ids_are_named_cut(squad_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    huge = [MemoryRecord(f"{i:02d}" + "z" * 1_000_000, "squad", Memory()) for i in range(25)]
+    write_memories(run / MEMORIES, huge)
+    code = main(
+        [
+            "score",
+            str(run),
+            "--data",
+            str(squad_data),
+            "--reader",
+            "openai",
+            "--model",
+            "m",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--tokenizer",
+            "simple",
+            "--quiet",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "instance ids not in the task data" in err and "(25 in all)" in err
+    assert "squad/00zzzz" in err and "… (1,000,002 characters)" in err
+    assert len(err) < 5_000  # 25 MB of ids gave a 20 MB message before
