@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import re
-import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,8 +317,7 @@ def render_site(
             _write(path, page.render(entry=entry, board=view.board, rank=rank, total=len(view.entries)))
             written.append(path)
     for name in ASSETS:
-        (out / "assets").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(TEMPLATES / name, out / "assets" / name)
+        _write(out / "assets" / name, (TEMPLATES / name).read_text(encoding="utf-8"))
         written.append(out / "assets" / name)
     shown = set(written)
     for stale in sorted({*(out / "entries").glob("*.html"), *(out / DATA_DIR).glob("board-*.*")} - shown):
