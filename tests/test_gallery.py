@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from leaderboard_helpers import metadata
+from test_scoring_e2e import score_args
 
 from benchmark.cli import main
 from benchmark.running import ERRORS
@@ -23,18 +25,8 @@ GOOD_LINE = {
     "task": "squad",
     "memory": {"core": "", "semantic": [{"id": "s0", "content": "Paris is in France."}], "episodic": []},
 }
-GOOD_META = {
-    "format": "memalpha-bench/submission@1",
-    "agent": {"name": "Gallery Agent", "version": "1.0"},
-    "model": "Qwen/Qwen3-4B",
-    "parameters": "4B",
-    "link": "https://example.org/agent",
-    "contact": "someone@example.org",
-    "license": "MIT",
-    "trained_on": [],
-    "task": "squad",
-    "task_hashes": {"squad": "a" * 64},
-}
+GOOD_META = metadata(("task", "squad"), {"squad": "a" * 64})
+DEAD_READER = "http://127.0.0.1:9/v1"  # nobody serves it: the input is refused before any reader call
 
 
 def table(category: str) -> dict[str, dict[str, Any]]:
@@ -50,25 +42,6 @@ def cli(capsys, *argv: Any) -> tuple[int, str, str]:
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err and len(captured.err) < MESSAGE_CHARS, captured.err[:2000]
     return code, captured.out, captured.err
-
-
-def score_args(run: Path, tmp_path: Path) -> list[Any]:
-    """`memalpha score` with a reader nobody serves: the memories are refused before any reader call."""
-    return [
-        "score",
-        run,
-        "--data",
-        tmp_path / "no-data",
-        "--reader",
-        "openai",
-        "--model",
-        "m",
-        "--base-url",
-        "http://127.0.0.1:9/v1",
-        "--tokenizer",
-        "simple",
-        "--quiet",
-    ]
 
 
 def submission(folder: Path, meta: bytes | None = None, memories: bytes | None = None) -> Path:
@@ -94,7 +67,7 @@ def test_memories_file_is_refused_by_score(case, expected, tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     shutil.copyfile(GALLERY / "memories" / case, run / "memories.jsonl")
-    code, _, err = cli(capsys, *score_args(run, tmp_path))
+    code, _, err = cli(capsys, *score_args(run, tmp_path / "no-data", DEAD_READER))
     assert (code, expected["message"] in err) == (expected["exit"], True), err
     assert not {"predictions.jsonl", "scores.json", "report.md"} & {p.name for p in run.iterdir()}
 
@@ -133,7 +106,7 @@ def run_target(target: str, doc: bytes, tmp_path: Path) -> list[Any]:
     if target == "score":
         (tmp_path / "run").mkdir()
         (tmp_path / "run" / "memories.jsonl").write_bytes(doc)
-        return score_args(tmp_path / "run", tmp_path)
+        return score_args(tmp_path / "run", tmp_path / "no-data", DEAD_READER)
     if target == "validate":
         return ["leaderboard", "validate", submission(tmp_path / "sub", meta=doc)]
     if target == "add":

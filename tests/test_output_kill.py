@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_scoring_e2e import score_args
 
 from benchmark.memory import Memory, MemoryEntry, MemoryRecord, write_memories
 from benchmark.scoring import PREDICTIONS, REPORT, SCORES
@@ -30,30 +31,6 @@ STEPS = [
     f"replace:{REPORT}",  # the new predictions in place
     f"replace:{SCORES}",  # new predictions and report in place, the seal not yet
 ]
-
-
-def score_command(run: Path, data: Path, base_url: str, cache: Path, top_k: int) -> list[str]:
-    return [
-        "score",
-        str(run),
-        "--data",
-        str(data),
-        "--reader",
-        "openai",
-        "--model",
-        "scripted",
-        "--base-url",
-        base_url,
-        "--tokenizer",
-        "simple",
-        "--cache",
-        str(cache),
-        "--top-k",
-        str(top_k),
-        "--quiet",
-        "--max-retries",
-        "1",
-    ]
 
 
 def snapshot(run: Path) -> dict[str, bytes]:
@@ -92,7 +69,7 @@ def test_a_kill_at_any_step_of_the_write_never_leaves_a_mix(squad_data, scripted
     server = scripted_server(lambda request: "I do not know.")
 
     def score(top_k: int) -> list[str]:
-        return score_command(run, squad_data, server.base_url, cache, top_k)
+        return score_args(run, squad_data, server.base_url, "scripted", "--cache", str(cache), "--top-k", str(top_k))
 
     first = subprocess.run([sys.executable, "-m", "benchmark.cli", *score(1)], capture_output=True, text=True)
     assert first.returncode == 0, first.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_scoring_e2e import score_args
 
 from benchmark.agents.base import InstanceInfo, Session
 from benchmark.agents.baselines import ChunkStoreAgent, ChunkStoreSession
@@ -77,23 +78,7 @@ def test_unknown_huge_instance_ids_are_named_cut(squad_data, tmp_path, capsys):
     run.mkdir()
     huge = [MemoryRecord(f"{i:02d}" + "z" * 1_000_000, "squad", Memory()) for i in range(25)]
     write_memories(run / MEMORIES, huge)
-    code = main(
-        [
-            "score",
-            str(run),
-            "--data",
-            str(squad_data),
-            "--reader",
-            "openai",
-            "--model",
-            "m",
-            "--base-url",
-            "http://127.0.0.1:9/v1",
-            "--tokenizer",
-            "simple",
-            "--quiet",
-        ]
-    )
+    code = main(score_args(run, squad_data, "http://127.0.0.1:9/v1"))  # refused before any reader call
     err = capsys.readouterr().err
     assert code == 2 and "instance ids not in the task data" in err and "(25 in all)" in err
     assert "squad/00zzzz" in err and "… (1,000,002 characters)" in err
