@@ -4,6 +4,8 @@ report written with it; the next score completes the set and sweeps the killed o
 
 from __future__ import annotations
 
+import errno
+import os
 import subprocess
 import sys
 import time
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 from test_scoring_e2e import score_args
 
+from benchmark.cli import main
 from benchmark.memory import Memory, MemoryEntry, MemoryRecord, write_memories
 from benchmark.scoring import PREDICTIONS, REPORT, SCORES
 from tasks.atomic import TEMP_PREFIX
@@ -31,6 +34,16 @@ STEPS = [
     f"replace:{REPORT}",  # the new predictions in place
     f"replace:{SCORES}",  # new predictions and report in place, the seal not yet
 ]
+
+
+def chunk_store_run(data: Path, tmp_path: Path) -> Path:
+    """A run folder with one squad instance's memory: every chunk a semantic entry."""
+    row = load_built(data, "squad")[0]["validation"][0]
+    run = tmp_path / "run"
+    run.mkdir()
+    entries = tuple(MemoryEntry(f"s{i}", chunk) for i, chunk in enumerate(row["chunks"]))
+    write_memories(run / "memories.jsonl", [MemoryRecord(row["instance_id"], "squad", Memory("", entries, ()))])
+    return run
 
 
 def snapshot(run: Path) -> dict[str, bytes]:
@@ -60,12 +73,7 @@ def killed_at(step: str, run: Path, command: list[str], marker: Path) -> None:
 
 
 def test_a_kill_at_any_step_of_the_write_never_leaves_a_mix(squad_data, scripted_server, tmp_path):
-    dataset, _ = load_built(squad_data, "squad")
-    row = dataset["validation"][0]
-    run, cache, marker = tmp_path / "run", tmp_path / "responses.sqlite", tmp_path / "paused"
-    run.mkdir()
-    entries = tuple(MemoryEntry(f"s{i}", chunk) for i, chunk in enumerate(row["chunks"]))
-    write_memories(run / "memories.jsonl", [MemoryRecord(row["instance_id"], "squad", Memory("", entries, ()))])
+    run, cache, marker = chunk_store_run(squad_data, tmp_path), tmp_path / "responses.sqlite", tmp_path / "paused"
     server = scripted_server(lambda request: "I do not know.")
 
     def score(top_k: int) -> list[str]:
@@ -104,3 +112,25 @@ def test_a_kill_at_any_step_of_the_write_never_leaves_a_mix(squad_data, scripted
         for _, files, _ in states
     ]
     assert seen == expected
+
+
+def test_a_full_disk_while_writing_keeps_the_old_outputs(squad_data, scripted_server, tmp_path, monkeypatch, capsys):
+    """The disk fills while the new predictions are written (ENOSPC at their fsync, where a full disk shows on
+    file systems that allocate late): `score` says so naming the file, and the old set stays whole."""
+    run = chunk_store_run(squad_data, tmp_path)
+    server = scripted_server(lambda request: "I do not know.")
+    assert main(score_args(run, squad_data, server.base_url, "scripted", "--top-k", "1")) == 0
+    old = snapshot(run)
+    real_fsync = os.fsync
+
+    def full_disk(fd: int) -> None:
+        if Path(os.readlink(f"/proc/self/fd/{fd}")).parent == run:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    capsys.readouterr()
+    assert main(score_args(run, squad_data, server.base_url, "scripted", "--top-k", "2")) == 2
+    err = capsys.readouterr().err
+    assert f"{run / PREDICTIONS}: cannot write (No space left on device); older files are unchanged" in err
+    assert snapshot(run) == old and not list(run.glob(f"{TEMP_PREFIX}*"))
