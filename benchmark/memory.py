@@ -84,6 +84,12 @@ class MemoryRecord:
         }
 
 
+def _keys(keys: set[str], shown: int = 5) -> str:
+    """Unknown keys as an error names them: a list of the first few, each cut (they come from the input)."""
+    names = sorted(keys)
+    return "[" + ", ".join(quoted(k) for k in names[:shown]) + (", …" if len(names) > shown else "") + "]"
+
+
 def _name_problem(value: str) -> str | None:
     """Why a name (an id, a task, a timestamp) is not one line of plain text, or None."""
     bad = _CONTROL.search(value)
@@ -102,7 +108,7 @@ def _entries(value: Any, kind: str, problems: list[tuple[str, str]]) -> tuple[Me
             continue
         extra = set(item) - {"id", "content", "timestamp"}
         if extra:
-            problems.append((where, f"unknown key(s) {sorted(extra)}"))
+            problems.append((where, f"unknown key(s) {_keys(extra)}"))
         entry_id, content, stamp = item.get("id"), item.get("content"), item.get("timestamp")
         if not isinstance(entry_id, str) or not entry_id:
             problems.append((f"{where}.id", "must be a non-empty string"))
@@ -129,7 +135,7 @@ def parse_record(obj: Any) -> tuple[MemoryRecord | None, list[tuple[str, str]]]:
         return None, [("<line>", "must be a JSON object")]
     extra = set(obj) - RECORD_KEYS
     if extra:
-        problems.append(("<line>", f"unknown key(s) {sorted(extra)}"))
+        problems.append(("<line>", f"unknown key(s) {_keys(extra)}"))
     for key in ("instance_id", "task"):
         if not isinstance(obj.get(key), str) or not obj.get(key):
             problems.append((key, "must be a non-empty string"))
@@ -144,7 +150,7 @@ def parse_record(obj: Any) -> tuple[MemoryRecord | None, list[tuple[str, str]]]:
         if missing:
             problems.append(("memory", f"missing key(s) {sorted(missing)}"))
         if unknown:
-            problems.append(("memory", f"unknown key(s) {sorted(unknown)}"))
+            problems.append(("memory", f"unknown key(s) {_keys(unknown)}"))
         core = mem.get("core", "")
         if core is None:
             core = ""
