@@ -10,7 +10,7 @@ QUOTED_CHARS = 60
 
 
 class TaskError(Exception):
-    """Base class: anything the CLI reports as a one-line error instead of a traceback."""
+    """Base class: anything the CLI reports as a one-line error instead of a traceback (exit code 1)."""
 
 
 def _cut(text: str, limit: int, show) -> str:
@@ -28,7 +28,11 @@ def shortened(text: str, limit: int = QUOTED_CHARS) -> str:
     return _cut(text, limit, str)
 
 
-class UnknownNameError(TaskError, KeyError):
+class UsageError(TaskError):
+    """The command line itself is wrong: an unknown name, a bad option value, a missing flag (exit code 2)."""
+
+
+class UnknownNameError(UsageError, KeyError):
     """An unknown task or suite name, with the closest known names as suggestions."""
 
     def __init__(self, kind: str, name: str, known: Iterable[str]):

@@ -73,13 +73,15 @@ def test_a_huge_error_is_kept_cut(squad_data, tmp_path):
     assert not (run / MEMORIES).exists() or (run / MEMORIES).read_bytes() == b""
 
 
-def test_unknown_huge_instance_ids_are_named_cut(squad_data, tmp_path, capsys):
+def test_unknown_huge_instance_ids_are_named_cut(squad_data, scripted_server, tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     huge = [MemoryRecord(f"{i:02d}" + "z" * 1_000_000, "squad", Memory()) for i in range(25)]
     write_memories(run / MEMORIES, huge)
-    code = main(score_args(run, squad_data, "http://127.0.0.1:9/v1"))  # refused before any reader call
+    server = scripted_server(lambda request: "ready")
+    code = main(score_args(run, squad_data, server.base_url))
     err = capsys.readouterr().err
-    assert code == 2 and "instance ids not in the task data" in err and "(25 in all)" in err
+    assert code == 1 and "instance ids not in the task data" in err and "(25 in all)" in err
     assert "squad/00zzzz" in err and "… (1,000,002 characters)" in err
     assert len(err) < 5_000  # 25 MB of ids gave a 20 MB message before
+    assert server.count <= 1  # at most the start-up probe: no question was asked

@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 from ..readers import ReaderResponse
-from .base import AgentOptionError, OptionReader
+from .base import AgentOption, AgentOptionError, OptionReader
 from .recurrent import RecurrentAgent
 
 
@@ -31,6 +31,11 @@ class Mem1Agent(RecurrentAgent):
     default_memory_tokens = 1024
     default_temperature = 0.01
     default_top_p = 0.95
+    own_option_docs = (
+        AgentOption(
+            "state_tag", "think", "the tag around the state (another one for a Qwen3 server that splits out <think>)"
+        ),
+    )
 
     def _own_options(self, opts: OptionReader) -> None:
         self.tag = opts.get("state_tag") or "think"
