@@ -443,7 +443,7 @@ def describe_agents() -> list[dict]:
         except Exception as exc:  # a plugin whose extra is not installed: listed, with the reason
             entry["error"] = f"{type(exc).__name__}: {exc}"
         else:
-            entry["summary"] = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+            entry["summary"] = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
             entry["options"] = (
                 None
                 if cls.option_docs is None

@@ -178,8 +178,11 @@ class MemAlphaSession(Session):
 
 
 class MemAlphaAgent(Agent):
-    """The reference agent. `MemAlphaAgent(reader, **options)` runs on a reader built elsewhere (the
-    positional argument cannot be set from `--agent-opt`); the reader options are then not taken."""
+    """The reference Mem-α agent: one tool-calling generation per chunk writes core, semantic and
+    episodic memory.
+
+    From Python, `MemAlphaAgent(reader, **options)` runs on a reader built elsewhere (the positional
+    argument cannot be set from `--agent-opt`); the reader options are then not taken."""
 
     name = "memalpha"
     option_docs = (

@@ -25,6 +25,9 @@ from .recurrent import RecurrentAgent
 
 
 class Mem1Agent(RecurrentAgent):
+    """MEM1: each step folds the previous internal state and the chunk into a new state; the final
+    state is the core."""
+
     name = "mem1"
     default_model = "Mem-Lab/Qwen2.5-7B-RL-RAG-Q2-EM-Release"
     default_template = "mem1_v1.jinja"
