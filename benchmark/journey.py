@@ -20,7 +20,6 @@ set) and the scorer.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import urllib.error
@@ -34,7 +33,7 @@ from tasks.errors import TaskError, UsageError
 from tasks.llm import BuilderLLM, required_step, skipped_required_step
 from tasks.manifest import MANIFEST, read_manifest
 from tasks.registry import get_suite, get_task, resolve_names
-from tasks.strict_json import load_file
+from tasks.strict_json import JsonProblem, decode, load_file
 from tasks.tokenization import get_counter
 
 from .agents import Agent, make_agent
@@ -183,7 +182,7 @@ def served_models(base_url: str, role: str, api_key: str | None = None) -> list[
         request.add_header("Authorization", f"Bearer {key}")
     try:
         with urllib.request.urlopen(request, timeout=_PROBE_TIMEOUT_S) as response:
-            body = json.loads(response.read())
+            body = decode(response.read())
     except urllib.error.HTTPError:
         return None  # it answers: reachable; the one-token request says the rest
     except (urllib.error.URLError, OSError) as exc:
@@ -191,7 +190,7 @@ def served_models(base_url: str, role: str, api_key: str | None = None) -> list[
         raise ReaderError(
             f"{role}: nothing answers at {base_url} ({reason}); start the server, or fix the address"
         ) from None
-    except json.JSONDecodeError:
+    except JsonProblem:
         return None
     models = body.get("data") if isinstance(body, dict) else None
     ids = [m.get("id") for m in models or () if isinstance(m, dict) and m.get("id")]

@@ -18,6 +18,7 @@ from benchmark.agents import BUILTIN, agent_class, available
 from benchmark.agents.base import Agent, AgentOption, AgentOptionError, InstanceInfo, OptionReader, Session
 from benchmark.agents.baselines import ChunkStoreSession
 from benchmark.cli import main
+from benchmark.journey import served_models
 from benchmark.memory import read_memories
 from tasks.build import build_task
 from tasks.manifest import load_built
@@ -144,6 +145,22 @@ def test_preflight_uses_the_key_named_by_api_key_env(data, tmp_path, scripted_se
     assert main(eval_args(data, tmp_path / "other", server.base_url, "--api-key-env", "MY_READER_KEY")) == 1
     assert "--api-key-env MY_READER_KEY: that environment variable is not set" in capsys.readouterr().err
     assert server.probes == 1 and not (tmp_path / "other" / "memories.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"data": [{"id": "m", "created": ' + b"7" * 5000 + b"}]}"],
+    ids=["nested 100,000 levels", "an integer of 5,000 digits"],
+)
+def test_a_model_list_the_strict_reader_refuses_counts_as_none(body, data, tmp_path, scripted_server):
+    """The preflight reads GET /models strictly: a reply that crashed json.loads (RecursionError, ValueError)
+    is no list, and the one-token request decides."""
+    server = scripted_server(answer())
+    server.models_body = body
+    assert served_models(server.base_url, "reader") is None
+    assert main(eval_args(data, tmp_path / "run", server.base_url, "--limit-questions", "1")) == 0
+    server.models_body = None
+    assert served_models(server.base_url, "reader") == ["scripted"]
 
 
 def test_score_checks_data_and_reader_before_any_question(data, tmp_path, capsys):

@@ -94,8 +94,8 @@ def _shown(raw: bytes) -> str:
 def _server_message(raw: bytes) -> str:
     """The server's own words: the `error` field of a JSON body, else the body as text."""
     try:
-        obj = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        obj = decode(raw)
+    except JsonProblem:
         return _shown(raw) if raw.strip() else "(empty body)"
     if isinstance(obj, dict) and "error" in obj:
         error = obj["error"]
