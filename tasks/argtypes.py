@@ -11,20 +11,24 @@ import argparse
 import math
 from collections.abc import Callable
 
+from .errors import quoted
 
-def integer(minimum: int) -> Callable[[str], int]:
-    """A whole number of at least `minimum`."""
+
+def integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """A whole number of at least `minimum` (and at most `maximum`, when given)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {quoted(text)}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
 
-    parse.__name__ = f"integer >= {minimum}"
+    parse.__name__ = f"integer >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
     return parse
 
 
@@ -43,3 +47,5 @@ positive_int = integer(1)
 """Counts that must not be 0: instances, questions, tokens, parallel requests, retrieved entries."""
 non_negative_int = integer(0)
 """Counts that may be 0: retries."""
+random_seed = integer(0, 2**32 - 1)
+"""Random seeds: numpy's RandomState (the train cap's draw) takes 0 to 2**32 - 1 only."""
