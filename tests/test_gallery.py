@@ -123,10 +123,16 @@ def run_target(target: str, doc: bytes, tmp_path: Path) -> list[Any]:
         (tmp_path / "task").mkdir()
         (tmp_path / "task" / "manifest.json").write_bytes(doc)
         return ["tasks", "show", tmp_path / "task"]
+    if target == "score-data":  # the manifest of a built task, as `memalpha score --data` reads it
+        (tmp_path / "data" / "squad").mkdir(parents=True)
+        (tmp_path / "data" / "squad" / "manifest.json").write_bytes(doc)
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "memories.jsonl").write_text(json.dumps(GOOD_LINE) + "\n")
+        return score_args(tmp_path / "run", tmp_path / "data", DEAD_READER)
     raise AssertionError(target)
 
 
-@pytest.mark.parametrize("target", ["score", "validate", "add", "render", "metric", "manifest"])
+@pytest.mark.parametrize("target", ["score", "validate", "add", "render", "metric", "manifest", "score-data"])
 @pytest.mark.parametrize(("case", "expected"), cases("json"))
 def test_json_edge_case_is_refused_with_its_place(case, expected, target, tmp_path, capsys):
     code, _, err = cli(capsys, *run_target(target, holding(case), tmp_path))
@@ -181,6 +187,19 @@ def test_run_resumes_from_its_memories_file_or_names_the_bad_line(
     added = after[len(kept) :].split(b"\n")  # then the run's own instance, done again
     assert added[-1] == b"" and [json.loads(x)["task"] for x in added[:-1]] == ["squad"]
     assert not (run / ERRORS).exists()
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(("case", "expected"), cases("json"))
+def test_scores_file_edge_case_is_refused(case, expected, finished_run, squad_data, tmp_path, capsys):
+    """`memalpha score` reads the scores.json already in a run folder (are they made with other settings?)
+    with the strict reader too, before any reader call, and leaves the folder as it was."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "scores.json").write_bytes(holding(case))
+    code, _, err = cli(capsys, *score_args(run, squad_data, DEAD_READER))
+    assert (code, expected["message"] in err, f"{run / 'scores.json'}" in err) == (expected["exit"], True, True), err
+    assert (run / "scores.json").read_bytes() == holding(case) and not (run / "predictions.jsonl").exists()
 
 
 @pytest.mark.realdata
