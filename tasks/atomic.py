@@ -22,7 +22,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -33,8 +33,9 @@ TEMP_PREFIX = ".tmp-"
 _SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 _HELD_BACK = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
 
-Content = str | Iterable[str]
-"""What a file is written from: its whole text, or its text in pieces (e.g. one line each)."""
+Content = str | Iterable[str] | Callable[[Path], None]
+"""What a file is written from: its whole text, its text in pieces (e.g. one line each), or a writer that
+takes a file name (a parquet writer, say) and is handed the temporary one."""
 
 
 class OutputError(TaskError):
@@ -142,7 +143,7 @@ def temporary_file(folder: Path, name: str) -> tuple[int, Path]:
     return fd, Path(tmp)
 
 
-def write_synced(fd: int, content: Content) -> None:
+def write_synced(fd: int, content: str | Iterable[str]) -> None:
     """Write `content` as UTF-8 with "\\n" line ends to the open file `fd`, flush it to disk and close it."""
     with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
         if isinstance(content, str):
@@ -151,6 +152,17 @@ def write_synced(fd: int, content: Content) -> None:
             f.writelines(content)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _write_with(fd: int, path: Path, writer: Callable[[Path], None]) -> None:
+    """Close `fd`, have `writer` write `path`, then flush what it wrote to disk."""
+    os.close(fd)
+    writer(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def replace_together(folder: str | Path, outputs: Mapping[str, Content]) -> list[Path]:
@@ -166,7 +178,11 @@ def replace_together(folder: str | Path, outputs: Mapping[str, Content]) -> list
         try:
             for current in names:
                 fd, temps[current] = temporary_file(folder, current)
-                write_synced(fd, outputs[current])
+                content = outputs[current]
+                if callable(content):
+                    _write_with(fd, temps[current], content)
+                else:
+                    write_synced(fd, content)
             with _signals_held():
                 renaming = True
                 for current in reversed(names[1:]):
