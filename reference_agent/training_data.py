@@ -172,4 +172,6 @@ def prepare(
     outputs: dict[str, Content] = {name: partial(write_parquet, rows) for name, rows in written.items() if rows}
     outputs[MANIFEST_FILE] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"  # the seal: written last
     replace_together(out_dir, outputs)
+    for stale in {TRAIN_FILE, VAL_FILE} - set(outputs):  # an older run's file the new manifest does not count
+        (out_dir / stale).unlink(missing_ok=True)
     return PrepareSummary(out_dir, manifest["rows"], manifest["task_hashes"])

@@ -125,3 +125,5 @@ def test_a_failed_prepare_keeps_the_older_files_whole(built, tmp_path, monkeypat
     assert prepare(built, tmp_path, tasks=list(TASKS), limit=2).rows["train.parquet"] == 2 * len(TASKS)
     assert pq.read_table(tmp_path / "train.parquet").num_rows == 2 * len(TASKS)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "train.parquet", "val.parquet"]
+    prepare(built, tmp_path, tasks=list(TASKS), val_suite=None)  # no validation now: the older one goes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "train.parquet"]
