@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from tasks.atomic import replace_file
 from tasks.errors import TaskError, quoted
@@ -210,10 +210,24 @@ def read_memories(path: str | Path) -> list[MemoryRecord]:
     return records
 
 
-def write_record(stream: IO[str], record: MemoryRecord) -> None:
-    """Append one record as a line and flush it, so a killed run keeps every finished instance."""
-    stream.write(record_line(record))
-    stream.flush()
+def checked_line(record: MemoryRecord) -> str:
+    """`record` as a memories.jsonl line, once it is known to read back as `memalpha score` reads it: UTF-8
+    text, within the strict reader's limits, in the memory format. Otherwise a TaskError names the fields,
+    so a run fails the instance whose agent handed in such a memory instead of writing a line that scoring
+    refuses (or, for a lone surrogate, crashing on the write)."""
+    line = record_line(record)
+    try:
+        data = line.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: written escaped, the strict reader names its field
+        data = json.dumps(record.to_json(), sort_keys=True).encode()
+    try:
+        _, problems = parse_record(decode(data))
+    except JsonProblem as problem:
+        problems = [(problem.field or "<line>", problem.message)]
+    if problems:
+        fields = "; ".join(f"field {name!r}: {message}" for name, message in problems[:MAX_PROBLEMS_SHOWN])
+        raise TaskError(f"bad memory for instance {quoted(record.instance_id)}: {fields}")
+    return line
 
 
 def record_line(record: MemoryRecord) -> str:

@@ -37,7 +37,7 @@ from tasks.strict_json import JsonProblem, decode, load_file, location
 from .agents.base import Agent, InstanceInfo, Session
 from .cache import ResponseCache
 from .compare import as_json, differences
-from .memory import MemoryRecord, parse_record, write_record
+from .memory import MemoryRecord, checked_line, parse_record
 from .readers.base import ReaderResponse
 
 CONFIG = "config.json"
@@ -299,11 +299,13 @@ def _hand_in(o: _Open, memories, errors: ErrorLog, summary: RunSummary) -> None:
     info = o.planned.info
     try:
         memory = o.session.memory()
-    except Exception as exc:  # the agent broke while handing in: report, go on
+        stats = {"chunks_seen": info.num_chunks, "seconds": round(time.perf_counter() - o.started, 3)}
+        line = checked_line(MemoryRecord(info.instance_id, info.task, memory, {**stats, **o.session.stats()}))
+    except Exception as exc:  # the agent broke while handing in, or handed in what scoring refuses: report, go on
         _record_failure(summary, errors, info, exc)
         return
-    stats = {"chunks_seen": info.num_chunks, "seconds": round(time.perf_counter() - o.started, 3), **o.session.stats()}
-    write_record(memories, MemoryRecord(info.instance_id, info.task, memory, stats))
+    memories.write(line)
+    memories.flush()  # at once: a killed run keeps every finished instance
     errors.succeeded(info)
     summary.written += 1
 

@@ -14,7 +14,7 @@ from test_scoring_e2e import score_args
 from benchmark.agents.base import InstanceInfo, Session
 from benchmark.agents.baselines import ChunkStoreAgent, ChunkStoreSession
 from benchmark.cli import main
-from benchmark.memory import Memory, MemoryRecord, write_memories
+from benchmark.memory import Memory, MemoryEntry, MemoryRecord, read_memories, write_memories
 from benchmark.running import ERROR_CHARS, ERRORS, MEMORIES, run_agent
 from tasks.manifest import load_built
 
@@ -85,3 +85,50 @@ def test_unknown_huge_instance_ids_are_named_cut(squad_data, scripted_server, tm
     assert "squad/00zzzz" in err and "… (1,000,002 characters)" in err
     assert len(err) < 5_000  # 25 MB of ids gave a 20 MB message before
     assert server.count <= 1  # at most the start-up probe: no question was asked
+
+
+class HandsIn(ChunkStoreAgent):
+    """chunk-store whose memory for the instances in `bad` is what `spoil` makes of it."""
+
+    def __init__(self, bad: dict[str, Any]):
+        super().__init__()
+        self.bad = bad
+
+    def new_session(self, instance: InstanceInfo) -> Session:
+        spoil = self.bad.get(instance.instance_id)
+
+        class Spoiled(ChunkStoreSession):
+            def memory(self) -> Memory:
+                return spoil(super().memory()) if spoil else super().memory()
+
+            def stats(self) -> dict[str, Any]:
+                return {"score": float("nan")} if spoil is nan_stats else super().stats()
+
+        return Spoiled()
+
+
+def nan_stats(memory: Memory) -> Memory:
+    return memory
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (
+            lambda m: Memory(core="half of \ud800 a pair", semantic=m.semantic),
+            "field 'memory.core': the text holds a lone surrogate U+D800",  # crashed the write before
+        ),
+        (lambda m: Memory(semantic=(MemoryEntry("", "text"),)), "field 'memory.semantic[0].id'"),
+        (nan_stats, "field 'stats.score': NaN is not a JSON value"),
+    ],
+    ids=["lone surrogate", "empty id", "NaN in stats"],
+)
+def test_a_memory_scoring_would_refuse_fails_its_instance_and_nothing_is_written(spoil, message, squad_data, tmp_path):
+    ids = sorted(load_built(squad_data, "squad")[0]["validation"]["instance_id"])
+    run = tmp_path / "run"
+    summary = run_agent(HandsIn({ids[0]: spoil}), run, squad_data, MEMBERS, show_progress=False)
+    assert list(summary.failed) == [f"squad/{ids[0]}"] and summary.written == len(ids) - 1
+    error = summary.failed[f"squad/{ids[0]}"]
+    assert error.startswith(f"TaskError: bad memory for instance {ids[0]!r}: ") and message in error, error
+    assert sorted(r.instance_id for r in read_memories(run / MEMORIES)) == ids[1:]  # the file reads back whole
+    assert [line["instance_id"] for line in error_lines(run)] == [ids[0]]
