@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 
 from .errors import quoted
+from .strict_json import JsonProblem, decode
 
 
 def integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
@@ -49,3 +50,15 @@ non_negative_int = integer(0)
 """Counts that may be 0: retries."""
 random_seed = integer(0, 2**32 - 1)
 """Random seeds: numpy's RandomState (the train cap's draw) takes 0 to 2**32 - 1 only."""
+
+
+def json_object(text: str) -> dict:
+    """A JSON object given as an option value, read by the strict reader (tasks.strict_json)."""
+    try:
+        value = decode(text)
+    except JsonProblem as problem:
+        where = f" (field {problem.field!r})" if problem.field else ""
+        raise argparse.ArgumentTypeError(f"{problem.message}{where}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"key\": false}}', got {quoted(text)}")
+    return value

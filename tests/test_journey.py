@@ -356,6 +356,23 @@ def test_a_seed_numpy_cannot_take_is_a_usage_error(value, message, tmp_path, cap
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested deeper than 64 levels"),  # RecursionError before
+        ('{"enable_thinking": NaN}', "NaN is not a JSON value (field 'enable_thinking')"),
+        ("[false]", "expected a JSON object such as"),
+    ],
+    ids=["nested 100,000 levels", "NaN", "a list"],
+)
+def test_a_json_option_is_read_strictly(value, message, tmp_path, capsys):
+    args = ["export", "lm-eval", "--tasks", "squad", "--out", str(tmp_path / "out"), "--chat-template-kwargs", value]
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument --chat-template-kwargs: {message}" in err and len(err) < 2000, err
+
+
 def test_every_numeric_option_has_a_checked_type():
     """No command takes a bare int or float: each numeric option goes through tasks.argtypes."""
     from benchmark.cli import build_parser
