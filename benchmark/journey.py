@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.argtypes import check_count
 from tasks.errors import TaskError, UsageError
 from tasks.llm import BuilderLLM, required_step, skipped_required_step
 from tasks.manifest import MANIFEST, read_manifest
@@ -268,6 +269,9 @@ class ScoringSettings:
     profile: Any = None  # a profile id or benchmark.profiles.Profile; None: the default (v1)
     template_file: str | Path | None = None
     limit_questions: int | None = None
+
+    def __post_init__(self) -> None:
+        check_count("limit_questions", self.limit_questions)
 
 
 def expected_scorer(

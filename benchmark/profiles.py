@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tasks.argtypes import check_count
 from tasks.errors import TaskError, UsageError, quoted
 from tasks.registry import all_tasks, get_suite
 
@@ -51,6 +52,12 @@ class ScorerConfig:
     budget_tokens: int = 30_000
     sampling: SamplingParams = field(default_factory=lambda: SamplingParams(max_tokens=2048))
     judge_sampling: SamplingParams = field(default_factory=lambda: SamplingParams(max_tokens=16))
+
+    def __post_init__(self) -> None:
+        check_count("top_k", self.top_k)
+        check_count("budget_tokens", self.budget_tokens)
+        check_count("sampling.max_tokens", self.sampling.max_tokens)
+        check_count("judge_sampling.max_tokens", self.judge_sampling.max_tokens)
 
 
 QueryRule = Literal["question", "user_message", "labelled_sentence"]

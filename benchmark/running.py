@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.argtypes import check_count
 from tasks.atomic import replace_file
 from tasks.errors import TaskError, UsageError
 from tasks.manifest import load_built
@@ -227,6 +228,8 @@ def run_agent(
 
     from .cli import package_version
 
+    check_count("limit", limit)
+    check_count("concurrency", concurrency)
     run_dir, data_dir = Path(run_dir), Path(data_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     planned, hashes = plan(data_dir, members, limit)

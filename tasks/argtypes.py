@@ -11,7 +11,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-from .errors import quoted
+from .errors import UsageError, quoted
 from .strict_json import JsonProblem, decode
 
 
@@ -62,3 +62,14 @@ def json_object(text: str) -> dict:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"key\": false}}', got {quoted(text)}")
     return value
+
+
+def check_count(name: str, value: object, minimum: int = 1) -> None:
+    """The same rule for a Python API argument (None: not set): a UsageError naming it, as the option's
+    type gives on the command line, instead of a crash deep in the work (a pool of 0 threads, say)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{name} must be a whole number, got {quoted(value)}")
+    if value < minimum:
+        raise UsageError(f"{name} must be at least {minimum}, got {value}")
