@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.atomic import Content, replace_together
-from tasks.errors import TaskError
+from tasks.errors import TaskError, UsageError
 from tasks.manifest import load_built
 from tasks.registry import get_suite
 
@@ -132,7 +132,7 @@ def select_members(suite: str, tasks: Sequence[str] | None) -> list[tuple[str, s
         return members
     outside = sorted(set(tasks) - {t for t, _ in members})
     if outside:
-        raise TaskError(f"task(s) {', '.join(outside)} not in suite {suite}")
+        raise UsageError(f"task(s) {', '.join(outside)} not in suite {suite}")
     return [(t, s) for t, s in members if t in tasks]
 
 
