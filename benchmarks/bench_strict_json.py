@@ -16,6 +16,11 @@ at every string for surrogates). Measured in the same run, interleaved, CPU seco
   checks alone, as before this reader);
 - write: `tasks.atomic.replace_file` of the file's text (temporary file, fsync, rename), against
   `Path.write_text` in place (anchor). Wall seconds (fsync waits for the disk), median of --repeat.
+
+Then one chat-completion reply (~400 bytes, as a reader server sends it; once more with its answer's
+non-ASCII characters escaped): microseconds per reply (`timeit`, median of --repeat) of
+`tasks.strict_json.decode_reply` (what `benchmark.readers.replies.read_reply` reads a reply with), of the
+full `decode`, and of `json.loads` (anchor).
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ import json
 import statistics
 import tempfile
 import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
 
 from benchmark.memory import parse_record, read_memories
 from tasks.atomic import replace_file
+from tasks.strict_json import decode, decode_reply
 
 WORDS = "Paris is the capital of France and the Seine runs through it; café, naïve, 東京, 🙂".split()
 
@@ -84,6 +91,35 @@ def main() -> None:
                     f"| {entries:,} | {len(text.encode()) / 1e6:.1f} | {writer} | {s:.3f} | {p:.3f} | {s / p:.2f}× "
                     f"| {statistics.median(atomic):.3f} | {statistics.median(in_place):.3f} |"
                 )
+
+    replies(args.repeat)
+
+
+def reply_body(ensure_ascii: bool) -> bytes:
+    answer = " ".join(WORDS)
+    body = {
+        "id": "chatcmpl-0",
+        "object": "chat.completion",
+        "created": 1733300000,
+        "model": "Qwen/Qwen3-32B",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3012, "completion_tokens": 21, "total_tokens": 3033},
+    }
+    return json.dumps(body, ensure_ascii=ensure_ascii).encode()
+
+
+def replies(repeat: int, number: int = 20_000) -> None:
+    print("\n| reply | bytes | decode_reply (µs) | decode (µs) | json.loads (µs) | decode_reply ÷ json.loads |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for ensure_ascii in (False, True):
+        body = reply_body(ensure_ascii)
+        runs: dict[Callable[[bytes], object], list[float]] = {decode_reply: [], decode: [], json.loads: []}
+        for _ in range(repeat):
+            for fn, times in runs.items():
+                times.append(timeit.timeit(lambda fn=fn, body=body: fn(body), number=number) / number * 1e6)
+        fast, full, plain = (statistics.median(times) for times in runs.values())
+        writer = "ensure_ascii=True" if ensure_ascii else "ensure_ascii=False"
+        print(f"| {writer} | {len(body)} | {fast:.1f} | {full:.1f} | {plain:.1f} | {fast / plain:.2f}× |")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,16 @@ import json
 import pytest
 
 from tasks.errors import TaskError, quoted, shortened
-from tasks.strict_json import MAX_DEPTH, JsonInputError, JsonProblem, decode, load_file, read_records, record_lines
+from tasks.strict_json import (
+    MAX_DEPTH,
+    JsonInputError,
+    JsonProblem,
+    decode,
+    decode_reply,
+    load_file,
+    read_records,
+    record_lines,
+)
 
 
 def nested(depth: int) -> str:
@@ -48,7 +57,7 @@ def test_valid_json_within_the_limits_decodes_as_json_does(value):
         ('{"a": ' + "1" * 5000 + "}", "a", "an integer of 5,000 digits"),  # ValueError inside json
         ('{"a": [0, 9223372036854775808]}', "a[1]", "the integer 9223372036854775808 is outside the signed 64-bit"),
         ('{"a": NaN}', "a", "NaN is not a JSON value"),
-        ('[1, -Infinity]', "[1]", "-Infinity is not a JSON value"),
+        ("[1, -Infinity]", "[1]", "-Infinity is not a JSON value"),
         ('{"a": 1e400}', "a", "the number '1e400' is too large to represent"),
         ('{"a": {"b": "x\\ud800"}}', "a.b", "the text holds a lone surrogate U+D800 (half of a UTF-16 pair) at"),
         ('["\\ude00\\ud83d"]', "[0]", "lone surrogate U+DE00"),
@@ -107,3 +116,18 @@ def test_echoed_input_is_cut_with_its_length():
     assert quoted("abc") == "'abc'" and quoted(7) == "7"
     assert quoted("x" * 1_000_000) == repr("x" * 60) + "… (1,000,000 characters)"
     assert shortened("y" * 100, 10) == "yyyyyyyyyy… (100 characters)" and shortened("id-1") == "id-1"
+
+
+def test_a_reply_is_refused_only_for_what_would_crash_or_corrupt_text():
+    """decode_reply: json.loads speed for a plain reply, the strict reader's refusal where json gives up or an
+    escape is a lone surrogate; repeated keys and NaN, which a reply's reader never looks at, pass."""
+    assert decode_reply(b'{"a": [1, 2.5, "\\u00e9\\ud83d\\ude42"]}') == {"a": [1, 2.5, "é🙂"]}  # a whole pair
+    assert decode_reply(b'{"a": 1, "a": 2, "b": NaN}')["a"] == 2
+    for data, message in [
+        (b"[" * 100_000 + b"]" * 100_000, "nested deeper than 64 levels"),
+        (b'{"n": ' + b"7" * 5000 + b"}", "an integer of 5,000 digits"),
+        (b'{"c": "Par\\ud800is"}', r"lone surrogate U\+D800"),
+        (b'{"c": "Par', "not valid JSON"),
+    ]:
+        with pytest.raises(JsonProblem, match=message):
+            decode_reply(data)

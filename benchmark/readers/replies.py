@@ -17,7 +17,7 @@ from typing import Any
 
 from benchmark.readers.base import ReaderResponse, missing_answer
 from benchmark.readers.transport import HttpReply
-from tasks.strict_json import JsonProblem, decode
+from tasks.strict_json import JsonProblem, decode, decode_reply
 
 MAX_MESSAGE_CHARS = 300
 TEMPLATE_KWARGS = "chat_template_kwargs"
@@ -127,7 +127,7 @@ def read_reply(reply: HttpReply) -> ReaderResponse:
         retryable = is_retryable_status(reply.status)
         raise ReplyProblem(reason, retryable=retryable, retry_after=retry_after_seconds(reply.headers))
     try:
-        body = decode(reply.body)
+        body = decode_reply(reply.body)
     except JsonProblem as problem:
         snippet = server_message(reply.body, 80)
         raise ReplyProblem(
