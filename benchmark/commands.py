@@ -148,6 +148,26 @@ def add_template_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_input_limit_option(p: argparse.ArgumentParser) -> None:
+    """`--input-limit`: the score and eval commands (the leaderboard has its own caps on submissions)."""
+    p.add_argument(
+        "--input-limit",
+        action="append",
+        metavar="NAME=SIZE",
+        help="change a size cap on RUN/memories.jsonl, checked before it is read: memories_bytes (the file, "
+        "default 2G) or record_bytes (one line, one instance's memory, default 512M); sizes in bytes or with a "
+        "K, M or G suffix; repeat for both",
+    )
+
+
+def scoring_options(args: argparse.Namespace) -> dict:
+    """`score_run`'s input caps and prompt window from the options."""
+    from .input_limits import InputLimits
+    from .scoring import prompt_window
+
+    return {"limits": InputLimits.parse(args.input_limit), "window": prompt_window(args.concurrency)}
+
+
 def readers_from_args(args: argparse.Namespace, run_dir: Path):
     """The cached reader and judge the options describe."""
     import os
@@ -207,6 +227,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_reader_options(p)
     add_template_option(p)
+    add_input_limit_option(p)
     p.set_defaults(func=cmd_score)
 
 
@@ -225,6 +246,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         show_progress=not args.quiet,
         profile=args.profile,
         template_file=args.reader_template,
+        **scoring_options(args),
     )
     print(summary_table(result.scores))
     print(f"\nresults in {args.run}: predictions.jsonl, scores.json, report.md", file=sys.stderr)
@@ -373,6 +395,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         show_progress=not args.quiet,
         profile=args.profile,
         template_file=args.reader_template,
+        **scoring_options(args),
     )
     print()
     print(summary_table(result.scores))
@@ -399,4 +422,5 @@ def register_run(commands: argparse._SubParsersAction) -> None:
     add_run_options(p)
     add_reader_options(p)
     add_template_option(p)
+    add_input_limit_option(p)
     p.set_defaults(func=cmd_eval)

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 from scipy import sparse
@@ -102,12 +103,55 @@ def _token_hashes(lowered: str) -> tuple[np.ndarray, np.ndarray]:
     return hashes, starts
 
 
-def _texts_tokens(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(token hash, index of its text) for every token of `texts`, all in one pass."""
-    lowered = [t.lower() for t in texts]
-    hashes, starts = _token_hashes("\n".join(lowered))
-    first = np.cumsum([0] + [len(t) + 1 for t in lowered[:-1]])
-    return hashes, np.searchsorted(first, starts, side="right") - 1
+BLOCK_CHARS = 1 << 18
+"""Characters hashed at a time: the arrays of one pass (about 40 bytes per character) stay a few MB."""
+
+
+def _texts_tokens(texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(token hash, index of its text) for every token of `texts`, in order, one block of whole texts at a time.
+
+    Texts are gathered into blocks of about BLOCK_CHARS characters; a longer text is a block of its own,
+    hashed in pieces cut at non-word characters (after lower-casing the whole text: lower-casing is
+    context-sensitive), so that no token is cut.
+    """
+    pieces: list[str] = []
+    owners: list[int] = []
+    size = 0
+    for i, text in enumerate(texts):
+        lowered = text.lower()
+        if pieces and size + len(lowered) > BLOCK_CHARS:
+            yield _hash_pieces(pieces, owners)
+            pieces, owners, size = [], [], 0
+        if len(lowered) > BLOCK_CHARS:
+            parts = [_hash_pieces([piece], [i]) for piece in _cut(lowered)]
+            yield np.concatenate([h for h, _ in parts]), np.concatenate([e for _, e in parts])
+            continue
+        pieces.append(lowered)
+        owners.append(i)
+        size += len(lowered) + 1
+    if pieces:
+        yield _hash_pieces(pieces, owners)
+
+
+def _hash_pieces(pieces: list[str], owners: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    hashes, starts = _token_hashes("\n".join(pieces))  # "\n" is no word character: no token spans two pieces
+    first = np.cumsum([0] + [len(p) + 1 for p in pieces[:-1]])
+    return hashes, np.asarray(owners, dtype=np.int32)[np.searchsorted(first, starts, side="right") - 1]
+
+
+_NON_WORD = re.compile(r"\W")
+
+
+def _cut(text: str) -> Iterator[str]:
+    """`text` in pieces of about BLOCK_CHARS characters, each cut just after a non-word character."""
+    start = 0
+    while len(text) - start > BLOCK_CHARS:
+        found = _NON_WORD.search(text, start + BLOCK_CHARS)
+        if found is None:
+            break
+        yield text[start : found.end()]
+        start = found.end()
+    yield text[start:]
 
 
 DENSE_CELLS = 2_000_000  # at most 16 MB of float64 scores at a time
@@ -120,27 +164,27 @@ def _ranked(scores: np.ndarray, k: int) -> list[int]:
 
 
 def _top_k(dense: np.ndarray, k: int) -> list[list[int]]:
-    """Top-k per row of a queries × entries score matrix, vectorised.
+    """Top-k per row of a queries × entries score matrix: best first, ties in entry order (the first k of a
+    stable descending sort), in time linear in the row's length.
 
-    `argpartition` finds each row's k best in linear time; a row where entries tied with its k-th score
-    were left out (the partition picks arbitrarily among ties) is ranked exactly instead.
+    `argpartition` finds each row's k best; where entries tied with the k-th best score were left out (it
+    picks among ties arbitrarily), the row's entries above that score and its tied ones in entry order are
+    taken instead (memories with repeated entries tie often).
     """
     n = dense.shape[1]
     if k >= n:
         return [_ranked(row, k) for row in dense]
     top = np.argpartition(-dense, k - 1, axis=1)[:, :k]
     values = np.take_along_axis(dense, top, axis=1)
-    order = np.lexsort((top, -values), axis=1)
-    top, values = np.take_along_axis(top, order, axis=1), np.take_along_axis(values, order, axis=1)
-    kth = values[:, -1]
+    kth = values.min(axis=1)
     ambiguous = (dense == kth[:, None]).sum(axis=1) != (values == kth[:, None]).sum(axis=1)
-    out = []
-    for i in range(dense.shape[0]):
-        if ambiguous[i]:
-            out.append(_ranked(dense[i], k))
-        else:
-            out.append(top[i].tolist())
-    return out
+    for i in np.flatnonzero(ambiguous).tolist():
+        row = dense[i]
+        above = np.flatnonzero(row > kth[i])
+        top[i] = np.concatenate((above, np.flatnonzero(row == kth[i])[: k - above.size]))
+        values[i] = row[top[i]]
+    order = np.lexsort((top, -values), axis=1)
+    return np.take_along_axis(top, order, axis=1).tolist()
 
 
 def floored_idf(n: int, df: np.ndarray, first_seen: np.ndarray, epsilon: float | None) -> np.ndarray:
@@ -159,20 +203,32 @@ def floored_idf(n: int, df: np.ndarray, first_seen: np.ndarray, epsilon: float |
     return np.where(idf < 0, epsilon * (total / idf.size), idf)
 
 
-class MemoryIndex:
-    """A BM25 index over the texts of one memory type (possibly empty); `epsilon`: see `floored_idf`."""
+def _row_slices(indptr: np.ndarray, size: int) -> Iterator[tuple[int, int]]:
+    """Consecutive row ranges [first, last) of a CSR layout holding about `size` values each."""
+    rows = indptr.size - 1
+    first = 0
+    while first < rows:
+        last = max(first + 1, int(np.searchsorted(indptr, indptr[first] + size, side="right")) - 1)
+        last = min(last, rows)
+        yield first, last
+        first = last
 
-    def __init__(self, texts: Sequence[str], *, epsilon: float | None = None):
-        self.size = len(texts)
-        self._terms = np.empty(0, dtype=np.uint64)  # sorted token hashes: term i is self._terms[i]
-        self._matrix = None  # terms × entries, BM25 weight of each (term, entry)
-        if not texts:
-            return
-        hashes, entry = _texts_tokens(texts)
-        if hashes.size == 0:
-            return
-        # One stable sort by token hash groups each term's occurrences, entries in ascending order; term
-        # ids, (term, entry) term frequencies and the CSR layout all follow from run boundaries.
+
+class _BlockPairs(NamedTuple):
+    """One block's tokens grouped: its distinct terms (sorted hashes), the memory-wide position of each
+    term's first token, and its (term, entry) pairs with their term frequencies, in (term, entry) order."""
+
+    terms: np.ndarray  # uint64, sorted, distinct
+    first_seen: np.ndarray  # int64, per term
+    pairs: np.ndarray  # int64, per term: how many entries of the block hold it
+    doc: np.ndarray  # int32, per pair: the entry
+    tf: np.ndarray  # int32, per pair: the term's occurrences in the entry
+
+    @classmethod
+    def of(cls, hashes: np.ndarray, entry: np.ndarray, position: int) -> _BlockPairs:
+        """From a block's token hashes and entries, in token order; `position`: where its first token stands
+        in the memory. One stable sort by hash groups each term's tokens, entries ascending; terms, pairs
+        and term frequencies all follow from run boundaries."""
         order = np.argsort(hashes, kind="stable")
         hashes, entry = hashes[order], entry[order]
         term_start = np.empty(hashes.size, dtype=bool)
@@ -181,18 +237,75 @@ class MemoryIndex:
         pair_start = term_start.copy()
         pair_start[1:] |= entry[1:] != entry[:-1]
         starts = np.flatnonzero(pair_start)
-        tf = np.diff(np.append(starts, hashes.size)).astype(np.float64)
-        doc = entry[starts]
-        term = np.cumsum(term_start)[starts] - 1
-        self._terms = hashes[term_start]
-        n, v = len(texts), len(self._terms)
-        lengths = np.bincount(entry, minlength=n).astype(np.float64)
-        df = np.bincount(term, minlength=v)
-        idf = floored_idf(n, df, order[term_start], epsilon)  # a run's first token is the term's first use
-        norm = K1 * (1 - B + B * lengths[doc] / lengths.mean())
-        weights = idf[term] * ((tf * (K1 + 1)) / (tf + norm))
-        indptr = np.searchsorted(term, np.arange(v + 1))
-        self._matrix = sparse.csr_matrix((weights, doc, indptr), shape=(v, n))
+        term_pairs = np.diff(np.append(np.flatnonzero(term_start[starts]), starts.size))
+        return cls(
+            terms=hashes[term_start],
+            first_seen=order[term_start] + position,  # a run's first token is the term's first use
+            pairs=term_pairs,
+            doc=entry[starts],
+            tf=np.diff(np.append(starts, hashes.size)).astype(np.int32),
+        )
+
+
+WEIGHT_SLICE = 1 << 20
+"""Pairs whose BM25 weight is computed at a time (bounds the temporaries of that step)."""
+
+
+class MemoryIndex:
+    """A BM25 index over the texts of one memory type (possibly empty); `epsilon`: see `floored_idf`.
+
+    Built one block of texts at a time, so that it needs, beyond the texts and the finished index, about
+    8 bytes per (term, entry) pair and a few MB: each block's tokens are grouped into (term, entry, term
+    frequency) triples (`_BlockPairs`), which are placed into one sparse term × entry matrix at the end
+    (a counting sort: blocks hold whole texts, in memory order, so every term's entries come out
+    ascending), whose values then become BM25 weights in place.
+    """
+
+    def __init__(self, texts: Sequence[str], *, epsilon: float | None = None):
+        self.size = len(texts)
+        self._terms = np.empty(0, dtype=np.uint64)  # sorted token hashes: term i is self._terms[i]
+        self._matrix = None  # terms × entries, BM25 weight of each (term, entry)
+        if not texts:
+            return
+        blocks, position = [], 0
+        for hashes, entry in _texts_tokens(texts):
+            if hashes.size:
+                blocks.append(_BlockPairs.of(hashes, entry, position))
+            position += hashes.size
+        if not blocks:
+            return
+        # Term ids over the whole memory: each block's terms are sorted and distinct, so `np.unique` of their
+        # concatenation gives the vocabulary, and its first index of a term is in the first block using it.
+        self._terms, first_index, term_ids = np.unique(
+            np.concatenate([b.terms for b in blocks]), return_index=True, return_inverse=True
+        )
+        first_seen = np.concatenate([b.first_seen for b in blocks])[first_index]
+        ids = np.split(term_ids, np.cumsum([b.terms.size for b in blocks])[:-1])
+        n, v = len(texts), self._terms.size
+        df = np.zeros(v, dtype=np.int64)
+        lengths = np.zeros(n, dtype=np.float64)
+        for block, block_ids in zip(blocks, ids, strict=True):
+            df[block_ids] += block.pairs
+            low = int(block.doc.min())
+            lengths[low : int(block.doc.max()) + 1] += np.bincount(block.doc - low, weights=block.tf)
+        indptr = np.zeros(v + 1, dtype=np.int64)
+        np.cumsum(df, out=indptr[1:])
+        indices = np.empty(int(indptr[-1]), dtype=np.int32)
+        values = np.empty(int(indptr[-1]), dtype=np.float64)  # term frequencies, then weights
+        filled = indptr[:-1].copy()
+        while blocks:  # placed in memory order: each term's entries ascending
+            block, block_ids = blocks.pop(0), ids.pop(0)
+            run_start = np.cumsum(block.pairs) - block.pairs
+            where = np.repeat(filled[block_ids] - run_start, block.pairs) + np.arange(block.doc.size)
+            indices[where], values[where] = block.doc, block.tf
+            filled[block_ids] += block.pairs
+        idf = floored_idf(n, df, first_seen, epsilon)
+        norm = K1 * (1 - B + B * lengths / lengths.mean())
+        for first, last in _row_slices(indptr, WEIGHT_SLICE):
+            tf = values[indptr[first] : indptr[last]]
+            term_idf = np.repeat(idf[first:last], df[first:last])
+            tf[:] = term_idf * ((tf * (K1 + 1)) / (tf + norm[indices[indptr[first] : indptr[last]]]))
+        self._matrix = sparse.csr_matrix((values, indices, indptr), shape=(v, n))
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[int]]:
         """For each query, the indices of its top-`k` entries, best first.
@@ -203,7 +316,8 @@ class MemoryIndex:
         """
         if self.size == 0 or k <= 0 or not queries:
             return [[] for _ in queries]
-        hashes, rows = _texts_tokens(queries)
+        tokens = list(_texts_tokens(queries))
+        hashes, rows = (np.concatenate([block[j] for block in tokens]) for j in (0, 1))
         has_words = np.bincount(rows, minlength=len(queries)) > 0
         if self._matrix is None:  # entries without a single word: all score 0, memory order
             return [list(range(min(k, self.size))) if w else [] for w in has_words]

@@ -7,9 +7,9 @@ import hashlib
 import pytest
 
 from benchmark.memory import Memory, MemoryEntry
+from benchmark.memory_tokens import MemoryTokens
 from benchmark.profiles import get_profile
 from benchmark.prompting import BuiltPrompt, ReaderPrompt
-from benchmark.scoring import _token_counts
 from tasks.errors import TaskError
 from tasks.tokenization import SimpleCounter
 
@@ -27,12 +27,9 @@ def memory(n: int = 30) -> Memory:
 
 
 def sizes(mem: Memory):
-    """Entry sizes as the scorer counts them (scoring._token_counts): with their timestamps."""
-    everything = [list(range(len(mem.semantic))), list(range(len(mem.episodic)))]
-    return (
-        _token_counts(COUNTER, mem.semantic, [everything[0]]),
-        _token_counts(COUNTER, mem.episodic, [everything[1]]),
-    )
+    """Entry sizes as the scorer counts them (MemoryTokens): with their timestamps."""
+    tokens = MemoryTokens.count(mem, COUNTER)
+    return tokens.semantic, tokens.episodic
 
 
 def five_entry_prompt(prompt: ReaderPrompt) -> tuple[Memory, BuiltPrompt, str, str]:
