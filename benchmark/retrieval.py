@@ -86,13 +86,24 @@ def _power_table(base: int, n: int) -> np.ndarray:
 
 
 def _token_hashes(lowered: str) -> tuple[np.ndarray, np.ndarray]:
-    """(hash, start offset) of every `\\w+` token of an already lower-cased text, without a Python loop.
+    """(hash, start offset) of every `\\w+` token of an already lower-cased text, without a Python loop."""
+    return _hash_codes(_code_points(lowered))
+
+
+def _code_points(text: str) -> np.ndarray:
+    """The text's code points: one byte each for ASCII text, four otherwise (the same numbers)."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _hash_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(hash, start offset) of every `\\w+` token of a lower-cased text given as its code points.
 
     A token's hash is the polynomial sum of its code points modulo 2**64 plus its length, computed from
     prefix sums, so equal tokens hash equally wherever they stand; the hashes stand in for a
     vocabulary (a collision between two words of one memory, ~1e-10, would merge their statistics).
     """
-    codes = np.frombuffer(lowered.encode("utf-32-le"), dtype=np.uint32)
     edges = np.diff(_word_table()[codes].astype(np.int8), prepend=0, append=0)
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     with np.errstate(over="ignore"):
@@ -110,33 +121,49 @@ BLOCK_CHARS = 1 << 18
 def _texts_tokens(texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(token hash, index of its text) for every token of `texts`, in order, one block of whole texts at a time.
 
-    Texts are gathered into blocks of about BLOCK_CHARS characters; a longer text is a block of its own,
-    hashed in pieces cut at non-word characters (after lower-casing the whole text: lower-casing is
-    context-sensitive), so that no token is cut.
+    Texts are gathered into blocks of about BLOCK_CHARS characters, joined by "\n" (no word character, so
+    no token spans two texts, and a boundary to lower-casing's context rule) and lower-cased at once; a
+    longer text is a block of its own, hashed in pieces cut at non-word characters, so that no token is cut.
     """
-    pieces: list[str] = []
-    owners: list[int] = []
-    size = 0
-    for i, text in enumerate(texts):
-        lowered = text.lower()
-        if pieces and size + len(lowered) > BLOCK_CHARS:
-            yield _hash_pieces(pieces, owners)
-            pieces, owners, size = [], [], 0
-        if len(lowered) > BLOCK_CHARS:
-            parts = [_hash_pieces([piece], [i]) for piece in _cut(lowered)]
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    ends = np.cumsum(lengths + 1)  # where each text's separator stands in the running join, plus one
+    long = [*np.flatnonzero(lengths > BLOCK_CHARS).tolist(), len(texts)]
+    first, next_long = 0, 0
+    while first < len(texts):
+        if first == long[next_long]:
+            lowered = texts[first].lower()
+            parts = [_hash_pieces([piece], first) for piece in _cut(lowered)]
             yield np.concatenate([h for h, _ in parts]), np.concatenate([e for _, e in parts])
+            first, next_long = first + 1, next_long + 1
             continue
-        pieces.append(lowered)
-        owners.append(i)
-        size += len(lowered) + 1
-    if pieces:
-        yield _hash_pieces(pieces, owners)
+        before = int(ends[first - 1]) if first else 0
+        last = int(np.searchsorted(ends, before + BLOCK_CHARS, side="right"))
+        last = min(max(last, first + 1), long[next_long])
+        yield _hash_pieces(texts[first:last], first, lengths[first:last])
+        first = last
 
 
-def _hash_pieces(pieces: list[str], owners: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    hashes, starts = _token_hashes("\n".join(pieces))  # "\n" is no word character: no token spans two pieces
-    first = np.cumsum([0] + [len(p) + 1 for p in pieces[:-1]])
-    return hashes, np.asarray(owners, dtype=np.int32)[np.searchsorted(first, starts, side="right") - 1]
+def _hash_pieces(
+    pieces: Sequence[str], owner: int, lengths: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Token hashes of consecutive texts (or pieces of one), each token with its text's index (the first
+    text is `owner`); `lengths`: the pieces' lengths, when known."""
+    joined = "\n".join(pieces)
+    if joined.isascii():
+        codes = np.frombuffer(joined.encode("ascii").lower(), dtype=np.uint8)
+    else:
+        lowered = joined.lower()
+        if len(lowered) != len(joined):  # a character that lower-cases to several (İ): lower each apart
+            pieces = [p.lower() for p in pieces]
+            lowered, lengths = "\n".join(pieces), None
+        codes = _code_points(lowered)
+    hashes, starts = _hash_codes(codes)
+    if len(pieces) == 1:
+        return hashes, np.full(hashes.size, owner, dtype=np.int32)
+    if lengths is None:
+        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+    separators = np.cumsum(lengths + 1) - 1
+    return hashes, (owner + np.searchsorted(separators, starts, side="left")).astype(np.int32)
 
 
 _NON_WORD = re.compile(r"\W")
@@ -203,17 +230,6 @@ def floored_idf(n: int, df: np.ndarray, first_seen: np.ndarray, epsilon: float |
     return np.where(idf < 0, epsilon * (total / idf.size), idf)
 
 
-def _row_slices(indptr: np.ndarray, size: int) -> Iterator[tuple[int, int]]:
-    """Consecutive row ranges [first, last) of a CSR layout holding about `size` values each."""
-    rows = indptr.size - 1
-    first = 0
-    while first < rows:
-        last = max(first + 1, int(np.searchsorted(indptr, indptr[first] + size, side="right")) - 1)
-        last = min(last, rows)
-        yield first, last
-        first = last
-
-
 class _BlockPairs(NamedTuple):
     """One block's tokens grouped: its distinct terms (sorted hashes), the memory-wide position of each
     term's first token, and its (term, entry) pairs with their term frequencies, in (term, entry) order."""
@@ -247,24 +263,27 @@ class _BlockPairs(NamedTuple):
         )
 
 
-WEIGHT_SLICE = 1 << 20
-"""Pairs whose BM25 weight is computed at a time (bounds the temporaries of that step)."""
-
-
 class MemoryIndex:
     """A BM25 index over the texts of one memory type (possibly empty); `epsilon`: see `floored_idf`.
 
-    Built one block of texts at a time, so that it needs, beyond the texts and the finished index, about
-    8 bytes per (term, entry) pair and a few MB: each block's tokens are grouped into (term, entry, term
-    frequency) triples (`_BlockPairs`), which are placed into one sparse term × entry matrix at the end
-    (a counting sort: blocks hold whole texts, in memory order, so every term's entries come out
-    ascending), whose values then become BM25 weights in place.
+    It holds, per (term, entry) pair, the entry (4 bytes) and the term's frequency in it (1 byte, 2 where
+    a word occurs 256 times or more in one entry), in a sparse term × entry matrix, plus each term's idf
+    and each entry's length norm; a pair's BM25 weight is computed when a query needs it, with the same
+    operations as at build time in rank-bm25, so the scores are the same to the last bit (holding the
+    weights instead took 12 bytes a pair).
+
+    It is built one block of texts at a time, so that beyond the texts and the finished index it needs
+    about 8 bytes a pair and a few MB: each block's tokens are grouped into (term, entry, term frequency)
+    triples (`_BlockPairs`), which are then placed into the matrix (a counting sort: blocks hold whole
+    texts, in memory order, so every term's entries come out ascending).
     """
 
     def __init__(self, texts: Sequence[str], *, epsilon: float | None = None):
         self.size = len(texts)
         self._terms = np.empty(0, dtype=np.uint64)  # sorted token hashes: term i is self._terms[i]
-        self._matrix = None  # terms × entries, BM25 weight of each (term, entry)
+        self._matrix = None  # terms × entries: the term's frequency in the entry
+        self._idf = np.empty(0)  # per term
+        self._norm = np.empty(0)  # per entry: k1 (1 - b + b × length / mean length)
         if not texts:
             return
         blocks, position = [], 0
@@ -291,21 +310,25 @@ class MemoryIndex:
         indptr = np.zeros(v + 1, dtype=np.int64)
         np.cumsum(df, out=indptr[1:])
         indices = np.empty(int(indptr[-1]), dtype=np.int32)
-        values = np.empty(int(indptr[-1]), dtype=np.float64)  # term frequencies, then weights
+        most = max(int(b.tf.max()) for b in blocks)
+        tfs = np.empty(int(indptr[-1]), dtype=np.uint8 if most <= 0xFF else np.uint16 if most <= 0xFFFF else np.uint32)
         filled = indptr[:-1].copy()
         while blocks:  # placed in memory order: each term's entries ascending
             block, block_ids = blocks.pop(0), ids.pop(0)
             run_start = np.cumsum(block.pairs) - block.pairs
             where = np.repeat(filled[block_ids] - run_start, block.pairs) + np.arange(block.doc.size)
-            indices[where], values[where] = block.doc, block.tf
+            indices[where], tfs[where] = block.doc, block.tf
             filled[block_ids] += block.pairs
-        idf = floored_idf(n, df, first_seen, epsilon)
-        norm = K1 * (1 - B + B * lengths / lengths.mean())
-        for first, last in _row_slices(indptr, WEIGHT_SLICE):
-            tf = values[indptr[first] : indptr[last]]
-            term_idf = np.repeat(idf[first:last], df[first:last])
-            tf[:] = term_idf * ((tf * (K1 + 1)) / (tf + norm[indices[indptr[first] : indptr[last]]]))
-        self._matrix = sparse.csr_matrix((values, indices, indptr), shape=(v, n))
+        self._idf = floored_idf(n, df, first_seen, epsilon)
+        self._norm = K1 * (1 - B + B * lengths / lengths.mean())
+        self._matrix = sparse.csr_matrix((tfs, indices, indptr), shape=(v, n))
+
+    def nbytes(self) -> int:
+        """The index's size in memory (its arrays)."""
+        arrays = [self._terms, self._idf, self._norm]
+        if self._matrix is not None:
+            arrays += [self._matrix.data, self._matrix.indices, self._matrix.indptr]
+        return sum(a.nbytes for a in arrays)
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[int]]:
         """For each query, the indices of its top-`k` entries, best first.
@@ -333,9 +356,15 @@ class MemoryIndex:
         return [ranked if w else [] for ranked, w in zip(out, has_words, strict=True)]
 
     def _add(self, scores: np.ndarray, query_rows: np.ndarray, terms: np.ndarray) -> None:
-        """Add to `scores[query_rows[i]]` the weights of term `terms[i]` (one term per query row)."""
+        """Add to `scores[query_rows[i]]` the BM25 weights of term `terms[i]` (one term per query row).
+
+        A weight is rank-bm25's `idf × (tf × (k1 + 1)) / (tf + k1 (1 - b + b × length / mean length))`.
+        """
         postings = self._matrix[terms]
-        scores[np.repeat(query_rows, np.diff(postings.indptr)), postings.indices] += postings.data
+        counts = np.diff(postings.indptr)
+        tf = postings.data.astype(np.float64)
+        weights = np.repeat(self._idf[terms], counts) * ((tf * (K1 + 1)) / (tf + self._norm[postings.indices]))
+        scores[np.repeat(query_rows, counts), postings.indices] += weights
 
     def _scores(self, rows: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
         """Dense scores of `size` queries given their known words in order, as (query row, term) pairs.
