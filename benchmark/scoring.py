@@ -218,7 +218,7 @@ def prepare(
     return items
 
 
-PROMPT_WINDOW = 256
+PROMPT_WINDOW = 512
 """Questions whose prompts exist at a time, at least (`prompt_window`)."""
 
 

@@ -185,7 +185,7 @@ def test_blocks_change_nothing_even_across_long_entries_and_context_sensitive_lo
     entries[7] = " ".join(entries[:60])  # a long entry: cut at non-word characters
     entries[11] = "İSTANBUL'DA ΟΔΥΣΣΕΥΣ' ΣΑΣ. Σ" + entries[11]  # İ lower-cases to two characters; final sigma
     entries[12] = ""
-    questions = [qa.question for p in paragraphs for qa in p.qas][:60] + ["istanbul odysseus", "σας"]
+    questions = [*[qa.question for p in paragraphs for qa in p.qas][:60], "istanbul odysseus", "σας"]
     for epsilon in (None, 0.25):
         whole = MemoryIndex(entries, epsilon=epsilon)
         expected = whole.search_many(questions, 20)
