@@ -143,9 +143,7 @@ def _texts_tokens(texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray
         first = last
 
 
-def _hash_pieces(
-    pieces: Sequence[str], owner: int, lengths: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def _hash_pieces(pieces: Sequence[str], owner: int, lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Token hashes of consecutive texts (or pieces of one), each token with its text's index (the first
     text is `owner`); `lengths`: the pieces' lengths, when known."""
     joined = "\n".join(pieces)

@@ -99,6 +99,7 @@ class QuestionItem:
 
     @property
     def request(self) -> ReaderRequest:
+        """The reader request, its prompt built now (and fitted to the budget); not kept."""
         maker, memory = self.maker, self.instance.record.memory
         built = maker.prompt.build(
             memory,
@@ -326,6 +327,12 @@ def _mean(values: Sequence[float]) -> float:
     return float(statistics.fmean(values)) if values else 0.0
 
 
+def _memory_size(record: MemoryRecord, counted: dict[tuple[str, str], int], counter: TokenCounter) -> int:
+    """The memory's tokens: as `prepare` counted them, or counted now for a memory without questions."""
+    key = (record.task, record.instance_id)
+    return counted[key] if key in counted else sum(counter.count_many(record.memory.texts()))
+
+
 def aggregate(
     items: Sequence[QuestionItem],
     records: Sequence[MemoryRecord],
@@ -346,7 +353,7 @@ def aggregate(
     for name in sorted({r.task for r in records}):
         recs = [r for r in records if r.task == name]
         inst_means = [_mean(per_instance[(name, r.instance_id)]) for r in recs]
-        sizes = [memory_tokens.get((name, r.instance_id)) or sum(counter.count_many(r.memory.texts())) for r in recs]
+        sizes = [_memory_size(r, memory_tokens, counter) for r in recs]
         spec = get_task(name)
         task_scores[name] = {
             "score": round(_mean(inst_means), 6),
