@@ -11,14 +11,15 @@ one, see `benchmark/profiles.py`):
 
 Tokens are lower-cased `\\b\\w+\\b` words, as in the original.
 
-Why not call bm25s here: its index build loops over documents in Python (about 25 µs per entry) and
-it scores one query at a time, which put a 10k-entry memory at ~8 ms per question. This module
-computes the same formula vectorised with numpy/scipy — the whole corpus tokenised and hashed in one
-array pass (no per-token Python), one sparse term × entry matrix per index, all of an instance's
+Why not call bm25s here: its index build loops over documents in Python and it scores one query at a
+time, about 4 times slower than this module at 10k entries (docs/performance.md). This module computes
+the same formula vectorised with numpy/scipy — the texts tokenised and hashed as array operations, a
+block of about 256k characters at a time (no per-token Python, and a few MB of temporaries whatever the
+memory's size), one sparse term × entry matrix of term frequencies per index, all of an instance's
 questions scored together, one array operation per word position — and the tests hold it to bm25s's
 and rank-bm25's scores on real text. The arithmetic is rank-bm25's own, operation by operation (its
 logarithms, the order of its sums), so `memalpha-paper` gets the original's ranked lists exactly, ties
-included.
+included. Time and memory grow linearly with the memory (docs/performance.md: 100 to 1M entries).
 
 Like the original, a query retrieves the k best entries whatever their scores, so a memory with
 fewer than k entries is shown whole; the floor of idf at 0 would otherwise hide the entries of a
@@ -179,7 +180,7 @@ def _cut(text: str) -> Iterator[str]:
     yield text[start:]
 
 
-DENSE_CELLS = 2_000_000  # at most 16 MB of float64 scores at a time
+DENSE_CELLS = 2_000_000  # at most 16 MB of float64 scores at a time (fewer queries at once as entries grow)
 
 
 def _ranked(scores: np.ndarray, k: int) -> list[int]:

@@ -214,7 +214,8 @@ def test_repeated_entries_tie_everywhere_and_keep_rank_bm25s_order(raw_dir):
 @pytest.mark.realdata
 def test_building_an_index_needs_a_few_bytes_per_character(raw_dir):
     """The build works a block at a time: its peak allocation (the finished index included) stays under 8
-    bytes per character of a 5 MB memory (hashing the whole memory at once took about 38)."""
+    bytes per character of a 5 MB memory (hashing the whole memory at once took about 38), and the index
+    itself under one."""
     import tracemalloc
 
     paragraphs = [p for f in sorted((raw_dir / "squad").glob("*.json")) for p in read_squad_file(f)]
@@ -228,4 +229,6 @@ def test_building_an_index_needs_a_few_bytes_per_character(raw_dir):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 8 * chars
+    # the finished index holds a pair's entry and term frequency (5 bytes), not its weight (12 with the entry)
+    assert index.nbytes() < chars
     assert index.search("Who wrote the treaty?", 3)
