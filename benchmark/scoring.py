@@ -185,38 +185,43 @@ def prepare(
 ) -> list[QuestionItem]:
     """Retrieval for every question; prompts are built later, when each item's `request` is read.
 
-    Per instance: its memory's tokens counted once (`MemoryTokens`), its two indexes built once and
-    searched with all its questions together, then dropped.
+    Per instance: its memory's tokens counted once (`MemoryTokens`), then `retrieve`.
     """
     profile = get_profile(profile)
-    rule = profile.retrieval
     maker = PromptMaker(prompt, counter, config.budget_tokens, config.sampling)
     items = []
     for record in records:
-        spec = get_task(record.task)
-        scorer = profile.scorer_for(record.task)
         row = tasks[record.task].rows[record.instance_id]
-        mem = record.memory
-        instance = Instance(record, row, spec.query_prompt, MemoryTokens.count(mem, counter))
-        questions = [q["question"] for q in row["questions"]]
-        texts = [
-            rule.query_text(
-                q,
-                prompt.render_user(q, spec.query_prompt, record.task) if rule.query == "user_message" else q,
-                spec.metric,
-            )
-            for q in questions
-        ]
-        sem_ranks, epi_ranks = (
-            MemoryIndex([e.content for e in entries], epsilon=rule.epsilon).search_many(texts, config.top_k)
-            for entries in (mem.semantic, mem.episodic)
-        )
-        question_tokens = counter.count_many(questions) if prompt.rule.counts == "prompt" else [None] * len(questions)
-        for q, sem_rank, epi_rank, tokens in zip(row["questions"], sem_ranks, epi_ranks, question_tokens, strict=True):
-            items.append(
-                QuestionItem(instance, q, scorer.id, tuple(sem_rank), tuple(epi_rank), maker, tokens, profile=profile)
-            )
+        instance = Instance(record, row, get_task(record.task).query_prompt, MemoryTokens.count(record.memory, counter))
+        items += retrieve(instance, config.top_k, maker, profile)
     return items
+
+
+def retrieve(instance: Instance, top_k: int, maker: PromptMaker, profile: Profile) -> list[QuestionItem]:
+    """An instance's questions with their retrieval: its two indexes built once, searched with all of its
+    questions together, then dropped."""
+    record, rule = instance.record, profile.retrieval
+    metric = get_task(record.task).metric
+    questions = [q["question"] for q in instance.row["questions"]]
+    texts = [
+        rule.query_text(
+            q,
+            maker.prompt.render_user(q, instance.query_prompt, record.task) if rule.query == "user_message" else q,
+            metric,
+        )
+        for q in questions
+    ]
+    sem_ranks, epi_ranks = (
+        MemoryIndex([e.content for e in entries], epsilon=rule.epsilon).search_many(texts, top_k)
+        for entries in (record.memory.semantic, record.memory.episodic)
+    )
+    counted = maker.prompt.rule.counts == "prompt"  # the question counts toward the budget
+    question_tokens = maker.counter.count_many(questions) if counted else [None] * len(questions)
+    scorer = profile.scorer_for(record.task).id
+    return [
+        QuestionItem(instance, q, scorer, tuple(sem), tuple(epi), maker, tokens, profile=profile)
+        for q, sem, epi, tokens in zip(instance.row["questions"], sem_ranks, epi_ranks, question_tokens, strict=True)
+    ]
 
 
 PROMPT_WINDOW = 512

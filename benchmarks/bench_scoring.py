@@ -10,11 +10,13 @@ sentences split evenly between semantic and episodic entries (timestamped); each
 SQuAD questions, scored as the ICL task `icl_banking77` (so `memalpha-paper` retrieves on its long query
 prompt + the question, `v1` on the question).
 
-- "ours": the scorer's own code, `benchmark.scoring.prepare` (the memory's tokens counted once, its two
-  indexes built once, all its questions retrieved together) and every item's `request` (its prompt built,
-  sized and fitted to the 30,000-token budget), then the metric on a stand-in answer;
-- "count": `MemoryTokens.count` alone, the one tokenizer pass over the memory that "ours" includes (it gives
-  both the memory's size and the entry sizes the budget uses);
+- "ours" (retrieval + prompts): the scorer's own code, `benchmark.scoring.retrieve` (the instance's two
+  indexes built once, all its questions retrieved together) and every item's `request` (its prompt
+  built, sized from the memory's counts and fitted to the 30,000-token budget), then the metric on a
+  stand-in answer;
+- "count": `MemoryTokens.count`, the one tokenizer pass over the memory that `prepare` makes before
+  `retrieve` (it gives both the memory's size, reported in scores.json, and the entry sizes the budget
+  uses); "ours + count" is the whole of `prepare` and the prompts;
 - "original": the Mem-alpha memory server's path per question: a rank-bm25 `BM25Okapi` rebuilt per memory
   type on the query prompt + the question, the top 20 by argsort, the system prompt assembled and counted
   with the same BPE (its 30,000-token check), the metric.
@@ -43,9 +45,10 @@ from benchmark.memory_tokens import MemoryTokens
 from benchmark.profiles import get_profile
 from benchmark.prompting import ReaderPrompt
 from benchmark.retrieval import tokenize
-from benchmark.scoring import TaskData, prepare
+from benchmark.scoring import Instance, PromptMaker, retrieve
 from tasks.catalog import LABEL_PROMPT
 from tasks.chunking import split_sentences
+from tasks.registry import get_task
 from tasks.sources.squad import read_squad_file
 from tasks.tokenization import TokenCounter
 
@@ -75,18 +78,24 @@ def make_memory(sentences: list[str], n: int) -> Memory:
     )
 
 
-def ours(memory: Memory, questions: list[str], prompt: ReaderPrompt, profile: str, counter: TokenCounter) -> float:
-    """CPU seconds for all questions of one instance, through the scorer's own code (`prompt`: the run's one
-    ReaderPrompt, its templates compiled once)."""
-    chosen = get_profile(profile)
+def instance(memory: Memory, questions: list[str], counter: TokenCounter) -> Instance:
+    """The benchmark's one instance, its memory's tokens counted (`count` times that pass)."""
     row = {
         "instance_id": "bench",
         "questions": [{"question": q, "question_id": str(i), "answers": ["answer"]} for i, q in enumerate(questions)],
     }
-    tasks = {TASK: TaskData({"bench": row}, "", {})}
+    record = MemoryRecord("bench", TASK, memory)
+    return Instance(record, row, get_task(TASK).query_prompt, MemoryTokens.count(memory, counter))
+
+
+def ours(bench: Instance, prompt: ReaderPrompt, profile: str, counter: TokenCounter) -> float:
+    """CPU seconds for all questions of the instance through the scorer's own code; `prompt`: the run's one
+    ReaderPrompt (templates compiled once)."""
+    chosen = get_profile(profile)
+    config = chosen.defaults
+    maker = PromptMaker(prompt, counter, config.budget_tokens, config.sampling)
     start = time.process_time()
-    items = prepare([MemoryRecord("bench", TASK, memory)], tasks, chosen.defaults, prompt, counter, chosen)
-    for item in items:
+    for item in retrieve(bench, config.top_k, maker, chosen):
         metrics.substring_em(item.request.messages[1][1], ["answer"])
     return time.process_time() - start
 
@@ -127,11 +136,9 @@ def variants(
 ) -> dict[str, Callable[[], float]]:
     """Each variant's milliseconds of CPU per question, one run."""
     n = len(questions)
+    bench = instance(memory, questions, counter)
     return {
-        "v1": lambda: ours(memory, questions, prompts["v1"], "v1", counter) / n * 1000,
-        "memalpha-paper": lambda: (
-            ours(memory, questions, prompts["memalpha-paper"], "memalpha-paper", counter) / n * 1000
-        ),
+        **{name: lambda name=name: ours(bench, prompts[name], name, counter) / n * 1000 for name in PROFILES},
         "count": lambda: count(memory, counter) / n * 1000,
         "original": lambda: original(memory, few, counter) / len(few) * 1000,
     }
@@ -153,7 +160,7 @@ def main() -> None:
     sentences, questions = corpus(args.raw_dir)
     counter = qwen_bpe_counter(args.tokenizer_dir or Path(tempfile.gettempdir()) / "memalpha-qwen-bpe")
     print(f"CPU cores: {len(os.sched_getaffinity(0))}; load average {os.getloadavg()[0]:.1f}; {QUESTIONS} questions")
-    print("ms of CPU per question, median (range) of the repeats; retrieval + prompts = ours minus the count pass")
+    print("ms of CPU per question, median (range) of the repeats")
     print(
         "| memory entries | v1: retrieval + prompts | memalpha-paper: retrieval + prompts | count pass "
         "| original | original ÷ v1 | original ÷ memalpha-paper |"
@@ -165,28 +172,28 @@ def main() -> None:
     totals = []
     for n in args.sizes:
         memory = make_memory(sentences, n)
-        for name in PROFILES:  # warm: the word table, power tables, templates
-            ours(memory, qs[:5], prompts[name], name, counter)
         runs = variants(memory, qs, few, prompts, counter)
+        for name in PROFILES:  # warm: the word table, power tables, templates
+            runs[name]()
         times: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.repeat):
             for name, run in runs.items():
                 times[name].append(run())
-        alone = {p: [t - c for t, c in zip(times[p], times["count"], strict=True)] for p in PROFILES}
         print(
-            f"| {n:,} | {spread(alone['v1'])} | {spread(alone['memalpha-paper'])} | {spread(times['count'])} "
-            f"| {spread(times['original'])} | {ratio(times['original'], alone['v1'])} "
-            f"| {ratio(times['original'], alone['memalpha-paper'])} |",
+            f"| {n:,} | {spread(times['v1'])} | {spread(times['memalpha-paper'])} | {spread(times['count'])} "
+            f"| {spread(times['original'])} | {ratio(times['original'], times['v1'])} "
+            f"| {ratio(times['original'], times['memalpha-paper'])} |",
             flush=True,
         )
         totals.append((n, times))
-    print("\nours with the count pass (the whole of `prepare` + prompts), ms of CPU per question:")
-    print("| memory entries | v1 | memalpha-paper | original ÷ v1 |")
+    print("\nours + count (the whole of `prepare` and the prompts), ms of CPU per question:")
+    print("| memory entries | v1 + count | memalpha-paper + count | original ÷ (v1 + count) |")
     print("|---:|---|---|---:|")
     for n, times in totals:
+        with_count = {p: [t + c for t, c in zip(times[p], times["count"], strict=True)] for p in PROFILES}
         print(
-            f"| {n:,} | {spread(times['v1'])} | {spread(times['memalpha-paper'])} "
-            f"| {ratio(times['original'], times['v1'])} |"
+            f"| {n:,} | {spread(with_count['v1'])} | {spread(with_count['memalpha-paper'])} "
+            f"| {ratio(times['original'], with_count['v1'])} |"
         )
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
