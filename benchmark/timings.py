@@ -53,6 +53,14 @@ class Timings:
 
 
 def peak_memory_bytes() -> int:
-    """The process's peak resident memory so far (getrusage: kilobytes on Linux, bytes on macOS)."""
+    """The process's peak resident memory so far: Linux's VmHWM (getrusage's figure there also holds the
+    peak of the process that started this one, kept across exec), else getrusage (bytes on macOS)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024

@@ -9,7 +9,7 @@ of real SQuAD sentences, half semantic, half timestamped episodic, every entry d
 questions, through `benchmark.scoring.score_run` with the default profile, the real Qwen-vocabulary BPE
 counter (`tests/qwen_bpe.py`), the response cache, and a reader that answers at once in-process (so
 that the figure is the scorer's, not a server's). "peak" is the process's peak resident memory
-(`getrusage`) minus its resident memory just before `score_run`, after a first run on the same instance
+(VmHWM) minus its resident memory just before `score_run`, after a first run on the same instance
 with 10 entries has paid what every run pays once (imports, tables, tokenizer); per byte of
 `memories.jsonl` ("bytes/byte").
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -100,6 +99,17 @@ def resident_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def this_checkouts_peak_memory():
+    """`benchmark.timings.peak_memory_bytes` of this checkout, whichever `benchmark` package is imported."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("this_checkouts_timings", ROOT / "benchmark" / "timings.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module.peak_memory_bytes
+
+
 def run_case(folder: Path, tokenizer_dir: Path) -> dict:
     """Score the case in this process; what it cost."""
     sys.path.insert(0, str(ROOT / "tests"))
@@ -108,6 +118,8 @@ def run_case(folder: Path, tokenizer_dir: Path) -> dict:
     import benchmark.scoring as scoring
     from benchmark.cache import CachedReader, ResponseCache
     from benchmark.readers.base import ReaderResponse
+
+    peak_memory_bytes = this_checkouts_peak_memory()  # the baseline's packages may not have it
 
     class InstantReader:
         def describe(self) -> dict:
@@ -130,7 +142,7 @@ def run_case(folder: Path, tokenizer_dir: Path) -> dict:
     start = time.process_time()
     scoring.score_run(folder / "run", folder / "data", reader, counter=counter, show_progress=False)
     cpu = time.process_time() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_memory_bytes()
     return {"peak_over_start": peak - before, "cpu": cpu, "code": str(Path(scoring.__file__).parents[1])}
 
 

@@ -106,7 +106,7 @@ class HFTokenizerCounter:
         }
 
 
-COUNT_SLICE_CHARS = 1 << 20
+COUNT_SLICE_CHARS = 1 << 18
 
 
 def _slices(texts: Sequence[str], chars: int) -> Iterator[tuple[int, int]]:
