@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.errors import TaskError
+from tasks.errors import TaskError, UsageError
 
 SCAN_BYTES = 1 << 22  # how much of the file is looked at a time when line lengths are checked
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
@@ -39,10 +39,10 @@ class InputLimits:
             name, _, value = setting.partition("=")
             name = name.strip().replace("-", "_")
             if name not in names:
-                raise TaskError(f"--input-limit {setting!r}: unknown limit {name!r}; the limits are {', '.join(names)}")
+                raise UsageError(f"--input-limit {setting!r}: unknown limit {name!r}; the limits are {', '.join(names)}")
             size = _SIZE.match(value)
             if size is None or int(size.group(1)) < 1:
-                raise TaskError(
+                raise UsageError(
                     f"--input-limit {setting!r}: the value must be a positive number of bytes, optionally with "
                     "a K, M or G suffix (e.g. 4G)"
                 )

@@ -9,7 +9,7 @@ import pytest
 from benchmark import input_limits
 from benchmark.cli import main
 from benchmark.input_limits import InputLimits, InputTooLarge, check_memories_file
-from tasks.errors import TaskError
+from tasks.errors import UsageError
 
 
 def record_line(instance: str, size: int) -> str:
@@ -59,10 +59,10 @@ def test_limits_are_set_by_name_with_units_and_bad_settings_are_named():
     limits = InputLimits.parse(["record_bytes=64K", "memories-bytes = 3G"])
     assert limits == InputLimits(memories_bytes=3 << 30, record_bytes=64 << 10)
     assert InputLimits.parse(["record_bytes=1000"]).record_bytes == 1000
-    with pytest.raises(TaskError, match="unknown limit 'entries'; the limits are memories_bytes, record_bytes"):
+    with pytest.raises(UsageError, match="unknown limit 'entries'; the limits are memories_bytes, record_bytes"):
         InputLimits.parse(["entries=5"])
     for bad in ("record_bytes=", "record_bytes=-3", "record_bytes=2T", "record_bytes=0"):
-        with pytest.raises(TaskError, match="must be a positive number of bytes"):
+        with pytest.raises(UsageError, match="must be a positive number of bytes"):
             InputLimits.parse([bad])
 
 
@@ -88,8 +88,15 @@ def test_score_refuses_an_oversized_record_before_reading_anything(memories, tmp
             "record_bytes=2K",
         ]
     )
-    assert code == 2
+    assert code == 1  # the data is at fault, not the command line
     err = capsys.readouterr().err
     assert f"{path}, line 5: a record of {longest:,} bytes, over the limit of 2,048" in err
     assert "--input-limit record_bytes=" in err
     assert not (run / "predictions.jsonl").exists()
+
+
+def test_a_bad_limit_is_a_usage_error_of_the_command(memories, tmp_path, capsys):
+    run = memories[0].parent
+    argv = ["score", str(run), "--data", str(tmp_path / "none"), "--tokenizer", "simple", "--quiet"]
+    assert main([*argv, "--reader", "openai", "--model", "m", "--input-limit", "entries=5"]) == 2
+    assert "--input-limit 'entries=5': unknown limit 'entries'" in capsys.readouterr().err

@@ -85,7 +85,7 @@ def task_data(instances: int, questions: int, task: str = "squad") -> tuple[list
         }
         for n in range(instances)
     }
-    return records, {task: TaskData(rows, "hash", {})}
+    return records, {task: TaskData(rows, "hash", dict.fromkeys(rows, "test"))}
 
 
 def prepared(instances: int = 3, questions: int = 4, counter=None):
@@ -142,6 +142,7 @@ def test_each_memory_is_counted_once_and_its_size_is_reused():
         item.score = 1.0
     extra = MemoryRecord("i9", "squad", memory(9))  # an instance without questions: counted by aggregate
     tasks["squad"].rows["i9"] = {"instance_id": "i9", "questions": []}
+    tasks["squad"].split_of["i9"] = "test"
     scores = aggregate(items, [*records, extra], tasks, counter, PROFILE)
     contents = [e.content for r in records for e in (*r.memory.semantic, *r.memory.episodic)]
     assert all(counter.seen.count(text) == 1 for text in contents)  # neither per prompt nor again for sizes
