@@ -39,7 +39,9 @@ class InputLimits:
             name, _, value = setting.partition("=")
             name = name.strip().replace("-", "_")
             if name not in names:
-                raise UsageError(f"--input-limit {setting!r}: unknown limit {name!r}; the limits are {', '.join(names)}")
+                raise UsageError(
+                    f"--input-limit {setting!r}: unknown limit {name!r}; the limits are {', '.join(names)}"
+                )
             size = _SIZE.match(value)
             if size is None or int(size.group(1)) < 1:
                 raise UsageError(
