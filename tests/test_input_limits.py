@@ -100,3 +100,12 @@ def test_a_bad_limit_is_a_usage_error_of_the_command(memories, tmp_path, capsys)
     argv = ["score", str(run), "--data", str(tmp_path / "none"), "--tokenizer", "simple", "--quiet"]
     assert main([*argv, "--reader", "openai", "--model", "m", "--input-limit", "entries=5"]) == 2
     assert "--input-limit 'entries=5': unknown limit 'entries'" in capsys.readouterr().err
+
+
+def test_the_python_api_checks_the_same_caps_before_reading(memories, tmp_path):
+    from benchmark import api
+
+    path, longest = memories
+    reader = api.make_reader("openai", "m", base_url="http://127.0.0.1:9/v1")  # never asked: refused before
+    with pytest.raises(InputTooLarge, match=f"line 5: a record of {longest:,} bytes"):
+        api.score(path.parent, reader=reader, data=tmp_path / "none", limits=InputLimits(record_bytes=2048))
