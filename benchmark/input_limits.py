@@ -1,7 +1,7 @@
 """Size caps on the memories file `memalpha score` reads, checked before it is parsed.
 
-Scoring needs memory in proportion to the memories it reads (about 5–7 bytes per byte of the file at
-its peak, docs/performance.md), so a file far larger than expected (a run gone wrong, a file that is not
+Scoring needs memory in proportion to the memories it reads (3–9 bytes per byte of the file at its
+peak, docs/performance.md), so a file far larger than expected (a run gone wrong, a file that is not
 what it seems) is refused with a message naming it and the cap, instead of exhausting the machine's
 memory. Like the leaderboard's caps on submissions, the caps are generous defaults that a user may
 change: `--input-limit NAME=VALUE` (sizes take a K, M or G suffix, powers of 1024).

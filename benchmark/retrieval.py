@@ -12,7 +12,7 @@ one, see `benchmark/profiles.py`):
 Tokens are lower-cased `\\b\\w+\\b` words, as in the original.
 
 Why not call bm25s here: its index build loops over documents in Python and it scores one query at a
-time, about 4 times slower than this module at 10k entries (docs/performance.md). This module computes
+time, 3.5–4 times slower than this module at 10k to 1M entries (docs/performance.md). This module computes
 the same formula vectorised with numpy/scipy — the texts tokenised and hashed as array operations, a
 block of about 256k characters at a time (no per-token Python, and a few MB of temporaries whatever the
 memory's size), one sparse term × entry matrix of term frequencies per index, all of an instance's
