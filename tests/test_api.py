@@ -70,6 +70,7 @@ def test_evaluate_by_name_with_options(raw_dir, tmp_path, scripted_server):
     assert (done.run.written, done.run.failed) == (1, {})
     assert done.score.scores["run"]["agent"]["options"] == {"tokenizer": "simple", "tokens": 500}
     assert done.score.scores["tasks"]["squad"]["questions"] == 1
+
     class Empty(api.Agent):
         def new_session(self, instance: api.InstanceInfo) -> api.Session:
             raise AssertionError("never opened: the options are refused first")
