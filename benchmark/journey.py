@@ -262,16 +262,19 @@ def builder_from(reader: Reader) -> BuilderLLM:
 class ScoringSettings:
     """How memories are scored, besides the reader and judge: the scorer profile and its numbers
     (`config`, default the profile's), a reader template file replacing the profile's, the token
-    counter, and a smoke run's question limit."""
+    counter, a smoke run's question limit, the caps on the memories file and the prompt window."""
 
     tokenizer: str = DEFAULT_TOKENIZER
     config: Any = None  # benchmark.scoring.ScorerConfig | None
     profile: Any = None  # a profile id or benchmark.profiles.Profile; None: the default (v1)
     template_file: str | Path | None = None
     limit_questions: int | None = None
+    limits: Any = None  # benchmark.input_limits.InputLimits | None: caps on memories.jsonl (None: the defaults)
+    window: int | None = None  # questions whose prompts exist at a time (None: benchmark.scoring.PROMPT_WINDOW)
 
     def __post_init__(self) -> None:
         check_count("limit_questions", self.limit_questions)
+        check_count("window", self.window)
 
 
 def expected_scorer(
@@ -377,9 +380,16 @@ def check_built(data_dir: Path, tasks: Sequence[str]) -> None:
         _check_scorable(data_dir / task, read_manifest(data_dir / task))
 
 
-def check_score_inputs(run_dir: str | Path, data: str | Path | None = None) -> tuple[Path, list[str]]:
-    """The data folder and the tasks of RUN/memories.jsonl, each built there and scorable."""
+def check_score_inputs(
+    run_dir: str | Path, data: str | Path | None = None, limits: Any = None
+) -> tuple[Path, list[str]]:
+    """The data folder and the tasks of RUN/memories.jsonl (within `limits`, checked before it is read),
+    each built there and scorable."""
+    from .input_limits import InputLimits, check_memories_file
+
     data_dir = Path(data) if data else default_data_dir()
+    if (Path(run_dir) / MEMORIES).is_file():  # a missing file is named by the reader of it below
+        check_memories_file(Path(run_dir) / MEMORIES, limits or InputLimits())
     tasks = memory_tasks(run_dir)
     check_built(data_dir, tasks)
     return data_dir, tasks
@@ -396,21 +406,24 @@ def score(
     profile: Any = None,
     reader_template: str | Path | None = None,
     limit_questions: int | None = None,
+    limits: Any = None,
+    window: int | None = None,
     force: bool = False,
     show_progress: bool = True,
 ):
     """Score RUN/memories.jsonl: data checked, models probed, earlier scores with other settings kept
     unless `force`, then predictions.jsonl, scores.json and report.md written. Returns the ScoreResult.
     `profile` names the scorer profile (default v1); `reader_template` is a template file replacing
-    the profile's."""
-    data_dir, tasks = check_score_inputs(run_dir, data)
+    the profile's; `limits` (an InputLimits) caps the memories file; `window` is how many questions'
+    prompts exist at a time."""
+    data_dir, tasks = check_score_inputs(run_dir, data, limits)
     return score_checked(
         Path(run_dir),
         data_dir,
         tasks,
         reader=reader,
         judge=judge,
-        settings=ScoringSettings(tokenizer, config, profile, reader_template, limit_questions),
+        settings=ScoringSettings(tokenizer, config, profile, reader_template, limit_questions, limits, window),
         force=force,
         show_progress=show_progress,
     )
@@ -419,7 +432,7 @@ def score(
 def _score_run(
     run_dir: Path, data_dir: Path, reader: Reader, judge: Reader | None, settings: ScoringSettings, show_progress: bool
 ):
-    from .scoring import score_run
+    from .scoring import PROMPT_WINDOW, score_run
 
     return score_run(
         run_dir,
@@ -432,6 +445,8 @@ def _score_run(
         profile=settings.profile,
         template_file=settings.template_file,
         questions_per_instance=settings.limit_questions,
+        window=settings.window or PROMPT_WINDOW,
+        limits=settings.limits,
     )
 
 
@@ -478,11 +493,13 @@ def evaluate_planned(
     config: Any = None,
     profile: Any = None,
     reader_template: str | Path | None = None,
+    limits: Any = None,
+    window: int | None = None,
     force: bool = False,
     show_progress: bool = True,
 ) -> Evaluation:
     """Steps 2-5 for a planned job. The reader builds what needs an LLM unless `builder_llm` is given."""
-    settings = ScoringSettings(job.tokenizer, config, profile, reader_template, limit_questions)
+    settings = ScoringSettings(job.tokenizer, config, profile, reader_template, limit_questions, limits, window)
     out = Path(out)
     reader = cached(reader, out)
     judge = cached(judge, out) if judge is not None else None

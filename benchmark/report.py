@@ -10,6 +10,8 @@ from tabulate import tabulate
 
 from tasks.strict_json import load_file
 
+from .timings import peak_memory_bytes
+
 if TYPE_CHECKING:
     from .readers.base import Reader
     from .scoring import ScoreResult
@@ -39,6 +41,11 @@ def summary_table(scores: dict) -> str:
         headers=["task", "comp.", "metric", "score", "instances", "questions", "memory tokens"],
         tablefmt="github",
     )
+
+
+def timings_table(result: ScoreResult) -> str:
+    rows = [[name, f"{wall:,.2f}", f"{cpu:,.2f}"] for name, wall, cpu in result.timings.rows()]
+    return tabulate(rows, headers=["phase", "wall", "CPU"], tablefmt="github", disable_numparse=True)
 
 
 def run_provenance(run_dir: Path) -> dict[str, Any]:
@@ -101,6 +108,15 @@ def report_text(result: ScoreResult, reader: Reader) -> str:
         f"- prompt tokens: {prompt_tokens:,}; completion tokens: {completion_tokens:,}",
         f"- prompt template: {scorer['template']['name']} sha256 {scorer['template']['sha256']}",
         f"- questions whose core memory was cut to fit the budget: {sum(it.core_truncated for it in result.items)}",
+        "",
+        "## Timings",
+        "",
+        "Where this run's time went (seconds; CPU: of this process, all its threads). Prompts are built a window "
+        "of questions at a time while the reader runs; their time counts under retrieval and prompts.",
+        "",
+        timings_table(result),
+        "",
+        f"Peak memory of the process: {peak_memory_bytes() / 2**20:,.0f} MB.",
         "",
         "## Task data",
         "",

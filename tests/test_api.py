@@ -104,6 +104,7 @@ def test_numeric_arguments_are_checked_as_the_options_are(raw_dir, tmp_path, scr
         assert not (tmp_path / "run").exists()
     for bad, message in [
         ({"limit_questions": 0}, "limit_questions must be at least 1, got 0"),
+        ({"window": 0}, "window must be at least 1, got 0"),
         ({"config": lambda: api.ScorerConfig(top_k=-5)}, "top_k must be at least 1, got -5"),
         ({"config": lambda: api.ScorerConfig(budget_tokens=0)}, "budget_tokens must be at least 1, got 0"),
     ]:
