@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import subprocess
 import sys
 import time
@@ -47,7 +48,11 @@ def chunk_store_run(data: Path, tmp_path: Path) -> Path:
 
 
 def snapshot(run: Path) -> dict[str, bytes]:
-    return {name: (run / name).read_bytes() for name in OUTPUTS if (run / name).exists()}
+    """The outputs present, report.md without its Timings section (seconds and peak memory differ per run)."""
+    files = {name: (run / name).read_bytes() for name in OUTPUTS if (run / name).exists()}
+    if REPORT in files:
+        files[REPORT] = re.sub(rb"## Timings\n.*?(?=## )", b"", files[REPORT], count=1, flags=re.DOTALL)
+    return files
 
 
 def killed_at(step: str, run: Path, command: list[str], marker: Path) -> None:
