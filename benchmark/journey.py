@@ -20,7 +20,6 @@ set) and the scorer.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import urllib.error
@@ -30,10 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.argtypes import check_count
 from tasks.errors import TaskError, UsageError
 from tasks.llm import BuilderLLM, required_step, skipped_required_step
-from tasks.manifest import MANIFEST
+from tasks.manifest import MANIFEST, read_manifest
 from tasks.registry import get_suite, get_task, resolve_names
+from tasks.strict_json import JsonProblem, decode, load_file
 from tasks.tokenization import get_counter
 
 from .agents import Agent, make_agent
@@ -119,7 +120,7 @@ def plan(
     for task in job.tasks:
         manifest_path = job.data_dir / task / MANIFEST
         if manifest_path.is_file():
-            manifests[task] = json.loads(manifest_path.read_text(encoding="utf-8"))
+            manifests[task] = read_manifest(job.data_dir / task)
             _check_scorable(job.data_dir / task, manifests[task])
     missing = [t for t in job.tasks if t not in manifests]
     if missing and data is not None:
@@ -182,7 +183,7 @@ def served_models(base_url: str, role: str, api_key: str | None = None) -> list[
         request.add_header("Authorization", f"Bearer {key}")
     try:
         with urllib.request.urlopen(request, timeout=_PROBE_TIMEOUT_S) as response:
-            body = json.loads(response.read())
+            body = decode(response.read())
     except urllib.error.HTTPError:
         return None  # it answers: reachable; the one-token request says the rest
     except (urllib.error.URLError, OSError) as exc:
@@ -190,7 +191,7 @@ def served_models(base_url: str, role: str, api_key: str | None = None) -> list[
         raise ReaderError(
             f"{role}: nothing answers at {base_url} ({reason}); start the server, or fix the address"
         ) from None
-    except json.JSONDecodeError:
+    except JsonProblem:
         return None
     models = body.get("data") if isinstance(body, dict) else None
     ids = [m.get("id") for m in models or () if isinstance(m, dict) and m.get("id")]
@@ -271,6 +272,10 @@ class ScoringSettings:
     limits: Any = None  # benchmark.input_limits.InputLimits | None: caps on memories.jsonl (None: the defaults)
     window: int | None = None  # questions whose prompts exist at a time (None: benchmark.scoring.PROMPT_WINDOW)
 
+    def __post_init__(self) -> None:
+        check_count("limit_questions", self.limit_questions)
+        check_count("window", self.window)
+
 
 def expected_scorer(
     reader: Reader, judge: Reader | None, tasks: Sequence[str], settings: ScoringSettings
@@ -296,7 +301,8 @@ def check_rescore(run_dir: Path, expected: dict[str, Any], force: bool) -> None:
     path = run_dir / SCORES
     if force or not path.is_file():
         return
-    before = json.loads(path.read_text(encoding="utf-8")).get("scorer")
+    recorded = load_file(path, "scores file")
+    before = recorded.get("scorer") if isinstance(recorded, dict) else None
     found = differences(before, as_json(expected), ignore=NOT_IDENTITY)
     if found:
         raise UsageError(
@@ -371,7 +377,7 @@ def check_built(data_dir: Path, tasks: Sequence[str]) -> None:
             f"not built in {data_dir}: {', '.join(missing)} (memalpha tasks build {' '.join(missing)} --out {data_dir})"
         )
     for task in tasks:
-        _check_scorable(data_dir / task, json.loads((data_dir / task / MANIFEST).read_text(encoding="utf-8")))
+        _check_scorable(data_dir / task, read_manifest(data_dir / task))
 
 
 def check_score_inputs(

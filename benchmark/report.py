@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
+
+from tasks.strict_json import load_file
 
 from .timings import peak_memory_bytes
 
@@ -57,7 +58,8 @@ def run_provenance(run_dir: Path) -> dict[str, Any]:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     config = run_dir / CONFIG
-    agent = json.loads(config.read_text(encoding="utf-8")).get("agent") if config.is_file() else None
+    recorded = load_file(config, "run config") if config.is_file() else None
+    agent = recorded.get("agent") if isinstance(recorded, dict) else None
     return {"memories_sha256": digest.hexdigest(), "agent": agent}
 
 
@@ -68,7 +70,7 @@ def _agent_line(agent: dict[str, Any] | None) -> str:
     return f"{agent.get('name')}" + (f" ({options})" if options else "")
 
 
-def write_report(path: Path, result: ScoreResult, reader: Reader) -> None:
+def report_text(result: ScoreResult, reader: Reader) -> str:
     scores = result.scores
     prompt_tokens = sum(it.response.prompt_tokens for it in result.items)
     completion_tokens = sum(it.response.completion_tokens for it in result.items)
@@ -132,4 +134,4 @@ def write_report(path: Path, result: ScoreResult, reader: Reader) -> None:
     ]
     missing = [(t, i) for t, v in scores["tasks"].items() for i in v["missing_instances"]]
     lines += [f"- {t}: {i}" for t, i in missing] or ["- none"]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "\n".join(lines) + "\n"

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.errors import TaskError
+from tasks.atomic import replace_together
+from tasks.errors import TaskError, shortened
 from tasks.llm import skipped_required_step
 from tasks.manifest import load_built
 from tasks.registry import get_task
@@ -36,6 +37,7 @@ from .timings import Timings
 
 __all__ = ["QuestionItem", "ScorerConfig", "aggregate", "answer", "judge", "prepare", "score_items", "score_run"]
 
+PREDICTIONS, REPORT, SCORES = "predictions.jsonl", "report.md", "scores.json"  # written in this order
 SCORER_VERSION = "2.0"  # 2.0: scorer profiles (scores.json `scorer.profile`)
 AGGREGATION_RULE = AVERAGES["mean_of_competencies"]
 
@@ -169,9 +171,10 @@ def load_tasks(data_dir: Path, names: Sequence[str]) -> dict[str, TaskData]:
 
 
 def check_ids(records: Sequence[MemoryRecord], tasks: dict[str, TaskData], memories_path: Path) -> None:
-    unknown = [f"{r.task}/{r.instance_id}" for r in records if r.instance_id not in tasks[r.task].rows]
+    unknown = [r for r in records if r.instance_id not in tasks[r.task].rows]
     if unknown:
-        listed = ", ".join(unknown[:20]) + (f" ... ({len(unknown)} in all)" if len(unknown) > 20 else "")
+        shown = [f"{r.task}/{shortened(r.instance_id)}" for r in unknown[:20]]
+        listed = ", ".join(shown) + (f" ... ({len(unknown)} in all)" if len(unknown) > 20 else "")
         raise TaskError(f"{memories_path}: instance ids not in the task data: {listed}")
 
 
@@ -420,8 +423,8 @@ def prediction_line(item: QuestionItem) -> dict[str, Any]:
     }
 
 
-def write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+def json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def scorer_record(
@@ -526,7 +529,7 @@ def score_run(
     """
     from tqdm.auto import tqdm
 
-    from .report import run_provenance, write_report
+    from .report import run_provenance
 
     run_dir, data_dir = Path(run_dir), Path(data_dir)
     profile = get_profile(profile)
@@ -577,13 +580,27 @@ def score_run(
     scores["warnings"] = run_warnings(profile, tasks, items)
     for warning in scores["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
-    with open(run_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
-        for item in items:
-            f.write(json.dumps(prediction_line(item), ensure_ascii=False, sort_keys=True) + "\n")
-    write_json(run_dir / "scores.json", scores)
     result = ScoreResult(scores, items, records, timings)
-    write_report(run_dir / "report.md", result, reader)
+    write_outputs(run_dir, result, reader)
     return result
+
+
+def write_outputs(run_dir: Path, result: ScoreResult, reader: Reader) -> None:
+    """predictions.jsonl, report.md and scores.json, replaced as one set with scores.json as its seal
+    (tasks.atomic): scores.json is removed first and written last, so when it is there the two files beside
+    it are the ones written with it, and a kill or a full disk never leaves new predictions beside old
+    scores."""
+    from .report import report_text
+
+    lines = (json.dumps(prediction_line(it), ensure_ascii=False, sort_keys=True) + "\n" for it in result.items)
+    replace_together(
+        run_dir,
+        {
+            PREDICTIONS: lines,
+            REPORT: report_text(result, reader),
+            SCORES: json_text(result.scores),
+        },
+    )
 
 
 def run_warnings(profile: Profile, tasks: dict[str, TaskData], items: Sequence[QuestionItem]) -> list[str]:
