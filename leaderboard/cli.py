@@ -240,12 +240,14 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from tasks.atomic import replace_file
+
     from .schema import schema_text
 
     if args.out is None:
         sys.stdout.write(schema_text())
     else:
-        args.out.write_text(schema_text(), encoding="utf-8")
+        replace_file(args.out, schema_text())
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

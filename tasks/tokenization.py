@@ -15,7 +15,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -115,9 +115,14 @@ class HFTokenizerCounter:
         return len(self._tok.encode(text, add_special_tokens=False))
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        return [len(e) for e in self._tok.encode_batch_fast(list(texts), add_special_tokens=False)]
+        """One count per text, from batched tokenizer calls over slices of about COUNT_SLICE_CHARS
+        characters: the encodings of a call take ~100 bytes per token, so a whole memory is never
+        encoded at once."""
+        out: list[int] = []
+        for start, end in _slices(texts, COUNT_SLICE_CHARS):
+            encodings = self._tok.encode_batch_fast(list(texts[start:end]), add_special_tokens=False)
+            out.extend(map(len, encodings))
+        return out
 
     def scan(self, texts: Sequence[str]) -> list[TokenScan]:
         """Tokenise `texts` in one batched pass, keeping where each token starts."""
@@ -147,6 +152,22 @@ class HFTokenizerCounter:
             "spec": self.spec,
             "kind": "huggingface-tokenizers",
         }
+
+
+COUNT_SLICE_CHARS = 1 << 18
+
+
+def _slices(texts: Sequence[str], chars: int) -> Iterator[tuple[int, int]]:
+    """Consecutive index ranges [start, end) of `texts` holding about `chars` characters each (at least one
+    text each)."""
+    start, size = 0, 0
+    for i, text in enumerate(texts):
+        if size and size + len(text) > chars:
+            yield start, i
+            start, size = i, 0
+        size += len(text)
+    if start < len(texts):
+        yield start, len(texts)
 
 
 def splits_at_spaces(tok) -> bool:

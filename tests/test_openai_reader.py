@@ -147,7 +147,7 @@ def test_body_encoded_around_the_messages_is_the_json_of_its_fields(template_fie
 
 
 def test_reply_read_as_json_reads_bytes():
-    """Replies are decoded as UTF-8 first (the fast way); what that refuses is read as `json.loads` reads
+    """Replies are read as UTF-8 text first (the fast way); what that refuses is read as `json.loads` reads
     bytes (a byte-order mark, UTF-16), and bytes that are no JSON in any encoding are a retried problem."""
     completion = {"choices": [{"message": {"content": "Paris é"}, "finish_reason": "stop"}]}
     for raw in (

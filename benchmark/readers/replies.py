@@ -17,6 +17,7 @@ from typing import Any
 
 from benchmark.readers.base import ReaderResponse, missing_answer
 from benchmark.readers.transport import HttpReply
+from tasks.strict_json import JsonProblem, decode, decode_reply
 
 MAX_MESSAGE_CHARS = 300
 TEMPLATE_KWARGS = "chat_template_kwargs"
@@ -47,8 +48,8 @@ def server_message(body: bytes, limit: int = MAX_MESSAGE_CHARS) -> str:
     else the text itself with HTML tags and runs of white space removed; cut to `limit` characters."""
     text = body.decode("utf-8", errors="replace")
     try:
-        parsed = json.loads(text)
-    except ValueError:
+        parsed = decode(text)
+    except JsonProblem:
         parsed = None
     message: Any = None
     if isinstance(parsed, dict):
@@ -126,9 +127,14 @@ def read_reply(reply: HttpReply) -> ReaderResponse:
         retryable = is_retryable_status(reply.status)
         raise ReplyProblem(reason, retryable=retryable, retry_after=retry_after_seconds(reply.headers))
     try:
-        body = _decode(reply.body.decode())  # `json.loads(bytes)` spends 1–2 µs guessing the encoding
-    except ValueError:
-        body = _json_or_problem(reply.body)  # what the fast way refuses, such as a byte-order mark
+        body = decode_reply(reply.body)
+    except JsonProblem as problem:
+        snippet = server_message(reply.body, 80)
+        raise ReplyProblem(
+            f"the reply is not JSON we accept ({problem.message}; {len(reply.body)} bytes: {snippet})",
+            retryable=True,
+            kind="not JSON",
+        ) from None
     try:
         choice = body["choices"][0]
         message = choice["message"]
@@ -146,20 +152,6 @@ def read_reply(reply: HttpReply) -> ReaderResponse:
             raise ReplyProblem(problem, retryable=True)
     prompt_tokens, completion_tokens = _token_counts(body.get("usage"))
     return ReaderResponse.from_raw(content or "", prompt_tokens, completion_tokens, tool_calls=tool_calls)
-
-
-_decode = json.JSONDecoder().decode
-
-
-def _json_or_problem(body: bytes) -> Any:
-    """`body` read as `json.loads` reads bytes (UTF-8, -16 or -32, with or without a byte-order mark), or
-    the ReplyProblem of a reply that is not JSON."""
-    try:
-        return json.loads(body)
-    except ValueError:
-        snippet = server_message(body, 80)
-        reason = f"the reply is not JSON ({len(body)} bytes: {snippet})"
-        raise ReplyProblem(reason, retryable=True, kind="not JSON") from None
 
 
 def _shape_problem(body: Any) -> ReplyProblem:
