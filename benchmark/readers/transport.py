@@ -11,8 +11,8 @@ that broke). `post` is the same as a coroutine. The reader retries around both.
   reader can send its next request from there, without a task switch or an event-loop turn per
   request. Bodies are written around their messages (`request_body.py`) and replies decoded from
   UTF-8 before parsing: a request costs about as much client CPU as a bare loop that encodes the body
-  with `json.dumps` (0.96–1.05×), 1.2–1.35× one that writes JSON the same way as we do (7–9 µs more;
-  docs/performance.md), against 1.4–2.7 ms through the `openai` SDK.
+  with `json.dumps` (0.96–1.10×), 1.25–1.5× one that writes JSON the same way as we do (7–9 µs more;
+  docs/performance.md), against 1.4–2.6 ms through the `openai` SDK.
 - `OpenAISDKTransport`: the `openai` package's own client (httpx), the reference: it honours proxy
   settings from the environment, which `FastTransport` does not, and tests hold both to the same
   requests and replies.
