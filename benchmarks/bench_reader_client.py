@@ -236,9 +236,11 @@ class _Pump(asyncio.Protocol):
         self.transport = transport
         self.next()
 
+    build = staticmethod(request_bytes)
+
     def next(self) -> None:
         for text in self.pending:
-            self.transport.write(request_bytes(self.head, text))
+            self.transport.write(self.build(self.head, text))
             return
         self.transport.close()
         self.closed()
@@ -262,12 +264,7 @@ class _FramedPump(_Pump):
     """`_Pump` that writes and reads JSON the reader's way: `framed_request_bytes`, replies decoded from
     UTF-8 before they are parsed."""
 
-    def next(self) -> None:
-        for text in self.pending:
-            self.transport.write(framed_request_bytes(self.head, text))
-            return
-        self.transport.close()
-        self.closed()
+    build = staticmethod(framed_request_bytes)
 
     def read(self, reply: bytes) -> str:
         return DECODE(reply.decode())["choices"][0]["message"]["content"]

@@ -40,13 +40,7 @@ class BodyFrame:
 
     def __init__(self, model: str, params: SamplingParams, tools: str | None, template_kwargs: bool):
         self.before: dict[str, Any] = {"model": model}
-        after: dict[str, Any] = {
-            "max_tokens": params.max_tokens,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-        }
-        if params.stop:
-            after["stop"] = list(params.stop)
+        after = params.request_fields()
         if tools is not None:
             after["tools"] = tool_schemas(tools)
         if template_kwargs:
