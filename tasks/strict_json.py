@@ -40,6 +40,7 @@ KEY_CHARS_SHOWN = 40
 # value decides.
 _SUSPECT_ESCAPE = re.compile(r"\\(?:u(?:00[01][0-9a-fA-F]|[dD][89a-fA-F][0-9a-fA-F]{2})|[bf])")
 _SUSPECT_ESCAPE_BYTES = re.compile(_SUSPECT_ESCAPE.pattern.encode())
+_load_text = json.JSONDecoder().decode
 _BAD_IN_TEXT = re.compile("[\ud800-\udfff]")
 _BAD_IN_KEY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 
@@ -224,8 +225,13 @@ def decode_reply(data: bytes) -> Any:
     keys, NaN and nesting that `json` can parse pass: a reply's reader looks at a few fields only, and
     `decode` costs twice `json.loads` on every reply of a scoring run."""
     try:
-        value = json.loads(data)
-    except (ValueError, RecursionError):
+        value = _load_text(data.decode())  # `json.loads(bytes)` spends 1–2 µs guessing the encoding first
+    except ValueError:
+        try:  # what that refuses and `json.loads` takes: a byte-order mark, UTF-16, surrogates as UTF-8
+            value = json.loads(data)
+        except (ValueError, RecursionError):
+            return decode(data)
+    except RecursionError:
         return decode(data)
     if _SUSPECT_ESCAPE_BYTES.search(data):
         problem = _find_problem(value)

@@ -16,10 +16,11 @@ from servers import MALFORMED_REPLIES, Reply, openai_strict
 
 from benchmark.readers import ReaderError, ReaderRequest, RequestsFailed, make_reader
 from benchmark.readers import openai_reader as openai_reader_module
-from benchmark.readers.base import SYSTEMATIC_AFTER
+from benchmark.readers.base import SYSTEMATIC_AFTER, SamplingParams, tools_json
 from benchmark.readers.openai_reader import MAX_BACKOFF_S, OpenAIReader, backoff_delay
-from benchmark.readers.replies import retry_after_seconds, server_message
-from benchmark.readers.transport import FastTransport, OpenAISDKTransport, make_transport
+from benchmark.readers.replies import ReplyProblem, read_reply, retry_after_seconds, server_message
+from benchmark.readers.request_body import BodyFrame, ChatBody
+from benchmark.readers.transport import FastTransport, HttpReply, OpenAISDKTransport, make_transport
 
 
 @pytest.fixture(params=["fast", "openai"])
@@ -128,6 +129,36 @@ def test_tool_schemas_keep_their_key_order():
     assert request.tools.index('"type"') < request.tools.index('"function"')
     assert hash(request) == hash(ReaderRequest.chat([{"role": "user", "content": "x"}], tools=TOOLS))
     assert ReaderRequest.chat([{"role": "user", "content": "x"}]).tool_dicts() is None
+
+
+@pytest.mark.parametrize("template_field", [False, True])
+def test_body_encoded_around_the_messages_is_the_json_of_its_fields(template_field):
+    """The fast client writes the JSON around the messages once per settings and escapes only the
+    texts per request: the bytes must be what encoding the whole body's fields gives."""
+    params = SamplingParams(max_tokens=9, temperature=0.3, stop=("\n\n", "é"), enable_thinking=True)
+    for tools in (None, tools_json(TOOLS)):
+        frame = BodyFrame("módel", params, tools, template_field)
+        for messages in [(), (("system", 'memory: "quoted" \\ é 🙂 \ud800 \n\t'),), (("user", "a"), ("assistant", ""))]:
+            body = ChatBody(messages, frame)
+            assert body.encode() == json.dumps(body.fields()).encode()
+            fields = json.loads(body.encode())
+            assert fields["messages"] == [{"role": r, "content": c} for r, c in messages]
+            assert ("tools" in fields, "chat_template_kwargs" in fields) == (tools is not None, template_field)
+
+
+def test_reply_read_as_json_reads_bytes():
+    """Replies are read as UTF-8 text first (the fast way); what that refuses is read as `json.loads` reads
+    bytes (a byte-order mark, UTF-16), and bytes that are no JSON in any encoding are a retried problem."""
+    completion = {"choices": [{"message": {"content": "Paris é"}, "finish_reason": "stop"}]}
+    for raw in (
+        json.dumps(completion).encode(),
+        b"\xef\xbb\xbf" + json.dumps(completion).encode(),
+        json.dumps(completion).encode("utf-16"),
+    ):
+        assert read_reply(HttpReply(200, {}, raw)).text == "Paris é"
+    with pytest.raises(ReplyProblem) as problem:
+        read_reply(HttpReply(200, {}, b'{"choices": "\xff\xfe\xfa"}'))
+    assert problem.value.retryable and problem.value.kind == "not JSON"
 
 
 def test_scripted_server_speaks_tool_calls_to_the_openai_client(scripted_server):

@@ -102,6 +102,13 @@ class SamplingParams:
         """Plain JSON-ready values (for cache keys and reports)."""
         return {**asdict(self), "stop": list(self.stop)}
 
+    def request_fields(self) -> dict[str, Any]:
+        """The decoding settings as the OpenAI API and vLLM name them; `stop` only when there is one."""
+        fields: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p}
+        if self.stop:
+            fields["stop"] = list(self.stop)
+        return fields
+
 
 def tools_json(tools: Sequence[Mapping[str, Any]] | None) -> str | None:
     """Tool schemas as the JSON text a request holds. Key order is kept, not sorted: chat templates

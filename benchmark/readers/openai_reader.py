@@ -25,15 +25,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-import json
 import os
 import random
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from benchmark.readers.base import FailureTally, OnResult, ReaderError, ReaderRequest, ReaderResponse
-from benchmark.readers.replies import TEMPLATE_KWARGS, FieldRejected, ReplyProblem, read_reply
+from benchmark.readers.base import FailureTally, OnResult, ReaderError, ReaderRequest, ReaderResponse, SamplingParams
+from benchmark.readers.replies import FieldRejected, ReplyProblem, read_reply
+from benchmark.readers.request_body import BodyFrame, ChatBody
 from benchmark.readers.transport import CLIENTS, HttpReply, Transport, TransportError, make_transport, post
 
 MAX_BACKOFF_S = 60.0
@@ -54,13 +54,6 @@ def backoff_delay(attempt: int, base: float) -> float:
 async def pause(seconds: float) -> None:
     """The wait before a retry (one function, so that tests can record the waits)."""
     await asyncio.sleep(seconds)
-
-
-@functools.lru_cache(maxsize=64)
-def _tool_schemas(tools: str) -> list[dict[str, Any]]:
-    """A request's tool schemas, parsed once per schema text (an agent sends the same tools with every
-    chunk). The list is shared: nothing may change it."""
-    return json.loads(tools)
 
 
 class _RequestFailed(Exception):
@@ -129,6 +122,10 @@ class OpenAIReader:
         self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self._rejected_template_kwargs: set[str] = set()  # servers that answered 400 to the field
         self._turn = 0
+        # the frames of the bodies sent (one per sampling settings, tools, template field), the last one
+        # found by identity (a run's requests usually share their settings object)
+        self._frames: dict[tuple[SamplingParams, str | None, bool], BodyFrame] = {}
+        self._last_frame: tuple[Any, Any, Any, Any] = (None, None, None, None)
 
     @property
     def base_url(self) -> str:
@@ -214,22 +211,17 @@ class OpenAIReader:
         rotated = candidates[start:] + candidates[:start]
         return min(rotated, key=lambda s: s.in_flight)
 
-    def _payload(self, request: ReaderRequest, server: _Server) -> dict[str, Any]:
-        params = request.params
-        payload: dict[str, Any] = {
-            "model": self.model,
-            "messages": request.message_dicts(),
-            "max_tokens": params.max_tokens,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-        }
-        if params.stop:
-            payload["stop"] = list(params.stop)
-        if request.tools is not None:
-            payload["tools"] = _tool_schemas(request.tools)
-        if server.send_template_kwargs:
-            payload[TEMPLATE_KWARGS] = {"enable_thinking": params.enable_thinking}
-        return payload
+    def _payload(self, request: ReaderRequest, server: _Server) -> ChatBody:
+        params, tools, with_field = request.params, request.tools, server.send_template_kwargs
+        last = self._last_frame
+        if last[0] is params and last[1] is tools and last[2] is with_field:
+            return ChatBody(request.messages, last[3])
+        key = (params, tools, with_field)
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = self._frames[key] = BodyFrame(self.model, params, tools, with_field)
+        self._last_frame = (params, tools, with_field, frame)
+        return ChatBody(request.messages, frame)
 
     async def _answer_after(
         self, servers: list[_Server], request: ReaderRequest, server: _Server, with_field: bool, problem: Exception

@@ -146,9 +146,10 @@ def read_reply(reply: HttpReply) -> ReaderResponse:
     if content is not None and not isinstance(content, str):
         raise ReplyProblem(f"the reply's content is a {type(content).__name__}, not text", retryable=True)
     tool_calls = function_calls(calls) if calls else None
-    problem = missing_answer(content, finish_reason, tool_calls is not None)
-    if problem:
-        raise ReplyProblem(problem, retryable=True)
+    if content is None or finish_reason == "length":  # the only replies `missing_answer` may refuse
+        problem = missing_answer(content, finish_reason, tool_calls is not None)
+        if problem:
+            raise ReplyProblem(problem, retryable=True)
     prompt_tokens, completion_tokens = _token_counts(body.get("usage"))
     return ReaderResponse.from_raw(content or "", prompt_tokens, completion_tokens, tool_calls=tool_calls)
 

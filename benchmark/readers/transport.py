@@ -1,16 +1,18 @@
 """How the `openai` backend moves one chat request to a server and its reply back: raw HTTP replies,
 classified later by `replies.py`.
 
-Two transports with one interface, `send(payload, timeout, done)`: `done` is called once, with the
-whole reply (`HttpReply`), TimeoutError when no whole reply came within `timeout` seconds, or
-TransportError when there was no reply (no connection, or one that broke). `post` is the same as a
-coroutine. The reader retries around both.
+Two transports with one interface, `send(payload, timeout, done)` (`payload`: the request body, see
+`Payload`): `done` is called once, with the whole reply (`HttpReply`), TimeoutError when no whole
+reply came within `timeout` seconds, or TransportError when there was no reply (no connection, or one
+that broke). `post` is the same as a coroutine. The reader retries around both.
 
 - `FastTransport`: HTTP/1.1 over asyncio with the `httptools` parser (llhttp, the parser uvicorn uses)
   and a keep-alive pool of connections. `done` runs inside the callback that read the reply, so the
   reader can send its next request from there, without a task switch or an event-loop turn per
-  request: a request costs 7–11 µs of client CPU more than the barest loop (1.2–1.3×, docs/performance.md),
-  against 1.5–3 ms through the `openai` SDK.
+  request. Bodies are written around their messages (`request_body.py`) and replies decoded from
+  UTF-8 before parsing: a request costs about as much client CPU as a bare loop that encodes the body
+  with `json.dumps` (0.96–1.10×), 1.25–1.5× one that writes JSON the same way as we do (7–9 µs more;
+  docs/performance.md), against 1.4–2.6 ms through the `openai` SDK.
 - `OpenAISDKTransport`: the `openai` package's own client (httpx), the reference: it honours proxy
   settings from the environment, which `FastTransport` does not, and tests hold both to the same
   requests and replies.
@@ -19,7 +21,6 @@ coroutine. The reader retries around both.
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 import urllib.request
 from collections.abc import Callable, Coroutine, Mapping
@@ -68,8 +69,20 @@ Done = Callable[["HttpReply | BaseException"], None]
 """Called once per request with its outcome; it must not raise (it runs inside the transport's callbacks)."""
 
 
+class Payload(Protocol):
+    """A request body, both ways a transport may want it (`request_body.ChatBody` is the reader's)."""
+
+    def fields(self) -> dict[str, Any]:
+        """The JSON fields."""
+        ...
+
+    def encode(self) -> bytes:
+        """The same as JSON text, UTF-8."""
+        ...
+
+
 class Transport(Protocol):
-    def send(self, payload: dict[str, Any], timeout: float, done: Done) -> None:
+    def send(self, payload: Payload, timeout: float, done: Done) -> None:
         """Send `payload` as the JSON body of POST {base_url}/chat/completions; `done` gets the whole reply
         within `timeout` seconds, or the error."""
         ...
@@ -77,7 +90,7 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
-async def post(transport: Transport, payload: dict[str, Any], timeout: float) -> HttpReply:
+async def post(transport: Transport, payload: Payload, timeout: float) -> HttpReply:
     """`transport.send` as a coroutine: the reply, or the error raised."""
     reply: asyncio.Future[HttpReply] = asyncio.get_running_loop().create_future()
 
@@ -157,7 +170,7 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._status_seen = False
         self.done: Done | None = None  # the request under way's
-        self.payload: dict[str, Any] | None = None  # the request under way, until its reply begins
+        self.payload: Payload | None = None  # the request under way, until its reply begins
         self.reused = False  # whether it was sent on a connection that had answered before
         self.got_bytes = False
         self.closed = False
@@ -221,7 +234,7 @@ class _Connection(asyncio.Protocol):
     def time_out(self) -> None:
         self._fail(TimeoutError())
 
-    def send(self, data: bytes, payload: dict[str, Any], deadline: float, done: Done, reused: bool) -> None:
+    def send(self, data: bytes, payload: Payload, deadline: float, done: Done, reused: bool) -> None:
         """Send one whole request (`data`, encoded from `payload`); `done` gets its reply (or the error)
         when it is complete. The connection keeps the payload, not the bytes, for a fresh try: holding
         every request body in flight, rather than freeing each once sent, cost 1.62× the bare loop's
@@ -270,7 +283,7 @@ class FastTransport:
         self._watchdog: asyncio.Task | None = None
         self._tick = 1.0
 
-    def send(self, payload: dict[str, Any], timeout: float, done: Done) -> None:
+    def send(self, payload: Payload, timeout: float, done: Done) -> None:
         loop = self._loop or self._bind()
         if timeout < 4 * self._tick:
             self._arm(loop, timeout)
@@ -284,8 +297,8 @@ class FastTransport:
             self._open.discard(connection)
         self._tasks.start(self._connect_and_send(payload, deadline, done))
 
-    def _encode(self, payload: dict[str, Any]) -> bytes:
-        body = json.dumps(payload).encode()  # ASCII escapes: a lone surrogate stays valid JSON text
+    def _encode(self, payload: Payload) -> bytes:
+        body = payload.encode()
         return b"%sContent-Length: %d\r\n\r\n%s" % (self._head, len(body), body)
 
     def _bind(self) -> asyncio.AbstractEventLoop:
@@ -298,11 +311,11 @@ class FastTransport:
         connection.close()
         self._open.discard(connection)
 
-    def resend(self, payload: dict[str, Any], deadline: float, done: Done) -> None:
+    def resend(self, payload: Payload, deadline: float, done: Done) -> None:
         """Send a request again on a fresh connection."""
         self._tasks.start(self._connect_and_send(payload, deadline, done))
 
-    async def _connect_and_send(self, payload: dict[str, Any], deadline: float, done: Done) -> None:
+    async def _connect_and_send(self, payload: Payload, deadline: float, done: Done) -> None:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout_at(deadline):
@@ -367,10 +380,10 @@ class OpenAISDKTransport:
         self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=None)
         self._tasks = _Tasks()
 
-    def send(self, payload: dict[str, Any], timeout: float, done: Done) -> None:
+    def send(self, payload: Payload, timeout: float, done: Done) -> None:
         self._tasks.start(self._send(payload, timeout, done))
 
-    async def _send(self, payload: dict[str, Any], timeout: float, done: Done) -> None:
+    async def _send(self, payload: Payload, timeout: float, done: Done) -> None:
         try:
             reply = await self._post(payload, timeout)
         except asyncio.CancelledError:
@@ -380,10 +393,11 @@ class OpenAISDKTransport:
             return
         done(reply)
 
-    async def _post(self, payload: dict[str, Any], timeout: float) -> HttpReply:
+    async def _post(self, payload: Payload, timeout: float) -> HttpReply:
         openai = self._openai
-        typed = {k: v for k, v in payload.items() if k in _SDK_ARGUMENTS}
-        extra = {k: v for k, v in payload.items() if k not in _SDK_ARGUMENTS}
+        fields = payload.fields()
+        typed = {k: v for k, v in fields.items() if k in _SDK_ARGUMENTS}
+        extra = {k: v for k, v in fields.items() if k not in _SDK_ARGUMENTS}
         try:
             raw = await self._client.chat.completions.with_raw_response.create(
                 **typed, extra_body=extra or None, timeout=timeout

@@ -36,14 +36,7 @@ DEFAULT_SLICE_SIZE = 512
 def vllm_sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
     """Keyword arguments of `vllm.SamplingParams` for our settings. vLLM leaves stop strings out of
     the output, as the OpenAI API does."""
-    kwargs: dict[str, Any] = {
-        "max_tokens": params.max_tokens,
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-    }
-    if params.stop:
-        kwargs["stop"] = list(params.stop)
-    return kwargs
+    return params.request_fields()
 
 
 class VLLMReader:
