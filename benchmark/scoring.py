@@ -22,11 +22,12 @@ from tasks.manifest import load_built
 from tasks.registry import get_task
 from tasks.tokenization import TokenCounter
 
-from . import failed_questions
+from . import aggregation, failed_questions
 from .memory import MemoryEntry, MemoryRecord, read_memories
 from .profiles import AVERAGES, Profile, ScorerConfig, get_profile, release_warnings
 from .prompting import ReaderPrompt
 from .readers.base import Reader, ReaderRequest, ReaderResponse, RequestsFailed
+from .results_schema import SCORES_FORMAT, check_scores
 from .retrieval import MemoryIndex
 
 __all__ = ["QuestionItem", "ScorerConfig", "aggregate", "answer", "judge", "prepare", "score_items", "score_run"]
@@ -221,9 +222,10 @@ def aggregate(
     for it in items:
         per_instance[(it.record.task, it.record.instance_id)].append(it.score)
     task_scores: dict[str, dict[str, Any]] = {}
+    instance_means: dict[str, list[float]] = {}
     for name in sorted({r.task for r in records}):
         recs = [r for r in records if r.task == name]
-        inst_means = [_mean(per_instance[(name, r.instance_id)]) for r in recs]
+        inst_means = instance_means[name] = [_mean(per_instance[(name, r.instance_id)]) for r in recs]
         sizes = [sum(counter.count_many(r.memory.texts())) for r in recs]
         spec = get_task(name)
         task_scores[name] = {
@@ -236,20 +238,21 @@ def aggregate(
             "memory_tokens_mean": round(_mean(sizes), 2),
             "missing_instances": sorted(set(tasks[name].rows) - {r.instance_id for r in recs}),
         }
-    by_comp: dict[str, list[float]] = defaultdict(list)
-    for t in task_scores.values():
-        by_comp[t["competency"]].append(t["score"])
-    competencies = {c: round(_mean(v), 6) for c, v in sorted(by_comp.items())}
-    rules = {
-        "mean_of_competencies": round(_mean(list(competencies.values())), 6),
-        "mean_of_tasks": round(_mean([t["score"] for t in task_scores.values()]), 6),
-    }
-    averages = {key: rules[key] for key in profile.averages}
+    competency_of = {name: t["competency"] for name, t in task_scores.items()}
+    task_means = {name: t["score"] for name, t in task_scores.items()}
+    competencies, averages = aggregation.means(task_means, competency_of, profile.averages)
+    spread = aggregation.uncertainty(
+        {name: aggregation.task_standard_error(v) for name, v in instance_means.items()},
+        competency_of,
+        profile.averages,
+        instance_means,
+    )
     return {
         "overall": averages[profile.averages[0]],
         "averages": averages,
         "competencies": competencies,
         "tasks": task_scores,
+        "uncertainty": spread,
     }
 
 
@@ -365,7 +368,7 @@ def score_run(
     failed_questions.record(run_dir, failures, len(items))
     score_items(items)
 
-    scores = aggregate(items, records, tasks, counter, profile)
+    scores = {"format": SCORES_FORMAT, **aggregate(items, records, tasks, counter, profile)}
     scores["scorer"] = scorer_record(
         config, prompt, reader, judge_reader if needs_judge else None, counter, profile, sorted(tasks)
     )
@@ -376,7 +379,7 @@ def score_run(
     with open(run_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
         for item in items:
             f.write(json.dumps(prediction_line(item), ensure_ascii=False, sort_keys=True) + "\n")
-    write_json(run_dir / "scores.json", scores)
+    write_json(run_dir / "scores.json", check_scores(scores, str(run_dir / "scores.json")))
     result = ScoreResult(scores, items, records)
     write_report(run_dir / "report.md", result, reader)
     return result

@@ -48,7 +48,14 @@ def test_normalize_answer(text, expected):
         ("reasoning with the tag pre-filled</think> Paris", "Paris"),
         ("<think>still thinking when the budget ran out", ""),
         ("<think>a</think> b <think> c", ""),  # a stray open tag after the block: no answer
+        ("<think>a</think>b</think> c ", "c"),  # two closing tags: the answer follows the last
+        ("<think>a</think>\n<think>b</think>\nParis", "Paris"),  # two whole blocks
+        ("<think></think>Paris", "Paris"),
+        ("Paris</think>", ""),  # nothing after the last closing tag
+        ("</think>", ""),
+        ("Paris <think>", ""),  # an open tag with no close: generation stopped mid-reasoning
         ("  Paris  ", "Paris"),
+        ("Paris", "Paris"),
         ("", ""),
     ],
 )

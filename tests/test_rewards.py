@@ -242,6 +242,29 @@ def test_weights_threshold_and_clipping_change_the_shared_part():
     assert d.trajectory == pytest.approx(1 + 0.05 * 0.75)  # r1 = 0.75 >= 0.7 -> 1
 
 
+def test_the_r1_threshold_is_inclusive_at_its_boundary():
+    """r1 = 0.75 (3 of 4): a threshold of exactly 0.75 gives 1; one just above gives 0."""
+    (at,) = scorer(RewardConfig(r1_threshold=0.75))[0].score([rollout(MEMORY_A, [[]])])
+    assert at.r1 == 0.75 and at.trajectory == pytest.approx(1 + 0.05 * 0.75)
+    (above,) = scorer(RewardConfig(r1_threshold=0.7501))[0].score([rollout(MEMORY_A, [[]])])
+    assert above.r1 == 0.75 and above.trajectory == pytest.approx(0.05 * 0.75)
+    (none,) = scorer(RewardConfig(r1_threshold=0.0))[0].score([rollout(Memory(), [[]])])
+    assert none.r1 == 0.0 and none.trajectory == pytest.approx(1 + 0.05)  # 0 >= 0: every r1 passes
+
+
+def test_input_tokens_are_counted_per_task_and_instance():
+    """Rollouts of different instances (and of the same instance id in another task) have other inputs:
+    each gets its own input length, however the scorer's cache of lengths is filled."""
+    short = Rollout("squad", "i1", QUESTIONS, [" ".join(["word"] * 10)], MEMORY_A, [[]])
+    long = Rollout("squad", "i2", QUESTIONS, CHUNKS, MEMORY_A, [[]])
+    other_task = Rollout("hotpotqa", "i1", QUESTIONS, [" ".join(["word"] * 40)], MEMORY_A, [[]])
+    scoring = scorer()[0]
+    results = scoring.score([short, long, other_task, short])
+    assert [r.input_tokens for r in results] == [10, 80, 40, 10]
+    assert [r.r3 for r in results] == pytest.approx([1 - 20 / 10, 1 - 20 / 80, 1 - 20 / 40, 1 - 20 / 10])
+    assert [r.input_tokens for r in scoring.score([long, short])] == [80, 10]  # from the cache, per instance
+
+
 def test_a_failing_reader_zeroes_only_its_rollout(caplog):
     poisoned = Memory("POISON", MEMORY_A.semantic, ())
     reader = ScriptedReader(memory_reader, fail_if=lambda r: "POISON" in r.messages[0][1])
