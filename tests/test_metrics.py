@@ -365,3 +365,27 @@ def test_metrics_refuse_an_empty_gold_list_and_stay_in_range(metric):
         METRIC_FUNCTIONS[metric]("anything", [])
     for prediction in ("", "Paris", r"\boxed{1}", "1. Heat\n2. Alien", "yes"):
         assert 0.0 <= METRIC_FUNCTIONS[metric](prediction, ["Paris", "1", "Heat"]) <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("prediction", "answers", "expected"),
+    [
+        ("Sports", ["sports"], 0.0),  # no box and not a bare integer: not an answer
+        ("\\boxed{Sports}", ["sports"], 1.0),  # a boxed word label counts
+        ('\\boxed{"label: 3"}', ["3"], 1.0),  # quotes around the whole label, then its "label:" lead
+        ('\\boxed{label: "3"}', ["3"], 1.0),  # quotes left after the lead
+    ],
+)
+def test_boxed_labels_with_quotes_leads_and_words(prediction, answers, expected):
+    assert boxed_label_accuracy(prediction, answers) == expected
+
+
+def test_edge_texts_and_exact_messages():
+    assert parse_output("") == "" and parse_output("\n   \n") == ""
+    assert recall_at_5("Alien, The Dark Knight", ["The Dark Knight"]) == 1.0  # one line: items split at commas
+    with pytest.raises(ValueError, match=r"^no gold answers to score against$"):
+        recall_at_5("x", [])
+    user = judge_prompt("Q?", ["Paris", "Lyon"], "R", None)[1]["content"]
+    assert "Expected answer: any one of:\n- Paris\n- Lyon\n\n" in user
+    with pytest.raises(ValueError, match=r"reads the reply with parse_judge_verdict\(\)$"):
+        score(JUDGE_METRIC, "yes", ["yes"])
