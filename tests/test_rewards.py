@@ -135,6 +135,7 @@ def test_r3_unclipped_by_default():
     assert compression_reward(150, 100, RewardConfig(clip_r3=True)) == 0.0
     with pytest.raises(ValueError, match="positive input length"):
         compression_reward(1, 0, config)
+    assert compression_reward(0, 1, config) == 1.0  # a one-token input is an input
 
 
 def test_r4_targets_per_call():
@@ -168,6 +169,10 @@ def test_call_record_round_trip_from_the_environment():
     first, again = env.execute(call), env.execute(call)
     records = [CallRecord.of(call, first), CallRecord.of(call, again)]
     assert [r.status for r in records] == ["ok", "skipped"]
+    assert (records[0].tool, records[0].arguments) == (
+        "new_memory_insert",
+        {"memory_type": "semantic_memory", "content": "x"},
+    )
     assert [CallRecord.from_json(r.to_json()) for r in records] == records
     assert CallRecord.of(ToolCall("x", None, "", "bad"), ToolResult(False, "error", "bad")).arguments is None
 
@@ -192,6 +197,9 @@ def test_config_options_are_checked():
         RewardConfig(r4_deletes="ignore")
     with pytest.raises(ValueError, match="r1_threshold"):
         RewardConfig(r1_threshold=2.0)
+    with pytest.raises(ValueError, match="r1_threshold"):
+        RewardConfig(r1_threshold=-0.1)
+    assert RewardConfig(r1_threshold=1.0).r1_threshold == 1.0 and RewardConfig(r1_threshold=0.0).r1_threshold == 0.0
 
 
 # -- whole rollouts ------------------------------------------------------------------------------
@@ -277,6 +285,7 @@ def test_a_failing_reader_zeroes_only_its_rollout(caplog):
     assert c.r1 == 0.0 and c.r1_failed
     assert c.r4_failed and c.r4 == (1.0, 0.0)  # the write the judge never answered counts invalid
     assert reader.calls == [8, 4]  # the batch (A answered before it failed), then C on its own
+    assert judge.calls == [6, 1]  # then only C's unanswered write: A's verdicts and C's first one were in
     messages = [r.getMessage() for r in caplog.records]
     assert any("r1 reader: rollout 1 of squad/squad-2 failed after retries and scores 0" in m for m in messages)
     assert any("r4 judge: rollout 1 of squad/squad-2 failed" in m for m in messages)
@@ -332,11 +341,41 @@ def test_equal_memories_cost_one_reader_call_each(tmp_path):
 def test_info_for_verl_is_scalars_and_a_json_string():
     (a,) = scorer()[0].score([rollout(MEMORY_A, STEPS_A)])
     info = a.info()
-    assert info["r1"] == 0.75 and info["r2_mean"] == pytest.approx(1 / 3)
-    assert all(isinstance(v, float) for k, v in info.items() if k != "step_rewards")
+    steps = info.pop("step_rewards")
+    assert info == pytest.approx(
+        {
+            "r1": 0.75,
+            "r3": 0.75,
+            "r2_mean": 1 / 3,
+            "r4_mean": (1 / 3 + 0.0 + 2 / 3) / 3,
+            "memory_tokens": 20.0,
+            "input_tokens": 80.0,
+            "r1_failed": 0.0,
+            "r4_failed": 0.0,
+        }
+    )
+    assert all(isinstance(v, float) for v in info.values())
     import json
 
-    assert json.loads(info["step_rewards"]) == pytest.approx([1 + 0.1 / 3, 0.0, 0.2 / 3])
+    assert json.loads(steps) == pytest.approx([1 + 0.1 / 3, 0.0, 0.2 / 3])
+    (b,) = scorer()[0].score([rollout(MEMORY_A, [])])  # no chunk step at all: the means are 0
+    assert (b.info()["r2_mean"], b.info()["r4_mean"], json.loads(b.info()["step_rewards"])) == (0.0, 0.0, [])
+
+
+def test_the_content_judge_is_asked_with_its_own_sampling():
+    from benchmark.readers.base import SamplingParams
+
+    judge = ScriptedReader(content_judge)
+    seen: list[ReaderRequest] = []
+    original = judge.generate
+    judge.generate = lambda requests, on_result=None: seen.extend(requests) or original(requests, on_result)
+    sampling = SamplingParams(max_tokens=7, temperature=0.3)
+    RewardScorer(ScriptedReader(memory_reader), COUNTER, judge=judge, content_sampling=sampling).score(
+        [rollout(MEMORY_A, STEPS_A)]
+    )
+    assert len(seen) == 4 and all(r.params == sampling for r in seen)
+    RewardScorer(ScriptedReader(memory_reader), COUNTER, judge=judge).score([rollout(MEMORY_A, STEPS_A)])
+    assert all(r.params == SamplingParams(max_tokens=256) for r in seen[4:]) and len(seen) == 8
 
 
 def test_r1_scores_as_the_original_reward_by_default_and_as_v1_on_request():
