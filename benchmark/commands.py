@@ -1,4 +1,8 @@
-"""`memalpha score`: score any run folder holding a `memories.jsonl`."""
+"""`memalpha run`, `score`, `eval` and `agents`: the command line of the main job.
+
+Each command parses its options and hands them to `benchmark.journey`, which the Python API
+(`benchmark.api`) uses too; nothing here does work of its own beyond printing.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +10,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from tasks.tokenization import get_counter
+from tasks.argtypes import non_negative_int, positive_int, positive_number
 
 from .profiles import DEFAULT_PROFILE
 
 DEFAULT_MODEL = "Qwen/Qwen3-32B"
+DEFAULT_TOKENIZER = "qwen3"  # as benchmark.journey.DEFAULT_TOKENIZER, without importing it for --help
 
 
-def _at_least(low: float, kind: type = int):
-    """An argparse type: a number of `kind` that is at least `low` (a clear message otherwise)."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{text} is below the smallest allowed value, {low}")
-        return value
-
-    return parse
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds")
-    return value
+def add_tokenizer_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The one token counter of a job: first-use builds, the agent's `tokenizer` option (unless set with
+    --agent-opt) and the scorer's budget and memory sizes."""
+    p.add_argument(
+        "--tokenizer",
+        default=DEFAULT_TOKENIZER,
+        help="token counter for first-use builds, the agent (unless --agent-opt tokenizer=...) and the scorer's "
+        f"budget and memory sizes: {DEFAULT_TOKENIZER} (default; needs the hub once), simple (offline, "
+        "dependency-free), a local tokenizer folder, or org/name[@revision]",
+    )
 
 
 def add_reader_options(p: argparse.ArgumentParser) -> None:
@@ -53,7 +45,8 @@ def add_reader_options(p: argparse.ArgumentParser) -> None:
         action="append",
         metavar="URL",
         help="server URL for --reader openai, e.g. http://127.0.0.1:8000/v1; repeat it for several servers "
-        "serving the same model (each request goes to the least busy); default $OPENAI_BASE_URL",
+        "serving the same model (each request goes to the least busy; each must answer the test request); "
+        "default $OPENAI_BASE_URL",
     )
     g.add_argument(
         "--api-key-env",
@@ -63,17 +56,17 @@ def add_reader_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--concurrency",
-        type=_at_least(1),
+        type=positive_int,
         default=16,
         help="requests in flight for --reader openai, over all its servers (default 16): about the number of "
         "sequences each server batches (vLLM --max-num-seqs) times the servers; see docs/scoring.md",
     )
     g.add_argument(
-        "--timeout", type=_positive_seconds, default=300.0, help="seconds per request before a retry (default 300)"
+        "--timeout", type=positive_number, default=300.0, help="seconds per request before a retry (default 300)"
     )
     g.add_argument(
         "--max-retries",
-        type=_at_least(0),
+        type=non_negative_int,
         default=5,
         help="retries per request on 429/5xx, timeouts, lost connections and malformed replies (default 5)",
     )
@@ -92,14 +85,10 @@ def add_reader_options(p: argparse.ArgumentParser) -> None:
         help="fast: our asyncio HTTP client; openai: the openai SDK (slower; goes through proxies); "
         "auto (default): fast unless the environment sets a proxy for the server",
     )
-    g.add_argument("--max-tokens", type=_at_least(1), default=2048, help="answer length limit (default 2048)")
-    g.add_argument("--top-k", type=_at_least(0), default=20, help="entries retrieved per memory type (default 20)")
-    g.add_argument("--budget", type=_at_least(1), default=30_000, help="reader prompt budget in tokens (default 30000)")
-    g.add_argument(
-        "--tokenizer",
-        default="qwen3",
-        help="token counter for the budget and memory sizes (default qwen3; `simple` works offline)",
-    )
+    g.add_argument("--max-tokens", type=positive_int, default=2048, help="answer length limit (default 2048)")
+    g.add_argument("--top-k", type=positive_int, default=20, help="entries retrieved per memory type (default 20)")
+    g.add_argument("--budget", type=positive_int, default=30_000, help="reader prompt budget in tokens (default 30000)")
+    add_tokenizer_option(g)
     g.add_argument("--cache", type=Path, help="response cache file (default RUN/.cache/responses.sqlite)")
     g.add_argument(
         "--profile",
@@ -193,107 +182,90 @@ def scorer_config(args: argparse.Namespace):
     )
 
 
+def add_scoring_options(p: argparse.ArgumentParser) -> None:
+    """What `score` and `eval` take beyond the reader: a smoke-run limit and permission to overwrite."""
+    p.add_argument(
+        "--limit-questions",
+        type=positive_int,
+        metavar="N",
+        help="ask only the first N questions of each instance (smoke runs; scores.json and report.md say so)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace scores made before with other settings (without it, such a re-score is refused)",
+    )
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "score",
         help="score the memories of a run",
         description="Score RUN/memories.jsonl (written by any agent) through the fixed pipeline of a scorer "
-        "profile (--profile): BM25 retrieval over each memory, the reader prompt, the reader, the task metrics. Writes "
-        "RUN/predictions.jsonl, RUN/scores.json and RUN/report.md. Answers are cached, so a "
-        "killed run resumes and re-scoring costs no reader calls.",
+        "profile (--profile): BM25 retrieval over each memory, the reader prompt, the reader, the task metrics. "
+        "Writes RUN/predictions.jsonl, RUN/scores.json and RUN/report.md. Before any work the reader (and "
+        "judge) answer a one-token test request, on each of their servers. Answers are cached, so a killed run "
+        "resumes and re-scoring costs no reader calls; a re-score with other settings (profile and reader "
+        "template included) is refused without --force.",
     )
     p.add_argument("run", type=Path, metavar="RUN", help="folder holding memories.jsonl")
     p.add_argument("--data", type=Path, required=True, help="folder of built tasks (DIR/<task>/)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_scoring_options(p)
     add_reader_options(p)
     add_template_option(p)
     p.set_defaults(func=cmd_score)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .report import summary_table
-    from .scoring import score_run
+    from . import journey
 
+    data_dir, tasks = journey.check_score_inputs(args.run, args.data)  # before a reader is loaded
     reader, judge = readers_from_args(args, args.run)
-    result = score_run(
+    result = journey.score_checked(
         args.run,
-        args.data,
-        reader,
-        judge_reader=judge,
-        counter=get_counter(args.tokenizer),
-        config=scorer_config(args),
+        data_dir,
+        tasks,
+        reader=reader,
+        judge=judge,
+        settings=journey.ScoringSettings(
+            args.tokenizer, scorer_config(args), args.profile, args.reader_template, args.limit_questions
+        ),
+        force=args.force,
         show_progress=not args.quiet,
-        profile=args.profile,
-        template_file=args.reader_template,
     )
-    print(summary_table(result.scores))
-    print(f"\nresults in {args.run}: predictions.jsonl, scores.json, report.md", file=sys.stderr)
+    print_scores(result.scores, args.run, "predictions.jsonl, scores.json, report.md")
     return 0
+
+
+def print_scores(scores: dict, run_dir: Path, files: str) -> None:
+    from .report import summary_table
+
+    print(summary_table(scores))
+    print(f"\nresults in {run_dir}: {files}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- run and eval
 
-DATA_ENV = "MEMALPHA_DATA"
-
-
-def default_data_dir() -> Path:
-    """Where tasks are built on first use when no --data is given."""
-    import os
-
-    from .paths import cache_root
-
-    return Path(os.environ.get(DATA_ENV) or cache_root() / "tasks")
-
 
 def parse_agent_options(pairs: list[str]) -> dict[str, str]:
-    from tasks.errors import TaskError
+    from tasks.errors import UsageError
 
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise TaskError(f"--agent-opt {pair!r}: expected key=value")
+            raise UsageError(f"--agent-opt {pair!r}: expected key=value")
         options[key] = value
     return options
-
-
-def members_from_args(args: argparse.Namespace) -> list[tuple[str, str | None]]:
-    """(task, split) pairs: a suite's own splits, or --tasks with --split (default: test, else validation)."""
-    from tasks.errors import TaskError
-    from tasks.registry import get_suite, get_task, resolve_names
-
-    if args.suite:
-        members = list(get_suite(args.suite).members)
-        return [(t, args.split or s) for t, s in members]
-    if not args.tasks:
-        raise TaskError("name the tasks to run: --tasks NAME... or --suite S")
-    out = []
-    for name in resolve_names(args.tasks):
-        splits = get_task(name).splits
-        split = args.split or ("test" if "test" in splits else "validation")
-        if split not in splits:
-            raise TaskError(f"task {name!r} has no split {split!r} (it has {', '.join(splits)})")
-        out.append((name, split))
-    return out
-
-
-def ensure_built(data_dir: Path, tasks: list[str], *, quiet: bool) -> None:
-    """Build from the hub (pinned revisions) every task not yet in `data_dir`: the first-use cache."""
-    from tasks.build import build_task
-    from tasks.manifest import MANIFEST
-
-    for task in tasks:
-        if not (data_dir / task / MANIFEST).is_file():
-            print(f"building {task} into {data_dir} (first use) ...", file=sys.stderr)
-            build_task(task, data_dir, show_progress=not quiet)
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--agent",
         required=True,
-        help="agent name: chunk-store, long-context, memalpha, memagent, mem1, mem0, langmem, http, or a plugin's "
-        "(docs/agents.md)",
+        help="agent name (`memalpha agents list`): chunk-store, long-context, memalpha, memagent, mem1, mem0, "
+        "langmem, http, or a plugin's (docs/agents.md)",
     )
     p.add_argument(
         "--agent-opt",
@@ -309,34 +281,45 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
         type=Path,
-        help=f"folder of built tasks; default ${DATA_ENV} or ~/.cache/memalpha-bench/tasks, where missing "
+        help="folder of built tasks; default $MEMALPHA_DATA or ~/.cache/memalpha-bench/tasks, where missing "
         "tasks are built from the hub on first use",
     )
     p.add_argument("--out", required=True, type=Path, metavar="RUN", help="run folder (resumed if it exists)")
-    p.add_argument("--limit", type=int, help="at most N instances per task split")
-    p.add_argument("--agent-concurrency", type=int, default=4, help="instances stepped in parallel threads (default 4)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def do_run(args: argparse.Namespace):
-    from .agents import make_agent
-    from .running import run_agent
-
-    members = members_from_args(args)
-    data_dir = args.data or default_data_dir()
-    if args.data is None:
-        ensure_built(data_dir, [t for t, _ in members], quiet=args.quiet)
-    agent = make_agent(args.agent, parse_agent_options(args.agent_opt))
-    summary = run_agent(
-        agent,
-        args.out,
-        data_dir,
-        members,
-        limit=args.limit,
-        concurrency=args.agent_concurrency,
-        show_progress=not args.quiet,
+    p.add_argument("--limit", type=positive_int, help="at most N instances per task split")
+    p.add_argument(
+        "--agent-concurrency",
+        type=positive_int,
+        default=4,
+        help="instances observed in parallel threads, and kept open at once by agents that do not batch (default 4)",
     )
-    return summary, data_dir
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    g = p.add_argument_group(
+        "builder LLM",
+        "for first-use builds of tasks whose metric needs an LLM step (infbench_sum, booksum: keyword "
+        "extraction); `eval` uses its reader unless one is named here",
+    )
+    g.add_argument("--build-llm-model", help="model for the build's LLM steps")
+    g.add_argument(
+        "--build-llm-backend", choices=("openai", "vllm", "hf"), default="openai", help="its backend (default openai)"
+    )
+    g.add_argument("--build-llm-base-url", help="its server URL, for --build-llm-backend openai")
+
+
+def builder_llm_from_args(args: argparse.Namespace):
+    """The reader named by --build-llm-*, or None."""
+    if not args.build_llm_model:
+        return None
+    from .readers import make_reader
+
+    return make_reader(args.build_llm_backend, args.build_llm_model, base_url=args.build_llm_base_url)
+
+
+def plan_from_args(args: argparse.Namespace, *, scoring: bool):
+    from . import journey
+
+    return journey.plan(
+        tasks=args.tasks, suite=args.suite, split=args.split, data=args.data, tokenizer=args.tokenizer, scoring=scoring
+    )
 
 
 def print_run_summary(summary) -> None:
@@ -346,38 +329,63 @@ def print_run_summary(summary) -> None:
     print(tabulate(rows, headers=["task", "instances", "memories", "failed"], tablefmt="github"))
     for key, error in list(summary.failed.items())[:10]:
         print(f"failed: {key}: {error}", file=sys.stderr)
-    resumed = f", {summary.resumed} kept from before" if summary.resumed else ""
-    print(f"\n{summary.written} memories written{resumed}: {summary.run_dir / 'memories.jsonl'}", file=sys.stderr)
+    if summary.resumed or summary.reused_answers:
+        print(
+            f"resumed: {summary.resumed} memories kept from before; {summary.reused_answers} agent model "
+            "answers replayed from the run's cache instead of asked again",
+            file=sys.stderr,
+        )
+    print(f"\n{summary.written} memories written: {summary.run_dir / 'memories.jsonl'}", file=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    summary, _ = do_run(args)
+    from . import journey
+
+    job = plan_from_args(args, scoring=False)
+    summary = journey.run_planned(
+        job,
+        args.agent,
+        args.out,
+        options=parse_agent_options(args.agent_opt),
+        builder_llm=builder_llm_from_args(args),
+        limit=args.limit,
+        concurrency=args.agent_concurrency,
+        show_progress=not args.quiet,
+    )
     print_run_summary(summary)
     return 1 if summary.failed else 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .report import summary_table
-    from .scoring import score_run
+    from . import journey
 
-    summary, data_dir = do_run(args)
-    print_run_summary(summary)
+    job = plan_from_args(args, scoring=True)  # names, data, tokenizer, LLM needs: before any model loads
+    options = parse_agent_options(args.agent_opt)
     reader, judge = readers_from_args(args, args.out)
-    result = score_run(
+    evaluation = journey.evaluate_planned(
+        job,
+        args.agent,
         args.out,
-        data_dir,
-        reader,
-        judge_reader=judge,
-        counter=get_counter(args.tokenizer),
+        reader=reader,
+        judge=judge,
+        options=options,
+        builder_llm=builder_llm_from_args(args),
+        limit=args.limit,
+        limit_questions=args.limit_questions,
+        concurrency=args.agent_concurrency,
         config=scorer_config(args),
-        show_progress=not args.quiet,
         profile=args.profile,
-        template_file=args.reader_template,
+        reader_template=args.reader_template,
+        force=args.force,
+        show_progress=not args.quiet,
     )
+    print_run_summary(evaluation.run)
+    if evaluation.score is None:
+        print(f"error: nothing to score: every instance failed (see {args.out / 'errors.jsonl'})", file=sys.stderr)
+        return 1
     print()
-    print(summary_table(result.scores))
-    print(f"\nresults in {args.out}: memories.jsonl, predictions.jsonl, scores.json, report.md", file=sys.stderr)
-    return 1 if summary.failed else 0
+    print_scores(evaluation.score.scores, args.out, "memories.jsonl, predictions.jsonl, scores.json, report.md")
+    return 1 if evaluation.run.failed else 0
 
 
 def register_run(commands: argparse._SubParsersAction) -> None:
@@ -385,18 +393,86 @@ def register_run(commands: argparse._SubParsersAction) -> None:
         "run",
         help="run an agent over tasks and write its memories",
         description="Feed every instance's chunks to an agent, in order, and write each final memory to "
-        "RUN/memories.jsonl as soon as it is done. A killed run resumes where it stopped.",
+        "RUN/memories.jsonl as soon as it is done. The agent's model answers are kept in "
+        "RUN/.cache/agent.sqlite, so a killed run resumes where it stopped and says what it reused.",
     )
     add_run_options(p)
+    add_tokenizer_option(p)
     p.set_defaults(func=cmd_run)
     p = commands.add_parser(
         "eval",
         help="run an agent, then score its memories",
-        description="`memalpha run` followed by `memalpha score` on the same run folder. Without --data, "
-        "tasks are built from the hub on first use; the reader defaults to in-process vLLM "
-        "(use --reader openai --base-url URL for a served model).",
+        description="`memalpha run` followed by `memalpha score` on the same run folder. Before any agent "
+        "runs: task names, data and tokenizer are checked, the reader (and judge, and builder LLM) answer a "
+        "one-token test request, and missing tasks are built (from the hub at pinned revisions, when no "
+        "--data is given; tasks whose metric needs an LLM step are built with the reader, or --build-llm-*). "
+        "The reader defaults to in-process vLLM (use --reader openai --base-url URL for a served model).",
     )
     add_run_options(p)
+    add_scoring_options(p)
     add_reader_options(p)
     add_template_option(p)
     p.set_defaults(func=cmd_eval)
+
+
+# ---------------------------------------------------------------- agents
+
+
+def register_agents(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("agents", help="list the agents and their options")
+    sub = p.add_subparsers(dest="agents_command", required=True, metavar="ACTION")
+    q = sub.add_parser(
+        "list",
+        help="every registered agent with its options",
+        description="Built-in agents and those of installed plugins (the `memalpha.agents` entry points), "
+        "each with the options it takes (--agent-opt KEY=VALUE) and their defaults.",
+    )
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.set_defaults(func=cmd_agents_list)
+
+
+def describe_agents() -> list[dict]:
+    """Name, class, summary and options of every agent; an agent that cannot be loaded says why."""
+    from .agents import agent_class, available
+
+    out = []
+    for name, spec in available().items():
+        entry: dict = {"name": name, "class": spec}
+        try:
+            cls = agent_class(name)
+        except Exception as exc:  # a plugin whose extra is not installed: listed, with the reason
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        else:
+            entry["summary"] = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+            entry["options"] = (
+                None
+                if cls.option_docs is None
+                else [{"name": o.name, "default": o.default, "help": o.help} for o in cls.option_docs]
+            )
+        out.append(entry)
+    return out
+
+
+def cmd_agents_list(args: argparse.Namespace) -> int:
+    import json
+
+    from tabulate import tabulate
+
+    agents = describe_agents()
+    if args.json:
+        print(json.dumps(agents, indent=2))
+        return 0
+    for i, agent in enumerate(agents):
+        print(("\n" if i else "") + f"{agent['name']}  ({agent['class']})")
+        if "error" in agent:
+            print(f"  cannot be loaded here: {agent['error']}")
+            continue
+        print(f"  {agent['summary']}")
+        if agent["options"] is None:
+            print("  options: not declared by the agent (see its documentation)")
+        elif not agent["options"]:
+            print("  options: none")
+        else:
+            rows = [[o["name"], "-" if o["default"] is None else o["default"], o["help"]] for o in agent["options"]]
+            print(tabulate(rows, headers=["option", "default", "meaning"], tablefmt="simple"))
+    return 0

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tasks.argtypes import positive_int
+
 from .lmeval_export import DEFAULT_BUDGET, DEFAULT_MAX_TOKENS
 
 
@@ -29,14 +31,22 @@ def register(commands: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--data", type=Path, help="folder of built tasks; default as `memalpha run` (built from the hub on first use)"
     )
-    q.add_argument("--limit", type=int, help="at most N instances per task")
+    q.add_argument("--limit", type=positive_int, help="at most N instances per task")
     q.add_argument("--tokenizer", default="qwen3", help="token counter for the budget (default qwen3, as the scorer)")
     q.add_argument(
-        "--budget", type=int, default=DEFAULT_BUDGET, help=f"reader prompt budget in tokens (default {DEFAULT_BUDGET})"
+        "--budget",
+        type=positive_int,
+        default=DEFAULT_BUDGET,
+        help=f"reader prompt budget in tokens (default {DEFAULT_BUDGET})",
     )
-    q.add_argument("--memory-tokens", type=int, help="size of the long-context memory (default: the agent's, 28000)")
     q.add_argument(
-        "--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help=f"answer length limit (default {DEFAULT_MAX_TOKENS})"
+        "--memory-tokens", type=positive_int, help="size of the long-context memory (default: the agent's, 28000)"
+    )
+    q.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        default=DEFAULT_MAX_TOKENS,
+        help=f"answer length limit (default {DEFAULT_MAX_TOKENS})",
     )
     q.add_argument(
         "--chat-template-kwargs",
@@ -63,13 +73,16 @@ def _json_object(text: str) -> dict:
 
 
 def cmd_export_lmeval(args: argparse.Namespace) -> int:
-    from .commands import default_data_dir, ensure_built, members_from_args
+    from . import journey
     from .lmeval_export import ExportSettings, export_lmeval
 
-    members = members_from_args(args)
-    data_dir = args.data or default_data_dir()
-    if args.data is None:
-        ensure_built(data_dir, [t for t, _ in members], quiet=args.quiet)
+    if args.data is None:  # build what is missing, as `memalpha run` does
+        job = journey.plan(tasks=args.tasks, suite=args.suite, split=args.split, tokenizer=args.tokenizer)
+        journey.require_builder_llm(job, available=False)
+        journey.build_missing(job, None, show_progress=not args.quiet)
+        data_dir, members = job.data_dir, job.members
+    else:  # LLM-judged tasks are skipped, so they need not be built
+        data_dir, members = args.data, journey.resolve_members(args.tasks, args.suite, args.split)
     settings = ExportSettings(
         args.tokenizer, args.budget, args.memory_tokens, args.max_tokens, args.limit, args.chat_template_kwargs
     )

@@ -42,8 +42,6 @@ from tasks.tokenization import get_counter
 from .agents.base import InstanceInfo
 from .agents.baselines import LongContextAgent
 from .metrics import JUDGE_METRIC, score
-from .prompting import TEMPLATE_VERSION, ReaderPrompt
-from .scoring import load_tasks
 
 PREFIX = "memalpha"
 METRIC_KEY = "score"
@@ -126,6 +124,9 @@ def task_docs(
 ) -> tuple[list[dict[str, Any]], str]:
     """One doc per question of the task split (its instances up to the limit), and the task's sha256.
     Each doc's `overall_weight` is filled in by `export_lmeval`, once the suite's shape is known."""
+    from .prompting import ReaderPrompt  # jinja2, and the scorer's numpy and scipy: not for `memalpha --help`
+    from .scoring import load_tasks
+
     spec = get_task(task)
     built = load_tasks(data_dir, [task])[task]  # the scorer's loading, with its checks
     rows = [row for instance_id, row in built.rows.items() if built.split_of[instance_id] == split]
@@ -186,6 +187,8 @@ def _yaml(config: dict[str, Any]) -> str:
 def task_yaml(
     name: str, task: str, split: str, data_file: Path, task_sha256: str, settings: ExportSettings, memory_tokens: int
 ) -> str:
+    from .prompting import TEMPLATE_VERSION, ReaderPrompt
+
     spec = get_task(task)
     return _yaml(
         {

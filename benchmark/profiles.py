@@ -22,12 +22,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tasks.errors import TaskError
+from tasks.errors import TaskError, UsageError
 from tasks.registry import all_tasks, get_suite
 
 from . import metrics, original_metrics
 from .readers.base import SamplingParams
-from .retrieval import settings as retrieval_settings
 
 DEFAULT_PROFILE = "v1"
 PAPER_PROFILE = "memalpha-paper"
@@ -37,6 +36,10 @@ RELEASES = ("YuWangX/Memalpha", "YuWangX/Memalpha-Memoryagentbench")
 
 class ProfileError(TaskError):
     """A profile that cannot score something (a task it has no metric for, a judged task without a reply)."""
+
+
+class UnknownProfileError(ProfileError, UsageError):
+    """A profile name that names no profile (a usage error: exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,9 @@ class Retrieval:
         return question
 
     def describe(self) -> dict[str, Any]:
-        return {**retrieval_settings(self.epsilon), "query": QUERY_RULES[self.query]}
+        from .retrieval import settings  # numpy and scipy: not for `memalpha --help`
+
+        return {**settings(self.epsilon), "query": QUERY_RULES[self.query]}
 
 
 @dataclass(frozen=True)
@@ -401,7 +406,7 @@ def get_profile(name: str | Profile | None = None) -> Profile:
         known = list(dict.fromkeys(p.name for p in profiles.values())) + list(profiles)
         close = difflib.get_close_matches(name, known, n=2, cutoff=0.5)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ProfileError(f"unknown scorer profile {name!r}{hint} (known: {', '.join(profiles)})")
+        raise UnknownProfileError(f"unknown scorer profile {name!r}{hint} (known: {', '.join(profiles)})")
     return max(versions, key=lambda p: p.version)
 
 

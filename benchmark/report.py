@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
@@ -79,15 +81,43 @@ def uncertainty_note(spread: dict | None) -> list[str]:
     return [*lines, ""]
 
 
+def run_provenance(run_dir: Path) -> dict[str, Any]:
+    """What was scored: the sha256 of memories.jsonl and, when `memalpha run` wrote it, the agent with
+    its options as the run's config.json records them (None for a memories file made elsewhere)."""
+    from .running import CONFIG, MEMORIES
+
+    digest = hashlib.sha256()
+    with open(run_dir / MEMORIES, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    config = run_dir / CONFIG
+    agent = json.loads(config.read_text(encoding="utf-8")).get("agent") if config.is_file() else None
+    return {"memories_sha256": digest.hexdigest(), "agent": agent}
+
+
+def _agent_line(agent: dict[str, Any] | None) -> str:
+    if agent is None:
+        return "not recorded (the memories were not written by `memalpha run`)"
+    options = ", ".join(f"{k}={v}" for k, v in sorted(agent.get("options", {}).items()) if v is not None)
+    return f"{agent.get('name')}" + (f" ({options})" if options else "")
+
+
 def write_report(path: Path, result: ScoreResult, reader: Reader) -> None:
     scores = result.scores
     prompt_tokens = sum(it.response.prompt_tokens for it in result.items)
     completion_tokens = sum(it.response.completion_tokens for it in result.items)
     cached = sum(it.response.cached for it in result.items)
     scorer = scores["scorer"]
+    run = scores["run"]
+    limit = scorer.get("questions_per_instance")
     lines = [
         "# Scoring report",
         "",
+        *(
+            [f"**Smoke run: at most {limit} question(s) per instance were asked; not a full score.**", ""]
+            if limit
+            else []
+        ),
         f"Scorer profile: {scorer['profile']} ({scorer['rules']['description']}).",
         "",
         summary_table(scores),
@@ -98,6 +128,11 @@ def write_report(path: Path, result: ScoreResult, reader: Reader) -> None:
         "## Warnings",
         "",
         *([f"- {w}" for w in scores.get("warnings", [])] or ["- none"]),
+        "",
+        "## Memories",
+        "",
+        f"- agent: {_agent_line(run['agent'])}",
+        f"- memories.jsonl sha256: {run['memories_sha256']}",
         "",
         "## Reader",
         "",
@@ -117,8 +152,8 @@ def write_report(path: Path, result: ScoreResult, reader: Reader) -> None:
         "",
         "## Instances without a memory",
         "",
-        "The scorer scores the instances in `memories.jsonl`; these instances of the same tasks have none "
-        "(completeness is checked by the leaderboard, not here).",
+        "The scorer scores the instances in `memories.jsonl`; these instances of the same tasks and splits "
+        "have none (completeness is checked by the leaderboard, not here).",
         "",
     ]
     missing = [(t, i) for t, v in scores["tasks"].items() for i in v["missing_instances"]]

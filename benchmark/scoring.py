@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.errors import TaskError
+from tasks.llm import skipped_required_step
 from tasks.manifest import load_built
 from tasks.registry import get_task
 from tasks.tokenization import TokenCounter
@@ -66,8 +67,7 @@ def load_tasks(data_dir: Path, names: Sequence[str]) -> dict[str, TaskData]:
     for name in names:
         get_task(name)  # unknown task names get a suggestion
         data, manifest = load_built(data_dir, name)
-        skipped = manifest.get("llm_steps", {}).get("keyword_extraction", {}).get("status") == "skipped"
-        if skipped and manifest.get("metric") == "keyword_recall":
+        if skipped_required_step(manifest):
             raise TaskError(
                 f"{data_dir / name}: built without keyword extraction, so its golds are whole summaries and "
                 "keyword recall would be meaningless; rebuild it with an LLM configured for the build"
@@ -236,7 +236,7 @@ def aggregate(
             "instances": len(recs),
             "questions": sum(len(per_instance[(name, r.instance_id)]) for r in recs),
             "memory_tokens_mean": round(_mean(sizes), 2),
-            "missing_instances": sorted(set(tasks[name].rows) - {r.instance_id for r in recs}),
+            "missing_instances": missing_instances(tasks[name], recs),
         }
     competency_of = {name: t["competency"] for name, t in task_scores.items()}
     task_means = {name: t["score"] for name, t in task_scores.items()}
@@ -254,6 +254,21 @@ def aggregate(
         "tasks": task_scores,
         "uncertainty": spread,
     }
+
+
+def missing_instances(task: TaskData, records: Sequence[MemoryRecord]) -> list[str]:
+    """The instances without a memory in the splits that were scored (a run of the test split does not
+    miss the training split's instances)."""
+    have = {r.instance_id for r in records}
+    scored = {task.split_of[i] for i in have}
+    return sorted(i for i, split in task.split_of.items() if split in scored and i not in have)
+
+
+def limit_questions(tasks: dict[str, TaskData], limit: int) -> None:
+    """Keep the first `limit` questions of every instance (smoke runs; the scores record the limit)."""
+    for task in tasks.values():
+        for row in task.rows.values():
+            row["questions"] = row["questions"][:limit]
 
 
 def prediction_line(item: QuestionItem) -> dict[str, Any]:
@@ -286,9 +301,14 @@ def scorer_record(
     counter: TokenCounter,
     profile: Profile | str | None = None,
     tasks: Sequence[str] = (),
+    questions_per_instance: int | None = None,
 ) -> dict[str, Any]:
+    """The settings a score was computed with: what `scores.json` records as `scorer`, and what a re-score
+    of the same run is checked against. `questions_per_instance` is recorded only when set."""
     profile = get_profile(profile)
+    limit = {"questions_per_instance": questions_per_instance} if questions_per_instance else {}
     return {
+        **limit,
         "version": SCORER_VERSION,
         "profile": profile.id,
         "rules": profile.describe(),
@@ -300,6 +320,34 @@ def scorer_record(
         "metrics": {task: profile.scorer_for(task).id for task in sorted(tasks)},
         "aggregation": AVERAGES[profile.averages[0]],
     }
+
+
+def expected_scorer_record(
+    reader: Reader,
+    judge_reader: Reader | None,
+    tasks: Sequence[str],
+    counter: TokenCounter,
+    *,
+    config: ScorerConfig | None = None,
+    profile: Profile | str | None = None,
+    template_file: str | Path | None = None,
+    questions_per_instance: int | None = None,
+) -> dict[str, Any]:
+    """The `scorer` record a score of `tasks` with these settings will carry, known before any reader
+    call (what a re-score and a leaderboard pin are checked against): `score_run`'s defaults, and the
+    judge only where the profile judges one of the tasks."""
+    profile = get_profile(profile)
+    judged = any(profile.scorer_for(t).judged for t in tasks)
+    return scorer_record(
+        config or profile.defaults,
+        ReaderPrompt.for_profile(profile, template_file),
+        reader,
+        (judge_reader or reader) if judged else None,
+        counter,
+        profile,
+        tasks,
+        questions_per_instance,
+    )
 
 
 def load_run(run_dir: Path, data_dir: Path) -> tuple[list[MemoryRecord], dict[str, TaskData]]:
@@ -328,21 +376,25 @@ def score_run(
     show_progress: bool = True,
     profile: Profile | str | None = None,
     template_file: str | Path | None = None,
+    questions_per_instance: int | None = None,
 ) -> ScoreResult:
     """Score `run_dir/memories.jsonl`; writes predictions.jsonl, scores.json and report.md beside it.
 
     `profile` (default `v1`) fixes the pipeline and gives the defaults of `config`; `template_file` replaces
-    the profile's reader template by a user's (its sha256 is recorded).
+    the profile's reader template by a user's (its sha256 is recorded). `questions_per_instance` asks only
+    the first N questions of each instance (a smoke run).
     """
     from tqdm.auto import tqdm
 
-    from .report import write_report
+    from .report import run_provenance, write_report
 
     run_dir, data_dir = Path(run_dir), Path(data_dir)
     profile = get_profile(profile)
     config = config or profile.defaults
     prompt = ReaderPrompt.for_profile(profile, template_file)
     records, tasks = load_run(run_dir, data_dir)
+    if questions_per_instance:
+        limit_questions(tasks, questions_per_instance)
     items = prepare(records, tasks, config, prompt, counter, profile)
     judge_reader = judge_reader or reader
     needs_judge = any(judged(it) for it in items)
@@ -370,9 +422,17 @@ def score_run(
 
     scores = {"format": SCORES_FORMAT, **aggregate(items, records, tasks, counter, profile)}
     scores["scorer"] = scorer_record(
-        config, prompt, reader, judge_reader if needs_judge else None, counter, profile, sorted(tasks)
+        config,
+        prompt,
+        reader,
+        judge_reader if needs_judge else None,
+        counter,
+        profile,
+        sorted(tasks),
+        questions_per_instance,
     )
     scores["task_hashes"] = {name: tasks[name].sha256 for name in sorted(tasks)}
+    scores["run"] = run_provenance(run_dir)
     scores["warnings"] = run_warnings(profile, tasks, items)
     for warning in scores["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)

@@ -11,7 +11,8 @@ from benchmark.commands import DEFAULT_MODEL, add_reader_options, readers_from_a
 from benchmark.paths import cache_root
 from benchmark.profiles import DEFAULT_PROFILE
 from benchmark.report import summary_table
-from tasks.errors import TaskError
+from tasks.argtypes import positive_int
+from tasks.errors import UsageError
 from tasks.tokenization import get_counter
 
 from .pins import PUBLISHED
@@ -90,11 +91,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--judge-reader", choices=READER_BACKENDS, help="judge backend (default: the reader's)")
     p.add_argument("--judge-model", help="judge model (default: the reader model)")
     p.add_argument("--tokenizer", default="qwen3", help="token counter for budget and memory sizes (default qwen3)")
-    p.add_argument("--top-k", type=int, default=PUBLISHED.top_k, help=f"default {PUBLISHED.top_k}")
-    p.add_argument("--budget", type=int, default=PUBLISHED.budget_tokens, help=f"default {PUBLISHED.budget_tokens}")
+    p.add_argument("--top-k", type=positive_int, default=PUBLISHED.top_k, help=f"default {PUBLISHED.top_k}")
+    p.add_argument(
+        "--budget", type=positive_int, default=PUBLISHED.budget_tokens, help=f"default {PUBLISHED.budget_tokens}"
+    )
     p.add_argument(
         "--max-tokens",
-        type=int,
+        type=positive_int,
         default=PUBLISHED.sampling.max_tokens,
         help=f"answer tokens (default {PUBLISHED.sampling.max_tokens})",
     )
@@ -230,7 +233,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     if tokenizer_identity(counter.describe()) != tokenizer_identity(pin.tokenizer):
         off.append(f"--tokenizer {args.tokenizer} (pinned: {tokenizer_identity(pin.tokenizer)})")
     if off:
-        raise TaskError(f"board {board.name} ({board.profile}) scores with its pinned scorer; drop {', '.join(off)}")
+        raise UsageError(f"board {board.name} ({board.profile}) scores with its pinned scorer; drop {', '.join(off)}")
     args.reader, args.model = pin.reader["backend"], pin.reader["model"]
     if pin.separate_judge:
         args.judge_reader, args.judge_model = pin.judge["backend"], pin.judge["model"]

@@ -16,9 +16,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from benchmark.profiles import ScorerConfig, get_profile
-from benchmark.prompting import ReaderPrompt
 from benchmark.readers.base import SamplingParams
-from tasks.errors import TaskError
+from tasks.errors import TaskError, UsageError
 from tasks.tokenization import TokenCounter
 
 from .boards import Board
@@ -28,8 +27,9 @@ PUBLISHED = ScorerConfig()
 """The numbers the published boards use (the paper's: top-k 20, a 30k-token budget, 2048 answer tokens)."""
 
 
-class ScorerMismatchError(TaskError):
-    """A scorer that is not the one a board pins."""
+class ScorerMismatchError(UsageError):
+    """A scorer that is not the one a board pins (settings that disagree with what is recorded: a usage
+    error, as a refused resume or re-score)."""
 
 
 def tokenizer_identity(counter: Mapping[str, Any]) -> str:
@@ -67,6 +67,8 @@ class PinnedScorer:
     ) -> PinnedScorer:
         """The pin of a profile's pipeline with this reader (backend, model), judge and counter; the sampling
         is the profile's, with `max_tokens` answer tokens."""
+        from benchmark.prompting import ReaderPrompt  # jinja2: not for `memalpha --help`
+
         spec = get_profile(profile)
         for option, value in (("--top-k", top_k), ("--budget", budget_tokens), ("--max-tokens", max_tokens)):
             if value < 1:

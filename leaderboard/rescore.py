@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.profiles import get_profile
-from benchmark.prompting import ReaderPrompt
 from benchmark.readers.base import Reader
-from benchmark.scoring import score_run, scorer_record
+from benchmark.scoring import expected_scorer_record, score_run
 from tasks.build import file_sha256
 from tasks.errors import TaskError
 from tasks.tokenization import TokenCounter
@@ -127,8 +126,7 @@ def check_readers(
 ) -> None:
     """Refuse (ScorerMismatchError), before any reader call, a reader, judge or counter other than the pinned
     ones: the scorer a run would record (benchmark.scoring.scorer_record) must be the pin's."""
-    profile = get_profile(pin.profile)
-    judged = any(profile.scorer_for(t).judged for t in board.tasks)
-    judge = (judge_reader or reader) if judged else None
-    prompt = ReaderPrompt.for_profile(profile)
-    pin.check(scorer_record(pin.config(), prompt, reader, judge, counter, profile, board.tasks), where, board)
+    expected = expected_scorer_record(
+        reader, judge_reader, board.tasks, counter, config=pin.config(), profile=pin.profile
+    )
+    pin.check(expected, where, board)

@@ -15,7 +15,7 @@ from typing import Any
 
 from benchmark.memory import read_memories
 from benchmark.results_schema import read_scores
-from tasks.errors import TaskError
+from tasks.errors import TaskError, UsageError
 from tasks.manifest import find_task_dir, read_manifest
 from tasks.registry import all_suites
 
@@ -102,7 +102,7 @@ def init_submission(
     run_dir, out = Path(run_dir), Path(out)
     records = read_memories(run_dir / MEMORIES_FILE)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise TaskError(f"{out}: exists and is not an empty folder; choose a new --out")
+        raise UsageError(f"{out}: exists and is not an empty folder; choose a new --out")
     tasks = sorted({r.task for r in records})
     if kind is None or name is None:
         kind, name = guess_board(tasks)

@@ -16,7 +16,7 @@ from typing import Any
 from tasks.errors import TaskError
 
 from .boards import Board, record_board
-from .pins import BOARD_FORMAT, PinnedScorer
+from .pins import BOARD_FORMAT, PinnedScorer, ScorerMismatchError
 from .record_schema import RECORD_FORMAT, check_record
 from .scratch import write_new
 from .submission import identity, slug
@@ -102,7 +102,7 @@ class ResultsStore:
         if existing is not None:
             old, new = existing.to_json(), scorer.to_json()
             changed = "\n".join(f"  - {k}: pinned {old[k]!r}, asked {new[k]!r}" for k in old if old[k] != new[k])
-            raise StoreError(
+            raise ScorerMismatchError(
                 f"{path}: board {board.name} ({board.profile}) already pins another scorer, and a board's scorer "
                 f"never changes:\n{changed}"
             )

@@ -3,7 +3,7 @@ executed in order against the instance's memory.
 
 As in the original, every chunk gets a fresh two-message prompt (the current memory and the chunk;
 `prompts.py`), the model answers once, and the tool results are never fed back. The runner hands
-chunk t of every unfinished instance to `observe_batch`, which sends all of them in one
+the next chunk of every open instance to `observe_batch`, which sends all of them in one
 `Reader.generate` call: one batched `LLM.chat` for vLLM, concurrent requests for a server.
 
 Failures stay with their instance. A malformed call (bad JSON, unknown tool, wrong memory type,
@@ -12,26 +12,12 @@ fails, the requests it did not answer are sent again one by one (concurrently fo
 a request the server cannot answer fails its own instance only: `observe_batch` returns that error
 for the session, the runner records it in `errors.jsonl` and goes on with the others.
 
-Options (`--agent-opt key=value`; any other is an error):
-
-- `backend` (vllm): the reader backend, openai, vllm or hf;
-- `model` (YuWangX/Memalpha-4B): model name, path or hub id;
-- `base_url`: the server address, openai backend only (e.g. http://localhost:8000/v1);
-- `format` (qwen3): the tool-call format, `qwen3` (`<tool_call>` JSON, or the calls the server parsed)
-  or `qwen-agent` (the ✿ markers the released Memalpha-4B was trained on, with the tool block
-  rendered by the qwen-agent package: the `qwen-agent` extra);
-- `prompt_file`: a jinja2 file with a `system` and a `user` block that replaces our memorising prompt
-  (see `prompts.py`; its sha256 goes into the run's config);
-- `max_tokens` (2048): the response limit (the prompt asks for 80% of it);
-- `temperature` (0): 0 is greedy, as at evaluation;
-- `recent` (5): semantic and episodic entries shown in the prompt;
-- `max_prompt_tokens` (6144): as in training, `recent` is halved (5, 2, 1, 0) until the prompt fits;
-  0 means no cap (as the original's evaluation);
-- `tokenizer` (qwen3): the token counter for the 512-token core cap and the prompt cap;
-- `concurrency` (16): parallel requests (openai) or batch size (hf);
-- `timeout` (600) and `max_retries` (5): per request, openai backend only;
-- `cache`: the path of a response cache (SQLite), so that a rerun costs no generation (the reader
-  options are shared with the other model-backed agents: `benchmark/agents/llm.py`).
+Options (`--agent-opt key=value`; any other is an error) are listed with their defaults in
+`MemAlphaAgent.option_docs` (`memalpha agents list` shows them); the reader options are shared with
+the other model-backed agents (`benchmark/agents/llm.py`). `format=qwen-agent` renders the tool
+block with the qwen-agent package (the `qwen-agent` extra); `prompt_file` is a jinja2 file with a
+`system` and a `user` block that replaces our memorising prompt (see `prompts.py`; its sha256 goes
+into the run's config).
 
 In the qwen3 format the tools go to the server as `tools=`; a vLLM server must be started with
 `--enable-auto-tool-choice --tool-call-parser hermes` to take them (and then parses the calls).
@@ -46,8 +32,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchmark.agents.base import Agent, InstanceInfo, OptionReader, Session
-from benchmark.agents.llm import OPERATIONAL_OPTIONS, GenerationCounts, ModelAccess
+from benchmark.agents.base import Agent, AgentOption, InstanceInfo, OptionReader, Session
+from benchmark.agents.llm import OPERATIONAL_OPTIONS, GenerationCounts, ModelAccess, reader_option_docs
+from benchmark.cache import ResponseCache
 from benchmark.memory import Memory
 from benchmark.readers import Reader, ReaderRequest, ReaderResponse, SamplingParams
 from benchmark.readers.base import tools_json
@@ -191,15 +178,37 @@ class MemAlphaSession(Session):
 
 
 class MemAlphaAgent(Agent):
-    """The reference agent. `MemAlphaAgent(reader, **options)` runs on a reader built elsewhere (the
-    positional argument cannot be set from `--agent-opt`); the reader options are then not taken."""
+    """The reference Mem-α agent: one tool-calling generation per chunk writes core, semantic and
+    episodic memory.
+
+    From Python, `MemAlphaAgent(reader, **options)` runs on a reader built elsewhere (the positional
+    argument cannot be set from `--agent-opt`); the reader options are then not taken."""
 
     name = "memalpha"
+    option_docs = (
+        AgentOption(
+            "format",
+            "qwen3",
+            "tool-call format: qwen3 (<tool_call> JSON, or the calls the server parsed) or qwen-agent (the "
+            "markers the released Memalpha-4B was trained on; the tool block rendered by the qwen-agent extra)",
+        ),
+        AgentOption("prompt_file", None, "a jinja2 file (system and user blocks) replacing our memorising prompt"),
+        AgentOption("max_tokens", "2048", "response limit (the prompt asks for 80% of it)"),
+        AgentOption("temperature", "0", "0 is greedy, as at evaluation"),
+        AgentOption("recent", "5", "semantic and episodic entries shown in the prompt"),
+        AgentOption(
+            "max_prompt_tokens",
+            "6144",
+            "as in training, `recent` is halved (5, 2, 1, 0) until the prompt fits; 0 means no cap",
+        ),
+        AgentOption("tokenizer", "qwen3", "token counter for the 512-token core cap and the prompt cap"),
+        *reader_option_docs("vllm", DEFAULT_MODEL),
+    )
     operational_options = OPERATIONAL_OPTIONS
 
     def __init__(self, reader: Reader | None = None, /, **options: str):
         super().__init__(**options)
-        opts = OptionReader(self.options, self.name)
+        opts = self.option_reader()
         self.settings = parse_settings(opts)
         file = self.settings.prompt_file
         self.prompt = MemorizePrompt(prompt_file=file) if file else memorize_prompt()
@@ -207,7 +216,6 @@ class MemAlphaAgent(Agent):
         self.model = ModelAccess(reader, opts, default_backend="vllm", default_model=DEFAULT_MODEL)
         self.counter = get_counter(self.settings.tokenizer)
         self.turn = MemorizeTurn(self.settings, self.counter, self.prompt)
-        self.reader: Reader = self.model.reader
 
     def describe(self) -> dict[str, Any]:
         """Every option (defaults filled in), the prompt's version and hash, the reader and the counter.
@@ -230,6 +238,9 @@ class MemAlphaAgent(Agent):
 
     def new_session(self, instance: InstanceInfo) -> MemAlphaSession:
         return MemAlphaSession(self, instance)
+
+    def use_response_cache(self, cache: ResponseCache) -> None:
+        self.model.use_response_cache(cache)
 
     def observe_batch(
         self, sessions: Sequence[Session], chunks: Sequence[str], concurrency: int = 1

@@ -15,6 +15,7 @@ import argparse
 import importlib.util
 from pathlib import Path
 
+from tasks.argtypes import non_negative_int, positive_int, positive_number
 from tasks.errors import TaskError
 
 SETUP_HINT = (
@@ -51,15 +52,13 @@ def _register_prepare(sub: argparse._SubParsersAction) -> None:
         help="validation suite (default memalpha-val); `none` writes no val.parquet",
     )
     p.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks of the suites")
-    p.add_argument("--limit", type=int, help="at most N instances per task and split (for smoke runs)")
+    p.add_argument("--limit", type=positive_int, help="at most N instances per task and split (for smoke runs)")
     p.set_defaults(func=_prepare)
 
 
 def _prepare(args: argparse.Namespace) -> int:
     from .training_data import prepare
 
-    if args.limit is not None and args.limit < 1:
-        raise TaskError(f"--limit must be at least 1, got {args.limit}")
     summary = prepare(
         args.data,
         args.out,
@@ -104,13 +103,17 @@ def _register_dry_run(sub: argparse._SubParsersAction) -> None:
         "--weights",
         help="reward weights of Table 4, e.g. beta0.2_gamma0.1 (default: the recipe's, beta0.05_gamma0.1)",
     )
-    p.add_argument("--n", type=int, default=2, help="rollouts of the instance, one GRPO group (default 2)")
+    p.add_argument("--n", type=positive_int, default=2, help="rollouts of the instance, one GRPO group (default 2)")
     c = p.add_argument_group("caps, so that a small server on a CPU finishes in minutes (0 for chunks/questions: all)")
-    c.add_argument("--max-chunks", type=int, default=3, help="feed the first N chunks (default 3)")
-    c.add_argument("--max-questions", type=int, default=10, help="score r1 on the first N questions (default 10)")
-    c.add_argument("--max-tokens", type=int, default=256, help="policy tokens per chunk (default 256; training 2048)")
-    c.add_argument("--reader-max-tokens", type=int, default=64, help="tokens per reader answer (default 64)")
-    c.add_argument("--judge-max-tokens", type=int, default=128, help="tokens per judge verdict (default 128)")
+    c.add_argument("--max-chunks", type=non_negative_int, default=3, help="feed the first N chunks (default 3)")
+    c.add_argument(
+        "--max-questions", type=non_negative_int, default=10, help="score r1 on the first N questions (default 10)"
+    )
+    c.add_argument(
+        "--max-tokens", type=positive_int, default=256, help="policy tokens per chunk (default 256; training 2048)"
+    )
+    c.add_argument("--reader-max-tokens", type=positive_int, default=64, help="tokens per reader answer (default 64)")
+    c.add_argument("--judge-max-tokens", type=positive_int, default=128, help="tokens per judge verdict (default 128)")
     p.add_argument("--out", type=Path, default=Path("runs/train-dry-run"), help="where to write the report")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="further Hydra overrides of the recipe")
     p.set_defaults(func=_dry_run)
@@ -138,7 +141,7 @@ def _register_step_check(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--rows", type=Path, required=True, help="rows.jsonl written by `memalpha train dry-run`")
     p.add_argument("--model", help="the policy the rows were tokenised for, a folder or hub id (default: the recipe's)")
-    p.add_argument("--lr", type=float, help="learning rate of the step (default: the recipe's, 1e-6)")
+    p.add_argument("--lr", type=positive_number, help="learning rate of the step (default: the recipe's, 1e-6)")
     p.add_argument(
         "--also",
         action="append",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.errors import TaskError
+from tasks.errors import TaskError, UsageError
 from tasks.manifest import load_built
 from tasks.registry import get_suite
 
@@ -130,7 +130,7 @@ def select_members(suite: str, tasks: Sequence[str] | None) -> list[tuple[str, s
         return members
     outside = sorted(set(tasks) - {t for t, _ in members})
     if outside:
-        raise TaskError(f"task(s) {', '.join(outside)} not in suite {suite}")
+        raise UsageError(f"task(s) {', '.join(outside)} not in suite {suite}")
     return [(t, s) for t, s in members if t in tasks]
 
 

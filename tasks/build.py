@@ -21,7 +21,7 @@ from .errors import BuildError, MissingRawFilesError, SourceUnavailableError, Ta
 from .llm import BuilderLLM
 from .manifest import MANIFEST_FORMAT, dataset_sha256, split_sha256, split_stats, write_manifest
 from .registry import Origin, Source, TaskSpec, get_task
-from .schema import FEATURES, Instance, row_problems
+from .schema import Instance, features, row_problems
 from .tokenization import TokenCounter, get_counter
 
 T = TypeVar("T")
@@ -425,9 +425,9 @@ def build_task(
     try:
         dataset = DatasetDict(
             {
-                s: Dataset.from_list(rows, features=FEATURES, info=info.copy())
+                s: Dataset.from_list(rows, features=features(), info=info.copy())
                 if rows
-                else Dataset.from_dict({column: [] for column in FEATURES}, features=FEATURES, info=info.copy())
+                else Dataset.from_dict({column: [] for column in features()}, features=features(), info=info.copy())
                 for s, rows in rows_by_split.items()
             }
         )

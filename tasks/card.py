@@ -33,14 +33,14 @@ def dataset_info(spec: TaskSpec, origin: str):
     """The `datasets.DatasetInfo` every split of a built task carries (`ds.info.license` and so on)."""
     from datasets import DatasetInfo
 
-    from .schema import FEATURES
+    from .schema import features
 
     return DatasetInfo(
         description=f"memalpha-bench task {spec.name} ({spec.competency}, metric {spec.metric}): {spec.description}",
         citation=spec.bibtex(),
         homepage="https://github.com/memalpha-bench/memalpha-bench",
         license=spec.license(origin),  # type: ignore[arg-type]
-        features=FEATURES,
+        features=features(),
     )
 
 

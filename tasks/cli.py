@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from .argtypes import non_negative_int, positive_int
 from .build import HUB_MIRROR_ENV, build_task, default_origin
 from .errors import TaskError
 from .llm import BuilderLLM
@@ -57,7 +58,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="token counter for chunking: qwen3 (default; needs the hub once), simple "
         "(offline, dependency-free), a local tokenizer folder, or org/name[@revision]",
     )
-    p.add_argument("--limit", type=int, help="keep at most N instances per split (quick builds)")
+    p.add_argument("--limit", type=positive_int, help="keep at most N instances per split (quick builds)")
     p.add_argument("--seed", type=int, default=42, help="seed for splits, sampling and chunk sizes (default 42)")
     p.add_argument(
         "--exclude-from",
@@ -126,7 +127,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("b", type=Path, metavar="B")
     p.add_argument("--split-a", help="only this split of A")
     p.add_argument("--split-b", help="only this split of B")
-    p.add_argument("--examples", type=int, default=5, help="shared items to print (default 5)")
+    p.add_argument("--examples", type=non_negative_int, default=5, help="shared items to print (default 5)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_overlap)
 

@@ -8,10 +8,14 @@ from pathlib import Path
 
 
 class TaskError(Exception):
-    """Base class: anything the CLI reports as a one-line error instead of a traceback."""
+    """Base class: anything the CLI reports as a one-line error instead of a traceback (exit code 1)."""
 
 
-class UnknownNameError(TaskError, KeyError):
+class UsageError(TaskError):
+    """The command line itself is wrong: an unknown name, a bad option value, a missing flag (exit code 2)."""
+
+
+class UnknownNameError(UsageError, KeyError):
     """An unknown task or suite name, with the closest known names as suggestions."""
 
     def __init__(self, kind: str, name: str, known: Iterable[str]):

@@ -22,6 +22,25 @@ class BuilderLLM(Protocol):
     def generate(self, conversations: Sequence[list[Message]], *, max_tokens: int) -> list[str]: ...
 
 
+# The LLM step a metric cannot do without: keyword recall scores against the keyword lists that the
+# build extracts; without them the golds are whole summaries. Other LLM steps only filter or shorten.
+REQUIRED_STEPS = {"keyword_recall": "keyword_extraction"}
+
+
+def required_step(metric: str) -> str | None:
+    """The LLM step a task with this metric must have had at build time, or None."""
+    return REQUIRED_STEPS.get(metric)
+
+
+def skipped_required_step(manifest: dict) -> str | None:
+    """The required LLM step a built task skipped (its manifest says so), or None: such a task cannot
+    be scored."""
+    step = required_step(manifest.get("metric", ""))
+    if step and manifest.get("llm_steps", {}).get(step, {}).get("status") == "skipped":
+        return step
+    return None
+
+
 CLOSED_BOOK_SYSTEM = "Answer the question from your own knowledge. Reply with the answer only, as briefly as possible."
 KEYWORDS_SYSTEM = (
     "You extract the key content of a summary: the names, places, objects and events a faithful "

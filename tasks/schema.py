@@ -4,31 +4,46 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from datasets import Features, List, Value
+if TYPE_CHECKING:
+    from datasets import Features
 
 COMPETENCIES = ("AR", "TTL", "LRU", "CR")
 
-QUESTION_FEATURES = {
-    "question_id": Value("string"),
-    "question": Value("string"),
-    "answers": List(Value("string")),
-    "question_type": Value("string"),
-    "question_date": Value("string"),
-}
 
-FEATURES = Features(
-    {
-        "instance_id": Value("string"),
-        "task": Value("string"),
-        "competency": Value("string"),
-        "chunks": List(Value("string")),
-        "questions": List(QUESTION_FEATURES),
-        "context_tokens": Value("int64"),
-        "metadata": Value("string"),
+@cache
+def features() -> Features:
+    """The `datasets.Features` of a task row. Built on first use: importing `datasets` takes about a
+    second, which every `memalpha` command would otherwise pay, `--help` included."""
+    from datasets import Features, List, Value
+
+    question = {
+        "question_id": Value("string"),
+        "question": Value("string"),
+        "answers": List(Value("string")),
+        "question_type": Value("string"),
+        "question_date": Value("string"),
     }
-)
+    return Features(
+        {
+            "instance_id": Value("string"),
+            "task": Value("string"),
+            "competency": Value("string"),
+            "chunks": List(Value("string")),
+            "questions": List(question),
+            "context_tokens": Value("int64"),
+            "metadata": Value("string"),
+        }
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """`FEATURES`, the same as `features()`, for code that imports the constant."""
+    if name == "FEATURES":
+        return features()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass

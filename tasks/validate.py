@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import TaskError
 from .manifest import MANIFEST, dataset_sha256, load_built, split_sha256, split_stats
-from .schema import FEATURES, row_problems
+from .schema import features, row_problems
 from .tokenization import get_counter
 
 
@@ -41,7 +41,7 @@ def validate_task(path: Path, *, check_chunk_limit: bool = True) -> list[str]:
     seen: set[str] = set()
     hashes: dict[str, str] = {}
     for split, ds in data.items():
-        if ds.features != FEATURES:
+        if ds.features != features():
             problems.append(f"{path}/{split}: columns differ from the task schema: {ds.features}")
             continue
         rows: list[dict[str, Any]] = ds.to_list()

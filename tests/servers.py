@@ -4,10 +4,10 @@ OpenAI-compatible server whose replies come from a function of the request.
 Fixtures (registered through `pytest_plugins = ["servers"]` in conftest.py):
 - `tiny_model`: the folder of a tiny Qwen3 with a tokenizer trained offline (session-wide);
 - `serve_tiny`: a `transformers serve` process on 127.0.0.1 for it, as a `TinyServer` (session-wide);
-- `scripted_server`: a factory `start(reply_fn, embedding_status=None) -> ScriptedServer`; every
-  server it starts is stopped at the end of the test. It also serves `/v1/embeddings` with
-  `word_embedding`, a deterministic bag-of-words vector, for memory libraries that embed
-  (`embedding_status(request) -> int` makes chosen embedding requests fail with that status).
+- `scripted_server`: a factory `start(reply_fn, answer_probes=True, embedding_status=None) ->
+  ScriptedServer`; every server it starts is stopped at the end of the test. It also serves
+  `/v1/embeddings` with `word_embedding`, a deterministic bag-of-words vector, for memory libraries
+  that embed (`embedding_status(request) -> int` makes chosen embedding requests fail with that status).
 """
 
 from __future__ import annotations
@@ -346,6 +346,13 @@ def completion_body(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
     }
 
 
+def is_probe(body: dict[str, Any]) -> bool:
+    """The one-token request `memalpha score/eval` send each model before any work (benchmark.journey)."""
+    from benchmark.journey import PROBE
+
+    return body.get("messages") == PROBE.message_dicts() and body.get("max_tokens") == PROBE.params.max_tokens
+
+
 EMBEDDING_DIMS = 64
 
 
@@ -379,11 +386,23 @@ class ScriptedServer:
     """An OpenAI-compatible chat server in a thread on 127.0.0.1; `reply_fn(request_json)` decides each
     answer (a string is shorthand for `Reply(content=...)`). `requests` lists the bodies received,
     `headers` the request headers of each (names in lower case), `ports` the client port each came
-    from (one per connection)."""
+    from (one per connection).
 
-    def __init__(self, reply_fn: ReplyFn, embedding_status: Callable[[dict[str, Any]], int] | None = None):
+    The harness's preflight probes (`is_probe`) are answered "ready" and counted in `probes`, not in
+    `requests`, unless `answer_probes` is False: then `reply_fn` answers them like any request.
+    `probe_headers` holds the headers of each probe and of each `GET /v1/models` (the preflight's)."""
+
+    def __init__(
+        self,
+        reply_fn: ReplyFn,
+        answer_probes: bool = True,
+        embedding_status: Callable[[dict[str, Any]], int] | None = None,
+    ):
         self.reply_fn = reply_fn
+        self.answer_probes = answer_probes
         self.embedding_status = embedding_status
+        self.probes = 0
+        self.probe_headers: list[dict[str, str]] = []
         self.requests: list[dict[str, Any]] = []
         self.embedding_requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -418,6 +437,11 @@ class ScriptedServer:
         self.stop()
 
     def _answer(self, body: dict[str, Any], headers: dict[str, str], port: int) -> tuple[Reply, bytes]:
+        if self.answer_probes and is_probe(body):
+            with self._lock:
+                self.probes += 1
+                self.probe_headers.append(headers)
+            return Reply(), json.dumps(completion_body(body, Reply(content="ready"))).encode()
         with self._lock:
             self.requests.append(body)
             self.headers.append(headers)
@@ -479,6 +503,8 @@ class ScriptedServer:
                 if self.path == "/health":
                     self._json(200, {"status": "ok"})
                 elif self.path == "/v1/models":
+                    with server._lock:
+                        server.probe_headers.append({name.lower(): value for name, value in self.headers.items()})
                     self._json(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
                 else:
                     self._json(404, {"error": {"message": f"no route {self.path}"}})
@@ -592,12 +618,16 @@ def openai_strict(reply_fn: ReplyFn) -> ReplyFn:
 
 @pytest.fixture
 def scripted_server() -> Iterator[Callable[..., ScriptedServer]]:
-    """A factory: `start(reply_fn, embedding_status=None)` returns a running ScriptedServer, stopped
-    after the test."""
+    """A factory: `start(reply_fn, answer_probes=True, embedding_status=None)` returns a running
+    ScriptedServer, stopped after the test."""
     started: list[ScriptedServer] = []
 
-    def start(reply_fn: ReplyFn, embedding_status: Callable[[dict[str, Any]], int] | None = None) -> ScriptedServer:
-        started.append(ScriptedServer(reply_fn, embedding_status).start())
+    def start(
+        reply_fn: ReplyFn,
+        answer_probes: bool = True,
+        embedding_status: Callable[[dict[str, Any]], int] | None = None,
+    ) -> ScriptedServer:
+        started.append(ScriptedServer(reply_fn, answer_probes, embedding_status).start())
         return started[-1]
 
     yield start

@@ -23,6 +23,7 @@ from benchmark.agents.http import PROTOCOL, HTTPAgentError
 from benchmark.memory import read_memories
 from benchmark.running import ERRORS, MEMORIES, run_agent
 from tasks.build import build_task
+from tasks.errors import UsageError
 from tasks.manifest import load_built
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,7 +184,7 @@ def test_health_checks_the_protocol_version():
 
 
 def test_options_are_checked():
-    with pytest.raises(HTTPAgentError, match="base_url is required"):
+    with pytest.raises(AgentOptionError, match="base_url is required"):
         make_agent("http", {})
     with pytest.raises(AgentOptionError, match="unknown option"):
         make_agent("http", {"base_url": "http://127.0.0.1:1", "retries": "3"})
@@ -273,3 +274,32 @@ def test_slow_server_times_out(data, tmp_path):
         summary = run_agent(agent, tmp_path / "run", data, MEMBERS, limit=1, concurrency=2, show_progress=False)
     assert summary.written == 0 and len(summary.failed) == 2
     assert all("no answer within 1 s (raise it with --agent-opt timeout=SECONDS)" in e for e in summary.failed.values())
+
+
+@pytest.mark.realdata
+def test_a_run_is_the_servers_declared_name_and_version_not_its_address(data, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    rows = instances(data)
+    with in_thread(example.NotebookMemory) as server:
+        first = run_agent(
+            make_agent("http", {"base_url": server.url}), run, data, [("squad", "train")], show_progress=False
+        )
+    config = json.loads((run / "config.json").read_text())
+    assert config["agent_identity"] == {
+        "name": "http",
+        "options": {},
+        "server": {"protocol": PROTOCOL, "name": "example-notebook", "version": "1.0"},
+    }
+    # the same agent at another address resumes the run: its finished instance is kept
+    with in_thread(example.NotebookMemory) as moved:
+        assert moved.url != server.url
+        again = run_agent(
+            make_agent("http", {"base_url": moved.url}), run, data, [("squad", "train")], show_progress=False
+        )
+    assert (first.written, again.written, again.resumed) == (1, 0, 1)
+    # a new version of it is another run, and the message says which field differs
+    monkeypatch.setattr(example, "VERSION", "2.0")
+    with in_thread(example.NotebookMemory) as newer, pytest.raises(UsageError) as refused:
+        run_agent(make_agent("http", {"base_url": newer.url}), run, data, [("squad", "train")], show_progress=False)
+    assert 'agent_identity.server.version: "1.0" before, "2.0" now' in str(refused.value)
+    assert len(read_memories(run / MEMORIES)) == 1 and len(rows) == 2

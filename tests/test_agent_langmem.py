@@ -22,6 +22,7 @@ from servers import Reply
 
 from benchmark.agents import make_agent
 from benchmark.agents.base import AgentOptionError, InstanceInfo, MissingExtraError
+from benchmark.cache import ResponseCache
 from benchmark.running import run_agent
 
 pytestmark = [
@@ -224,6 +225,23 @@ def test_eval_and_leaderboard_add_end_to_end(squad_data, squad_chunks, scripted_
     assert config["agent"]["library"]["package"] == "langmem"
     assert entry["status"] == "rescored" and entry["agent"] == {"name": "langmem", "version": "test"}
     assert entry["scores"]["tasks"]["squad"]["instances"] == 2
+
+
+def test_langmem_takes_no_response_cache_so_a_resumed_instance_asks_again(squad_data, scripted_server, tmp_path):
+    server = scripted_server(ScriptedLangMemModel())
+    run = tmp_path / "run"
+
+    def once():
+        agent = make_agent("langmem", options(server))
+        return run_agent(agent, run, squad_data, [("squad", "validation")], limit=1, show_progress=False)
+
+    once()
+    sent = server.count
+    (run / "memories.jsonl").unlink()  # the instance starts over, as after a kill
+    again = once()
+    assert again.reused_answers == 0 and server.count == 2 * sent > 0
+    with ResponseCache(run / ".cache" / "agent.sqlite") as runs:
+        assert len(runs) == 0
 
 
 def test_a_store_write_langmem_drops_is_reported(squad_chunks, scripted_server):

@@ -129,6 +129,23 @@ def test_a_rerun_with_the_response_cache_asks_the_llm_nothing(squad_data, script
     assert server.count == sent > 0
 
 
+def test_a_resumed_run_replays_mem0s_llm_calls_from_the_runs_cache(squad_data, scripted_server, tmp_path):
+    """mem0's LLM calls go through the run's cache when no `cache` is given; its embeddings do not."""
+    server = scripted_server(extractor)
+    run = tmp_path / "run"
+
+    def once():
+        agent = make_agent("mem0", options(server))
+        return run_agent(agent, run, squad_data, [("squad", "validation")], limit=1, show_progress=False)
+
+    once()
+    sent, embedded = server.count, len(server.embedding_requests)
+    (run / "memories.jsonl").unlink()  # the instance starts over, as after a kill
+    again = once()
+    assert server.count == sent > 0 and again.reused_answers == sent
+    assert len(server.embedding_requests) == 2 * embedded
+
+
 def test_without_mem0_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "mem0", None)
     with pytest.raises(MissingExtraError, match=r"pip install 'memalpha-bench\[mem0\]'"):

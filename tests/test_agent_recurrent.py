@@ -13,6 +13,7 @@ from agent_eval import eval_and_add, is_reader
 from servers import Reply
 
 from benchmark.agents import AgentOptionError, make_agent
+from benchmark.cache import ResponseCache
 from benchmark.memory import read_memories
 from benchmark.running import run_agent
 
@@ -172,6 +173,27 @@ def test_a_rerun_with_the_response_cache_asks_the_model_nothing(squad_data, scri
     first, second = (read_memories(tmp_path / run / "memories.jsonl") for run in ("a", "b"))
     assert [r.memory for r in first] == [r.memory for r in second]
     assert all(r.stats["cached"] == r.stats["generations"] for r in second)
+
+
+@pytest.mark.parametrize(("name", "model"), [("memagent", MemAgentModel), ("mem1", Mem1Model)])
+def test_a_resumed_run_replays_its_answers_from_the_runs_own_cache(name, model, squad_data, scripted_server, tmp_path):
+    """Without a `cache` option every model answer goes through the run's cache (RUN/.cache/agent.sqlite):
+    a run that lost its unfinished instances asks the model nothing it had answered; a `cache` of the
+    agent's own is used instead of the run's."""
+    server = scripted_server(model())
+    run = tmp_path / "run"
+    run_agent(make_agent(name, agent_options(server)), run, squad_data, MEMBERS, show_progress=False)
+    sent, first = server.count, {r.instance_id: r.memory for r in read_memories(run / "memories.jsonl")}
+    (run / "memories.jsonl").unlink()  # as a kill before any instance was handed in leaves it
+    again = run_agent(make_agent(name, agent_options(server)), run, squad_data, MEMBERS, show_progress=False)
+    assert server.count == sent and again.reused_answers == sent
+    assert {r.instance_id: r.memory for r in read_memories(run / "memories.jsonl")} == first
+
+    own = tmp_path / "own.sqlite"
+    other = tmp_path / "other"
+    run_agent(make_agent(name, agent_options(server, cache=str(own))), other, squad_data, MEMBERS, show_progress=False)
+    with ResponseCache(own) as mine, ResponseCache(other / ".cache" / "agent.sqlite") as runs:
+        assert (len(mine), len(runs)) == (sent, 0)
 
 
 def test_a_failed_request_fails_only_its_instance(squad_data, squad_chunks, scripted_server, tmp_path):

@@ -195,7 +195,7 @@ def test_a_boards_scorer_never_changes(tmp_path, data, submission, store):
     board = get_board("task", "squad")
     pin = store.pinned(board)
     assert store.pin(board, pin) == store.board_file(board)  # the same pin again: nothing changes
-    with pytest.raises(StoreError, match=r"already pins another scorer.*\n  - top_k: pinned 20, asked 5"):
+    with pytest.raises(ScorerMismatchError, match=r"already pins another scorer.*\n  - top_k: pinned 20, asked 5"):
         store.pin(board, replace(pin, top_k=5))
     # a store with entries scored otherwise cannot be pinned to another scorer
     legacy = ResultsStore(tmp_path / "legacy")
@@ -225,7 +225,7 @@ def test_cli_init_board_and_add_check_the_options_against_the_pin(tmp_path, subm
     assert main([*add, "--top-k", "5", "--model", "other", "--base-url", "http://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err
     assert "drop --model other (pinned: tiny), --top-k 5 (pinned: 20)" in err
-    assert main([*add, "--profile", "memalpha-paper"]) == 2
+    assert main([*add, "--profile", "memalpha-paper"]) == 1  # the store lacks the pin: not a usage error
     assert "board squad (memalpha-paper@1) has no pinned scorer" in capsys.readouterr().err
     assert snapshot(results) == before
 
@@ -289,7 +289,7 @@ def test_init_fill_validate(tmp_path, data, capsys):
     assert (sub / "memories.jsonl").read_bytes() == (run / "memories.jsonl").read_bytes()
 
     capsys.readouterr()
-    assert main(["leaderboard", "validate", str(sub), "--data", str(data[0])]) == 2
+    assert main(["leaderboard", "validate", str(sub), "--data", str(data[0])]) == 1  # invalid: a runtime failure
     err = capsys.readouterr().err
     for fld in ("agent.version", "parameters", "link", "contact", "license", "trained_on[0]"):
         assert f"field '{fld}': still the TODO placeholder" in err

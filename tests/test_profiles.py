@@ -146,7 +146,7 @@ def test_metric_names_file_line_and_field_and_keeps_earlier_lines(tmp_path, caps
     path = tmp_path / "pairs.jsonl"
     path.write_text(json.dumps(LINES[0]) + "\n" + bad + "\n" + json.dumps(LINES[1]) + "\n", encoding="utf-8")
     code, out, err = run_metric(capsys, str(path))
-    assert code == 2 and f"{path}, {message}" in err
+    assert code == 1 and f"{path}, {message}" in err
     assert [o["task"] for o in out] == ["squad"]  # the line before the bad one was written
 
 
@@ -154,13 +154,13 @@ def test_metric_refuses_what_the_original_scorer_failed_on(tmp_path, capsys):
     path = tmp_path / "pairs.jsonl"
     path.write_text(json.dumps({"task": "eventqa", "prediction": "paris", "golds": [["Paris"], ["Lyon"]]}) + "\n")
     code, _, err = run_metric(capsys, str(path), "--profile", "memalpha-paper")
-    assert code == 2 and "field 'golds': the original scorer mab:eventqa_parsed fails on this input" in err
+    assert code == 1 and "field 'golds': the original scorer mab:eventqa_parsed fails on this input" in err
     code, out, _ = run_metric(capsys, str(path))  # v1 takes every alias
     assert code == 0 and out[0]["score"] == 1.0
 
 
 def test_metric_on_a_missing_file_and_an_unknown_profile(tmp_path, capsys):
-    assert main(["metric", str(tmp_path / "none.jsonl")]) == 2
+    assert main(["metric", str(tmp_path / "none.jsonl")]) == 1
     assert "none.jsonl: cannot read" in capsys.readouterr().err
     assert main(["metric", "--profile", "paper", str(tmp_path / "none.jsonl")]) == 2
     assert "unknown scorer profile 'paper'" in capsys.readouterr().err

@@ -77,7 +77,8 @@ def test_a_scored_run_writes_the_current_format_with_uncertainty(scored):
     # every instance scores 0.5: no spread, a standard error of 0 and a point interval
     assert scores["uncertainty"]["tasks"]["squad"] == {"se": 0.0, "ci": [0.5, 0.5]}
     assert record["scores"]["uncertainty"] == scores["uncertainty"]
-    for key in ("overall", "competencies", "tasks", "scorer", "task_hashes", "averages", "warnings"):
+    assert scores["run"]["agent"] is None  # memories not written by `memalpha run`
+    for key in ("overall", "competencies", "tasks", "scorer", "task_hashes", "averages", "run", "warnings"):
         assert key in scores  # every key other tools read is still there
 
 
@@ -135,6 +136,12 @@ SCORES_EDITS = [
     ("uncertainty.tasks.squad.ci", [0.0, 1.2]),
     ("uncertainty.interval", None),
     ("scorer.profile", ...),
+    ("scorer.questions_per_instance", 0),
+    ("scorer.questions_per_instance", 2),
+    ("run", ...),
+    ("run.memories_sha256", "abc"),
+    ("run.agent", None),
+    ("run.agent", {"options": {}}),
     ("warnings", ["one"]),
     ("warnings", "one"),
     ("format", "memalpha-bench/scores@3"),
@@ -160,6 +167,8 @@ def test_which_scores_variants_are_refused(scored):
         "uncertainty.overall.se=None",
         "uncertainty.overall.ci=None",
         "uncertainty.interval=None",
+        "scorer.questions_per_instance=2",
+        "run.agent=None",
         "warnings=['one']",
         "format=Ellipsis",
         "format=None",
@@ -169,7 +178,7 @@ def test_which_scores_variants_are_refused(scored):
 
 def test_a_scores_file_of_format_1_loads_and_shows_no_uncertainty(scored, tmp_path):
     legacy = copy.deepcopy(scored[0])
-    for key in ("format", "uncertainty", "warnings", "averages"):
+    for key in ("format", "uncertainty", "warnings", "averages", "run"):
         del legacy[key]
     for task in legacy["tasks"].values():
         del task["origin"]
@@ -198,7 +207,7 @@ def test_unknown_formats_and_bad_fields_are_refused_naming_file_and_field(scored
     assert message.startswith(f"{path}: 2 problem(s):")
     assert "field overall: Input should be less than or equal to 1" in message
     assert "field tasks.squad.instances: Input should be a valid integer" in message
-    assert main(["leaderboard", "validate", str(path)]) == 2
+    assert main(["leaderboard", "validate", str(path)]) == 1  # a broken file: a runtime failure
     assert "field overall" in capsys.readouterr().err
     path.write_text("[1, 2]")
     with pytest.raises(ResultsFormatError, match=r"not a scores\.json"):
@@ -267,7 +276,7 @@ def test_the_store_reads_records_of_format_1_and_refuses_malformed_ones_by_field
     (store.root / f"{record['id']}.json").write_text(json.dumps(broken))
     with pytest.raises(ResultsFormatError, match=r"field scores\.tasks\.squad\.score: Input should be a valid number"):
         store.records()
-    assert main(["leaderboard", "render", "--out", str(tmp_path / "site2"), "--results", str(store.root)]) == 2
+    assert main(["leaderboard", "render", "--out", str(tmp_path / "site2"), "--results", str(store.root)]) == 1
     assert f"{record['id']}.json: 1 problem(s)" in capsys.readouterr().err
 
 
@@ -277,7 +286,7 @@ def test_validate_takes_a_record_file(scored, tmp_path, capsys):
     assert main(["leaderboard", "validate", str(path)]) == 0
     assert f"is a results record of format {RECORD_FORMAT}" in capsys.readouterr().out
     path.write_text(json.dumps({**scored[1], "format": "memalpha-bench/leaderboard-record@7"}))
-    assert main(["leaderboard", "validate", str(path)]) == 2
+    assert main(["leaderboard", "validate", str(path)]) == 1
     assert "neither a results record nor a scores.json format" in capsys.readouterr().err
 
 

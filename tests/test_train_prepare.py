@@ -91,7 +91,7 @@ def test_cli_limit_and_no_validation(built, tmp_path, capsys):
 
 def test_missing_task_fails_before_writing(built, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["train", "prepare", "--data", str(built), "--out", str(out)]) == 2  # the whole suite
+    assert main(["train", "prepare", "--data", str(built), "--out", str(out)]) == 1  # the whole suite: failure
     assert "hotpotqa" in capsys.readouterr().err and not out.exists()
     with pytest.raises(TaskError, match="not in suite memalpha-train"):
         prepare(built, out, tasks=["ruler_qa1_197k"])

@@ -10,7 +10,7 @@ from importlib.metadata import entry_points
 
 from tasks.errors import UnknownNameError
 
-from .base import Agent, AgentOptionError, InstanceInfo, Session
+from .base import Agent, AgentOption, AgentOptionError, InstanceInfo, OptionReader, Session
 
 BUILTIN = {
     "chunk-store": "benchmark.agents.baselines:ChunkStoreAgent",
@@ -22,6 +22,7 @@ BUILTIN = {
     "langmem": "benchmark.agents.langmem_agent:LangMemAgent",
 }
 GROUP = "memalpha.agents"
+TOKENIZER_OPTION = "tokenizer"
 
 
 def available() -> dict[str, str]:
@@ -32,15 +33,37 @@ def available() -> dict[str, str]:
     return found
 
 
-def make_agent(name: str, options: dict[str, str] | None = None) -> Agent:
+def agent_class(name: str) -> type[Agent]:
+    """The class of a registered agent, or of "package.module:Class"."""
     import importlib
 
     known = available()
-    spec = known.get(name) or (name if ":" in name else None)  # a name, or "package.module:Class"
+    spec = known.get(name) or (name if ":" in name else None)
     if spec is None:
         raise UnknownNameError("agent", name, known)
     module, _, cls = spec.partition(":")
-    return getattr(importlib.import_module(module), cls)(**(options or {}))
+    return getattr(importlib.import_module(module), cls)
 
 
-__all__ = ["Agent", "AgentOptionError", "InstanceInfo", "Session", "available", "make_agent"]
+def make_agent(name: str, options: dict[str, str] | None = None, *, tokenizer: str | None = None) -> Agent:
+    """The agent `name` with `options`. `tokenizer` (the harness's `--tokenizer`) fills the agent's
+    `tokenizer` option when it declares one and the options do not set it, so that one flag governs
+    builds, agents and scoring alike."""
+    cls = agent_class(name)
+    options = dict(options or {})
+    if tokenizer and TOKENIZER_OPTION not in options and any(o.name == TOKENIZER_OPTION for o in cls.option_docs or ()):
+        options[TOKENIZER_OPTION] = tokenizer
+    return cls(**options)
+
+
+__all__ = [
+    "Agent",
+    "AgentOption",
+    "AgentOptionError",
+    "InstanceInfo",
+    "OptionReader",
+    "Session",
+    "agent_class",
+    "available",
+    "make_agent",
+]

@@ -7,7 +7,7 @@ from typing import Any
 from tasks.tokenization import TokenCounter, get_counter
 
 from ..memory import Memory, MemoryEntry
-from .base import Agent, InstanceInfo, OptionReader, Session
+from .base import Agent, AgentOption, InstanceInfo, Session
 
 
 class ChunkStoreSession(Session):
@@ -28,10 +28,11 @@ class ChunkStoreAgent(Agent):
     """Each chunk stored verbatim as a semantic entry. Scored with `--top-k 2` it is the paper's RAG-Top2."""
 
     name = "chunk-store"
+    option_docs = ()
 
     def __init__(self, **options: str):
         super().__init__(**options)
-        OptionReader(self.options, self.name).finish()
+        self.resolved_options = self.option_reader().finish()
 
     def new_session(self, instance: InstanceInfo) -> Session:
         return ChunkStoreSession()
@@ -73,20 +74,25 @@ class LongContextSession(Session):
 
 
 class LongContextAgent(Agent):
-    """Core memory = the tail of the input that fits the reader budget: the long-context baseline.
-
-    Options: `tokens` (default 28000: the scorer's 30000-token budget less room for the prompt
-    template and the question) and `tokenizer` (default qwen3, as the scorer's budget).
-    """
+    """Core memory = the tail of the input that fits the reader budget: the long-context baseline."""
 
     name = "long-context"
+    option_docs = (
+        AgentOption(
+            "tokens",
+            "28000",
+            "size of the core memory in tokens: the scorer's 30000-token budget less room for the prompt "
+            "template and the question",
+        ),
+        AgentOption("tokenizer", "qwen3", "token counter for that size; --tokenizer sets it unless given"),
+    )
 
     def __init__(self, **options: str):
         super().__init__(**options)
-        opts = OptionReader(self.options, self.name)
-        self.tokens = opts.integer("tokens", 28_000)
-        self.tokenizer = opts.get("tokenizer", "qwen3")
-        opts.finish()
+        opts = self.option_reader()
+        self.tokens = opts.integer("tokens", low=1)
+        self.tokenizer = opts.get("tokenizer") or "qwen3"
+        self.resolved_options = opts.finish()
         self.counter = get_counter(self.tokenizer)
 
     def new_session(self, instance: InstanceInfo) -> Session:

@@ -23,7 +23,7 @@ from typing import Any
 from tasks.errors import TaskError
 
 from ..memory import Memory, parse_record
-from .base import Agent, InstanceInfo, OptionReader, Session
+from .base import Agent, AgentOption, AgentOptionError, InstanceInfo, Session
 
 PROTOCOL = "memalpha-agent/1"
 DEFAULT_TIMEOUT = 300
@@ -166,26 +166,30 @@ class HTTPSession(Session):
 class HTTPAgent(Agent):
     """An agent served over HTTP (protocol `memalpha-agent/1`, docs/http-agent-protocol.md).
 
-    Options: `base_url` (required, e.g. http://127.0.0.1:8765) and `timeout` (seconds per request,
-    default 300). Instances run concurrently as the runner's concurrency says. At start the server's
-    optional `GET /health` is checked, so a server that is down or speaks another protocol version
-    fails the run at once rather than every instance.
+    Instances run concurrently as the runner's concurrency says. At start the server's optional
+    `GET /health` is checked, so a server that is down or speaks another protocol version fails the
+    run at once rather than every instance. A run is identified by the name and version the server
+    declares there, not by its address: the same agent moved to another port resumes its run, and
+    a new version of it does not.
     """
 
     name = "http"
+    option_docs = (
+        AgentOption("base_url", None, "the agent server, e.g. http://127.0.0.1:8765 (required)"),
+        AgentOption("timeout", str(DEFAULT_TIMEOUT), "seconds per request"),
+    )
+    operational_options = frozenset({"base_url", "timeout"})
 
     def __init__(self, **options: str):
         super().__init__(**options)
-        opts = OptionReader(self.options, self.name)
+        opts = self.option_reader()
         base_url = (opts.get("base_url") or "").rstrip("/")
-        timeout = opts.integer("timeout", DEFAULT_TIMEOUT)
-        opts.finish()
+        timeout = opts.integer("timeout", low=1)
+        self.resolved_options = opts.finish()
         if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
-            raise HTTPAgentError(
+            raise AgentOptionError(
                 "agent http: option base_url is required, an http(s) URL: --agent-opt base_url=http://127.0.0.1:8765"
             )
-        if timeout <= 0:
-            raise HTTPAgentError(f"agent http: option timeout={timeout} must be a positive number of seconds")
         self.server = AgentServer(base_url, float(timeout))
         self.server_info = self._health()
         self._open: set[str] = set()
@@ -209,6 +213,10 @@ class HTTPAgent(Agent):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "server": self.server_info}
+
+    def identity(self) -> dict[str, Any]:
+        """The server's declared protocol, name and version (None without /health), not its address."""
+        return {**super().identity(), "server": self.server_info}
 
     def new_session(self, instance: InstanceInfo) -> Session:
         return HTTPSession(self, instance)

@@ -45,9 +45,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
+from ..cache import ResponseCache
 from ..memory import Memory, MemoryEntry
 from ..readers.openai_reader import HOSTS_WITHOUT_TEMPLATE_KWARGS, TEMPLATE_KWARGS_MODES
-from .base import Agent, AgentOptionError, InstanceInfo, OptionReader, Session, require
+from .base import Agent, AgentOption, AgentOptionError, InstanceInfo, OptionReader, Session, require
 from .llm import GenerationCounts
 
 EXTRA = "langmem"
@@ -271,13 +272,36 @@ class LangMemSession(Session):
 
 
 class LangMemAgent(Agent):
+    """LangMem's store managers fed chunk by chunk; facts, events and a core profile as the memory."""
+
     name = "langmem"
+    option_docs = (
+        AgentOption("model", "Qwen/Qwen3-32B", "the LLM"),
+        AgentOption("base_url", None, "the LLM's OpenAI-compatible server (required)"),
+        AgentOption("timeout", "600", "seconds per request"),
+        AgentOption("max_retries", "5", "retries per request"),
+        AgentOption("temperature", "0", "the LLM's temperature (LangMem sets none)"),
+        AgentOption("max_tokens", "2048", "the LLM's reply limit (LangMem sets none)"),
+        AgentOption("embedding_model", "text-embedding-3-small", "the embeddings model"),
+        AgentOption("embedding_base_url", None, "the embeddings server; default: base_url"),
+        AgentOption("embedding_dims", None, "sent as `dimensions` when set; default: the server's own size"),
+        AgentOption("kinds", ",".join(KINDS), "which memory types to keep"),
+        AgentOption("instructions", None, "the collection's extraction instructions; default: LangMem's own"),
+        AgentOption("query_limit", "5", f"LangMem's search limit (LangMem's default; at least {MIN_QUERY_LIMIT})"),
+        AgentOption("max_steps", "1", "LangMem's extraction rounds per chunk"),
+        AgentOption("enable_deletes", "false", "let LangMem delete memories"),
+        AgentOption(
+            "template_kwargs",
+            "auto",
+            "send chat_template_kwargs (Qwen3's thinking switch off): send, omit, or auto (all but api.openai.com)",
+        ),
+    )
     operational_options = frozenset({"base_url", "embedding_base_url", "timeout", "max_retries"})
 
     def __init__(self, **options: str):
         super().__init__(**options)
         self.langmem = _import_libraries()
-        self.settings = LangMemSettings.parse(OptionReader(self.options, self.name))
+        self.settings = LangMemSettings.parse(self.option_reader())
         import httpx
         from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 
@@ -384,6 +408,11 @@ class LangMemAgent(Agent):
                 "settings": settings,
             },
         }
+
+    def use_response_cache(self, cache: ResponseCache) -> None:
+        """Not taken: LangMem asks the model through its own LangChain client, which no reader cache
+        sits in front of (and its prompts carry a fresh uuid each call, so nothing could be replayed).
+        A resumed run starts the instances that were open over, asking the model again for them."""
 
     def new_session(self, instance: InstanceInfo) -> LangMemSession:
         return LangMemSession(self, instance)

@@ -2,8 +2,9 @@
 reader, and one reader call per step with per-request fallback.
 
 Every model call of an agent goes through a `benchmark.readers` reader wrapped in a
-`benchmark.cache.CachedReader` when the `cache` option names a file, so a rerun (or a killed run
-that resumes) replays the answers it already has and sends only the rest.
+`benchmark.cache.CachedReader`: the file the `cache` option names, else the run's own cache
+(`RUN/.cache/agent.sqlite`, handed over by the runner through `use_response_cache`), so a rerun (or
+a killed run that resumes) replays the answers it already has and sends only the rest.
 
 Reader options (`--agent-opt key=value`), the same for every such agent:
 
@@ -12,7 +13,9 @@ Reader options (`--agent-opt key=value`), the same for every such agent:
 - `base_url`: the server address, openai backend only (e.g. http://localhost:8000/v1);
 - `concurrency` (16): parallel requests (openai) or batch size (hf);
 - `timeout` (600) and `max_retries` (5): per request, openai backend only;
-- `cache`: the path of a response cache (SQLite), so that a rerun costs no generation.
+- `cache`: the path of a response cache (SQLite) of the agent's own, kept across runs.
+
+`reader_option_docs` declares them for `Agent.option_docs` (`memalpha agents list`).
 """
 
 from __future__ import annotations
@@ -24,11 +27,27 @@ from typing import Any
 
 from ..cache import CachedReader, ResponseCache
 from ..readers import BACKENDS, Reader, ReaderRequest, ReaderResponse, make_reader
-from .base import AgentOptionError, OptionReader
+from .base import AgentOption, AgentOptionError, OptionReader
 
 # Options that change where and how fast a model answers, never what it answers: a resumed run may
 # change them (the cache keys on the model, not on the address).
 OPERATIONAL_OPTIONS = frozenset({"base_url", "concurrency", "timeout", "max_retries", "cache"})
+
+
+def reader_option_docs(default_backend: str, default_model: str) -> tuple[AgentOption, ...]:
+    """The reader options, as `ReaderSettings.parse` and `ModelAccess` read them, with an agent's
+    default backend and model."""
+    return (
+        AgentOption("backend", default_backend, f"the reader backend: {', '.join(BACKENDS)}"),
+        AgentOption("model", default_model, "model name, path or hub id"),
+        AgentOption("base_url", None, "the server address, openai backend only (e.g. http://localhost:8000/v1)"),
+        AgentOption("concurrency", "16", "parallel requests (openai) or batch size (hf)"),
+        AgentOption("timeout", "600", "seconds per request, openai backend only"),
+        AgentOption("max_retries", "5", "retries per request, openai backend only"),
+        AgentOption(
+            "cache", None, "a response cache (SQLite) of its own; by default the run's, RUN/.cache/agent.sqlite"
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -90,7 +109,8 @@ class GenerationCounts:
 
 class ModelAccess:
     """The reader an agent calls: handed in (from Python), or built from the reader options; wrapped
-    in the response cache when the `cache` option is given.
+    in the response cache the `cache` option names, else in the run's once the runner hands it over
+    (the agent's `use_response_cache` delegates here).
 
     Reads its options from `opts`, the reader options only when no reader is handed in and `cache`
     always, then calls `opts.finish()` before building anything: create it after the agent has read
@@ -113,12 +133,18 @@ class ModelAccess:
         )
         self.cache_path = opts.get("cache") or None
         opts.finish()
-        inner = reader if reader is not None else self.settings.make()  # type: ignore[union-attr]
+        self._inner = reader if reader is not None else self.settings.make()  # type: ignore[union-attr]
         self._cache = ResponseCache(self.cache_path) if self.cache_path else None
-        self.reader: Reader = CachedReader(inner, self._cache) if self._cache is not None else inner
+        self.reader: Reader = CachedReader(self._inner, self._cache) if self._cache is not None else self._inner
         # a server takes a failed step's requests again concurrently; an in-process model one at a time
         server = self.settings is not None and self.settings.backend == "openai"
         self._retry_workers = self.settings.concurrency if server else 1  # type: ignore[union-attr]
+
+    def use_response_cache(self, cache: ResponseCache) -> None:
+        """Answer from the run's cache (`Agent.use_response_cache`), so that a resumed run replays the
+        steps answered before it stopped; a `cache` option of the agent's own wins."""
+        if self._cache is None:
+            self.reader = CachedReader(self._inner, cache)
 
     def options(self) -> dict[str, Any]:
         """The reader options with their defaults filled in (none when the reader was handed in)."""

@@ -7,10 +7,12 @@ final memory is what mem0 reports holding for the instance (`Memory.get_all`): e
 semantic entry, in the order mem0 added them. mem0's open-source mode keeps no event time (its
 `timestamp` is a platform feature) and no profile block, so episodic and core stay empty.
 
-mem0's LLM calls go through the benchmark's reader (any backend) and the response cache, in place
-of its own OpenAI client; its `response_format={"type": "json_object"}` hint is not sent (the
-readers send plain chat requests; mem0's prompt asks for JSON itself). Its embeddings go to an
-OpenAI-compatible embeddings endpoint through mem0's own `openai` embedder, uncached.
+mem0's LLM calls go through the benchmark's reader (any backend) and the response cache (the run's,
+unless `cache` names one), in place of its own OpenAI client; its `response_format={"type":
+"json_object"}` hint is not sent (the readers send plain chat requests; mem0's prompt asks for JSON
+itself). Its embeddings go to an OpenAI-compatible embeddings endpoint through mem0's own `openai`
+embedder, uncached. A resumed run starts the instances that were open over (their stores are
+removed) and replays their answered LLM steps from the run's cache.
 
 Options, besides the reader options of `llm.py` (`backend` defaults to openai):
 
@@ -35,11 +37,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from ..cache import ResponseCache
 from ..memory import Memory, MemoryEntry
 from ..paths import cache_root
 from ..readers import Reader, ReaderRequest, SamplingParams
-from .base import Agent, AgentOptionError, InstanceInfo, OptionReader, Session, require
-from .llm import OPERATIONAL_OPTIONS, GenerationCounts, ModelAccess
+from .base import Agent, AgentOption, AgentOptionError, InstanceInfo, Session, require
+from .llm import OPERATIONAL_OPTIONS, GenerationCounts, ModelAccess, reader_option_docs
 
 EXTRA = "mem0"
 
@@ -126,7 +129,22 @@ class Mem0Session(Session):
 
 
 class Mem0Agent(Agent):
+    """mem0 (open-source mode, local Qdrant) ingesting each chunk; its memories as semantic entries."""
+
     name = "mem0"
+    option_docs = (
+        AgentOption("embedding_model", "text-embedding-3-small", "the embeddings model"),
+        AgentOption("embedding_base_url", None, "the embeddings server (OpenAI-compatible); default: base_url"),
+        AgentOption("embedding_dims", "1536", "the embeddings' size"),
+        AgentOption("max_tokens", None, "mem0's LLM reply limit; default: mem0's own (2000 in mem0 2.2)"),
+        AgentOption("temperature", None, "mem0's LLM temperature; default: mem0's own (0.1 in mem0 2.2)"),
+        AgentOption("top_p", None, "mem0's LLM top_p; default: mem0's own (0.1 in mem0 2.2)"),
+        AgentOption(
+            "workdir", None, "where the per-instance stores go; default: a temporary folder, removed at the end"
+        ),
+        AgentOption("custom_instructions", None, "mem0's custom extraction instructions"),
+        *reader_option_docs("openai", "Qwen/Qwen3-32B"),
+    )
     operational_options = OPERATIONAL_OPTIONS | {"workdir"}
 
     def __init__(self, reader: Reader | None = None, /, **options: str):
@@ -135,7 +153,7 @@ class Mem0Agent(Agent):
         from mem0.configs.llms.base import BaseLlmConfig
 
         own = BaseLlmConfig()  # mem0's own LLM defaults
-        opts = OptionReader(self.options, self.name)
+        opts = self.option_reader()
         self.settings = Mem0Settings(
             embedding_model=opts.get("embedding_model") or "text-embedding-3-small",
             embedding_base_url=opts.get("embedding_base_url") or opts.options.get("base_url") or None,
@@ -212,6 +230,9 @@ class Mem0Agent(Agent):
             "library": {"package": "mem0ai", "version": version("mem0ai"), "settings": settings},
             "reader": self.model.describe(),
         }
+
+    def use_response_cache(self, cache: ResponseCache) -> None:
+        self.model.use_response_cache(cache)
 
     def new_session(self, instance: InstanceInfo) -> Mem0Session:
         folder = self.workdir / f"{instance.task}-{instance.instance_id}"

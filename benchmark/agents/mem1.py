@@ -20,17 +20,25 @@ import re
 from typing import Any
 
 from ..readers import ReaderResponse
-from .base import AgentOptionError, OptionReader
+from .base import AgentOption, AgentOptionError, OptionReader
 from .recurrent import RecurrentAgent
 
 
 class Mem1Agent(RecurrentAgent):
+    """MEM1: each step folds the previous internal state and the chunk into a new state; the final
+    state is the core."""
+
     name = "mem1"
     default_model = "Mem-Lab/Qwen2.5-7B-RL-RAG-Q2-EM-Release"
     default_template = "mem1_v1.jinja"
     default_memory_tokens = 1024
     default_temperature = 0.01
     default_top_p = 0.95
+    own_option_docs = (
+        AgentOption(
+            "state_tag", "think", "the tag around the state (another one for a Qwen3 server that splits out <think>)"
+        ),
+    )
 
     def _own_options(self, opts: OptionReader) -> None:
         self.tag = opts.get("state_tag") or "think"

@@ -18,6 +18,8 @@ from .recurrent import RecurrentAgent
 
 
 class MemAgentAgent(RecurrentAgent):
+    """MemAgent: each reply rewrites a memory of fixed size; the final memory is the core."""
+
     name = "memagent"
     default_model = "BytedTsinghua-SIA/RL-MemoryAgent-14B"
     default_template = "memagent_v1.jinja"

@@ -4,10 +4,11 @@
 Each chunk costs one generation: the prompt (a prompt file, ours by default) shows the task, the
 memory so far and the chunk; the agent reads the new memory out of the reply (`next_memory`, the
 one thing the two agents do differently). The final memory is the core; semantic and episodic stay
-empty. The runner hands chunk t of every unfinished instance to `observe_batch`, which asks the
+empty. The runner hands the next chunk of every open instance to `observe_batch`, which asks the
 reader for all of them in one call.
 
-Options, besides the reader options of `llm.py`:
+Options, besides the reader options of `llm.py` (each agent's `option_docs` declares them with its
+defaults):
 
 - `memory_tokens`: the reply limit of every generation, which bounds the memory's size;
 - `temperature`, `top_p`: sampling (defaults: how the paper's authors ran the released checkpoint);
@@ -26,10 +27,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..cache import ResponseCache
 from ..memory import Memory
 from ..readers import Reader, ReaderRequest, ReaderResponse, SamplingParams
-from .base import Agent, InstanceInfo, OptionReader, Session
-from .llm import OPERATIONAL_OPTIONS, GenerationCounts, ModelAccess
+from .base import Agent, AgentOption, InstanceInfo, OptionReader, Session
+from .llm import OPERATIONAL_OPTIONS, GenerationCounts, ModelAccess, reader_option_docs
 from .prompt_file import PromptFile
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -93,10 +95,32 @@ class RecurrentAgent(Agent):
     default_memory_tokens: int
     default_temperature: float
     default_top_p: float
+    own_option_docs: tuple[AgentOption, ...] = ()  # a subclass's own options (`_own_options` reads them)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each agent's `option_docs`, from its defaults."""
+        super().__init_subclass__(**kwargs)
+        cls.option_docs = (
+            AgentOption(
+                "memory_tokens", str(cls.default_memory_tokens), "reply limit of every generation: the memory's size"
+            ),
+            AgentOption("temperature", str(cls.default_temperature), "sampling temperature"),
+            AgentOption("top_p", str(cls.default_top_p), "nucleus sampling"),
+            AgentOption(
+                "task", None, "what the memory is for (the prompt's `task`); default: keep everything the text says"
+            ),
+            AgentOption(
+                "prompt_file",
+                None,
+                f"a jinja2 file (user block, optional system block) replacing {cls.default_template}",
+            ),
+            *cls.own_option_docs,
+            *reader_option_docs("vllm", cls.default_model),
+        )
 
     def __init__(self, reader: Reader | None = None, /, **options: str):
         super().__init__(**options)
-        opts = OptionReader(self.options, self.name)
+        opts = self.option_reader()
         self.settings = RecurrentSettings(
             memory_tokens=opts.integer("memory_tokens", self.default_memory_tokens, 1),
             temperature=opts.number("temperature", self.default_temperature, 0.0),
@@ -155,6 +179,9 @@ class RecurrentAgent(Agent):
 
     def new_session(self, instance: InstanceInfo) -> RecurrentSession:
         return RecurrentSession(self, instance)
+
+    def use_response_cache(self, cache: ResponseCache) -> None:
+        self.model.use_response_cache(cache)
 
     def observe_batch(
         self, sessions: Sequence[Session], chunks: Sequence[str], concurrency: int = 1

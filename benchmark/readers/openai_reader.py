@@ -125,6 +125,29 @@ class OpenAIReader:
     def base_url(self) -> str:
         return self.base_urls[0]
 
+    @property
+    def api_key(self) -> str:
+        """The key sent to the servers (never described, so never recorded)."""
+        return self._api_key
+
+    def one_per_server(self) -> list[OpenAIReader]:
+        """A reader per server, with this one's model, key and settings: a request goes to one server
+        only, so the preflight asks each server through its own."""
+        return [
+            OpenAIReader(
+                self.model,
+                url,
+                concurrency=1,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                backoff=self.backoff,
+                api_key=self._api_key,
+                template_kwargs=self.template_kwargs,
+                http_client=self.http_client,
+            )
+            for url in self.base_urls
+        ]
+
     def describe(self) -> dict:
         """Backend, model and server(s); how `chat_template_kwargs` is sent (servers and this mode do
         not enter cache keys: they do not change what a model answers)."""

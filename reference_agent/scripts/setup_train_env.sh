@@ -6,7 +6,7 @@
 # Variables (settable from the environment):
 #   TRAIN_VENV   where the environment lives (default: <repo>/.venv-train)
 #   PYTHON       the interpreter to create it with (default: python3; verl 0.9.1 needs 3.10-3.12)
-#   TORCH_SPEC   the torch to preinstall (default: torch==2.13.0, kept by .ci/constraints.txt)
+#   TORCH_SPEC   the torch to preinstall (default: torch==2.13.0, kept by .ci/torch-cpu.txt)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -14,7 +14,7 @@ TRAIN_VENV="${TRAIN_VENV:-$REPO/.venv-train}"
 PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 REQUIREMENTS="$REPO/reference_agent/requirements-train.txt"
-CONSTRAINTS="$REPO/.ci/constraints.txt"
+CONSTRAINTS="$REPO/.ci/torch-cpu.txt"  # torch only: the main environment's other pins differ
 STAMP="$TRAIN_VENV/.memalpha-train-stamp"
 
 for f in "$REQUIREMENTS" "$CONSTRAINTS" "$REPO/pyproject.toml"; do

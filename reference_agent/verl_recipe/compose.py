@@ -20,7 +20,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from tasks.errors import TaskError
+from tasks.errors import TaskError, UsageError
 
 from .settings import SECTION, check_estimator, settings_of
 
@@ -40,8 +40,9 @@ _NOT_KEYS = {"hydra", "defaults"}
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn"}
 
 
-class ConfigError(TaskError):
-    """A recipe config that verl would reject, or that would silently not do what it says."""
+class ConfigError(UsageError):
+    """A recipe config that verl would reject, or that would silently not do what it says (a usage error:
+    the overrides on the command line are what needs fixing)."""
 
 
 def weight_options(config_dir: Path = RECIPE_CONFIG_DIR) -> list[str]:

@@ -28,7 +28,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from tasks.errors import TaskError
+from tasks.errors import TaskError, UsageError
 from tasks.manifest import find_task_dir, load_built
 from tasks.registry import get_suite
 
@@ -44,7 +44,7 @@ def pick_instance(data_dir: Path, suite: str, task: str | None, instance: str | 
     if task is not None:
         members = [(t, s) for t, s in members if t == task]
         if not members:
-            raise TaskError(f"task {task!r} is not in suite {suite}")
+            raise UsageError(f"task {task!r} is not in suite {suite}")
     else:
         built = [(t, s) for t, s in members if (data_dir / t / "manifest.json").is_file()]
         if not built:
@@ -58,7 +58,7 @@ def pick_instance(data_dir: Path, suite: str, task: str | None, instance: str | 
     if instance is not None:
         rows = [r for r in rows if r["instance_id"] == instance]
         if not rows:
-            raise TaskError(f"{data_dir / name}: no instance {instance!r} in split {split}")
+            raise UsageError(f"{data_dir / name}: no instance {instance!r} in split {split}")
     if not rows:
         raise TaskError(f"{data_dir / name}: split {split} is empty")
     return training_row(rows[0], split, 0, manifest["sha256"])
@@ -67,7 +67,7 @@ def pick_instance(data_dir: Path, suite: str, task: str | None, instance: str | 
 def training_overrides(args: argparse.Namespace) -> list[str]:
     """The overrides a launch script would pass for these options (the config that gets printed)."""
     if args.weights and args.weights not in weight_options():
-        raise TaskError(f"--weights {args.weights}: not one of {', '.join(weight_options())}")
+        raise UsageError(f"--weights {args.weights}: not one of {', '.join(weight_options())}")
     overrides = [f"{WEIGHTS_GROUP}={args.weights}"] if args.weights else []
     overrides.append(f"{AGENT_LOOP_FILE}={RECIPE_CONFIG_DIR / 'agent_loop.yaml'}")
     if args.model:
@@ -106,9 +106,9 @@ def runtime_overrides(parquet: Path, args: argparse.Namespace, out: Path) -> lis
 def run_from_args(args: argparse.Namespace) -> int:
     for option in ("n", "max_tokens", "reader_max_tokens", "judge_max_tokens"):
         if getattr(args, option) < 1:
-            raise TaskError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
+            raise UsageError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
     if not args.data.is_dir():
-        raise TaskError(f"--data {args.data}: no such folder")
+        raise UsageError(f"--data {args.data}: no such folder")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
 
