@@ -291,10 +291,12 @@ def expected_scorer(
 def check_rescore(run_dir: Path, expected: dict[str, Any], force: bool) -> None:
     """Refuse to overwrite scores made with other settings. Where and how a model is reached (its
     servers, how the template field is sent: `benchmark.cache.NOT_IDENTITY`) does not count."""
+    from .results_schema import read_scores  # pydantic: not on the --help path
+
     path = run_dir / SCORES
     if force or not path.is_file():
         return
-    before = json.loads(path.read_text(encoding="utf-8")).get("scorer")
+    before = read_scores(path)["scorer"]
     found = differences(before, as_json(expected), ignore=NOT_IDENTITY)
     if found:
         raise UsageError(

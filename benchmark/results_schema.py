@@ -91,6 +91,23 @@ class Scorer(Open):
 
 class CurrentScorer(Scorer):
     profile: str
+    questions_per_instance: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="a smoke run: only the first N questions of each instance were asked; absent: all"
+    )
+
+
+class RunAgent(Open):
+    """The agent that wrote the memories, as the run's config.json records it."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Run(Open):
+    """What was scored (`benchmark.report.run_provenance`)."""
+
+    memories_sha256: Sha256
+    agent: RunAgent | None = Field(description="null: the memories were not written by `memalpha run`")
 
 
 class LegacyScores(Open):
@@ -116,6 +133,7 @@ class Scores(Open):
     uncertainty: Uncertainty
     scorer: CurrentScorer
     task_hashes: dict[str, Sha256]
+    run: Run
     warnings: list[str]
 
 

@@ -84,6 +84,9 @@ def test_nothing_to_average_is_zero_without_uncertainty():
 def test_missing_instances_are_listed_and_do_not_count():
     items, records, tasks = scored({"squad": {"a": [1.0], "b": [0.0]}})
     tasks["squad"].rows["z"] = {"instance_id": "z", "questions": []}
+    tasks["squad"].split_of["z"] = "validation"
+    tasks["squad"].rows["t"] = {"instance_id": "t", "questions": []}
+    tasks["squad"].split_of["t"] = "train"  # another split, not scored here: not missing
     scores = aggregate(items, records, tasks, COUNTER, "v1")
     assert scores["tasks"]["squad"]["missing_instances"] == ["z"] and scores["tasks"]["squad"]["score"] == 0.5
 
