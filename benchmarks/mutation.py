@@ -1,59 +1,91 @@
-"""Mutation score of the core modules: mutmut (pinned in the `mutation` extra, configured in pyproject.toml's
-[tool.mutmut]) run one module at a time against the focused tests, then each module's score read from
-mutmut's own records. docs/testing.md holds the latest figures and what the survivors are.
+"""Mutation score of the core modules: mutmut (pinned in the `mutation` extra) run one module at a time,
+each against only the tests written for it, then each module's score read from mutmut's own records.
+docs/testing.md holds the latest figures and what the survivors are.
 
     MEMALPHA_RAW_DIR=$PWD/../shared/data/raw HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 \\
         .venv/bin/python benchmarks/mutation.py [--max-children 2] [--survivors] [MODULE ...]
 
-A mutant is killed when a focused test fails (or times out) with it; the score is killed / (killed +
-survived + no tests): a mutant no focused test reaches counts against the module. mutmut runs each
-mutant only against the tests that reach its function, in forked workers; mutants/ keeps the results, so
-a second run only re-tests what changed.
+Each module gets its own work folder, mutants/<module>/: a copy of the packages, the tests and
+pyproject.toml whose [tool.mutmut] (the shared settings of pyproject.toml) names only that module to
+mutate and only its tests (`TESTS`). mutmut keys its cached verdicts to the test selection, so one
+folder per module keeps each module's results across runs; a second run re-tests only what changed.
+
+A mutant is killed when a test fails (or times out) with it; the score is killed / (killed + survived +
+no tests): a mutant no test reaches counts against the module. mutmut runs each mutant only against the
+selected tests that reach its function, in forked workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from collections import Counter
 from pathlib import Path
 
 from tabulate import tabulate
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = (
-    "benchmark/aggregation.py",
-    "benchmark/metrics.py",
-    "benchmark/original_metrics.py",
-    "benchmark/retrieval.py",
-    "tasks/manifest.py",
-    "tasks/chunking.py",
-    "reference_agent/rewards.py",
-)
+WORK = ROOT / "mutants"
+COPIED = ("benchmark", "tasks", "reference_agent", "leaderboard", "tests", "docs")
+TESTS = {
+    "benchmark/aggregation.py": ["tests/test_aggregation.py"],
+    "benchmark/metrics.py": ["tests/test_metrics.py"],
+    "benchmark/scoring.py": ["tests/test_scoring_pipeline.py", "tests/test_aggregation.py"],
+    "tasks/manifest.py": ["tests/test_manifest.py", "tests/test_manifest_units.py"],
+    "tasks/chunking.py": ["tests/test_chunking.py", "tests/test_chunking_units.py", "tests/test_chunking_bpe.py"],
+    "reference_agent/rewards.py": ["tests/test_rewards.py"],
+}
+"""The core modules and the tests that are each one's own."""
 KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout"}
 SURVIVED = {0: "survived", 5: "no tests", 33: "no tests"}
 
 
+def slug(module: str) -> str:
+    return module.removesuffix(".py").replace("/", "-")
+
+
+def work_folder(module: str) -> Path:
+    """mutants/<module>/ holding the current sources and tests, its pyproject.toml set to this module."""
+    folder = WORK / slug(module)
+    for name in COPIED:
+        shutil.copytree(
+            ROOT / name,
+            folder / name,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache"),
+        )
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    settings = tomllib.loads(text)["tool"]["mutmut"]
+    settings.update(only_mutate=[module], pytest_add_cli_args_test_selection=TESTS[module])
+    table = "[tool.mutmut]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
+    text = re.sub(r"^\[tool\.mutmut\]\n(?:(?!\[).*\n|\n)*", lambda _: table + "\n", text + "\n", count=1, flags=re.M)
+    (folder / "pyproject.toml").write_text(text, encoding="utf-8")
+    return folder
+
+
 def run_module(module: str, max_children: int, timeout: int) -> float:
-    """`mutmut run` on one module's mutants; returns the seconds it took (its output goes to mutants/)."""
-    pattern = module.removesuffix(".py").replace("/", ".") + ".*"
-    log = ROOT / "mutants" / f"run-{module.replace('/', '-')}.log"
-    log.parent.mkdir(exist_ok=True)
+    """`mutmut run` in the module's work folder; returns the seconds it took (its output: run.log there)."""
+    folder = work_folder(module)
+    env = {**os.environ, "MEMALPHA_QWEN_BPE_DIR": str(WORK / "qwen-bpe")}  # built once, not per mutant
     started = time.monotonic()
-    with open(log, "w", encoding="utf-8") as out:
-        command = [str(Path(sys.executable).parent / "mutmut"), "run", "--max-children", str(max_children), pattern]
-        done = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+    with open(folder / "run.log", "w", encoding="utf-8") as out:
+        command = [str(Path(sys.executable).parent / "mutmut"), "run", "--max-children", str(max_children)]
+        done = subprocess.run(command, cwd=folder, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, env=env)
     if done.returncode != 0:
-        raise SystemExit(f"mutmut failed on {module} (exit {done.returncode}); see {log}")
+        raise SystemExit(f"mutmut failed on {module} (exit {done.returncode}); see {folder / 'run.log'}")
     return time.monotonic() - started
 
 
 def outcomes(module: str) -> dict[str, str]:
     """Each mutant of the module and what became of it, from mutmut's record."""
-    meta = ROOT / "mutants" / f"{module}.meta"
+    meta = WORK / slug(module) / "mutants" / f"{module}.meta"
     if not meta.is_file():
         return {}
     codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
@@ -71,12 +103,15 @@ def summary(module: str, found: dict[str, str], seconds: float | None) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("modules", nargs="*", default=list(CORE), metavar="MODULE", help="default: the core modules")
+    parser.add_argument("modules", nargs="*", default=list(TESTS), metavar="MODULE", help="default: the core modules")
     parser.add_argument("--max-children", type=int, default=2, help="parallel mutant runs (default 2)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per module (default 3600)")
     parser.add_argument("--report-only", action="store_true", help="read the last results, run nothing")
     parser.add_argument("--survivors", action="store_true", help="list every surviving mutant")
     args = parser.parse_args(argv)
+    unknown = [m for m in args.modules if m not in TESTS]
+    if unknown:
+        parser.error(f"not a core module: {', '.join(unknown)} (one of {', '.join(TESTS)})")
     rows, survivors = [], []
     for module in args.modules:
         seconds = None if args.report_only else run_module(module, args.max_children, args.timeout)
@@ -91,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     if args.survivors:
-        print("\n".join(["", "survivors (`.venv/bin/mutmut show NAME` shows one):", *survivors]))
+        print("\n".join(["", "survivors (`mutmut show NAME` in mutants/<module>/ shows one):", *survivors]))
     return 0
 
 
