@@ -137,7 +137,10 @@ def test_intervals_hold_the_point_estimate_and_are_seeded(paper_scores):
             point = value["score"] if section == "tasks" else value
             assert low <= point <= high, (section, key)
     assert spread["interval"]["resamples"] == 2000 and spread["interval"]["seed"] == 0
-    assert spread["interval"]["method"].startswith("percentile bootstrap: each task's instance means resampled")
+    assert spread["interval"]["method"] == (  # the report prints it as the method, word for word
+        "percentile bootstrap: each task's instance means resampled with replacement, n of n, "
+        "within the task; task scores and every average recomputed per resample"
+    )
     assert spread["interval"]["confidence"] == 0.95 and "scipy.stats.bootstrap" in spread["interval"]["implementation"]
     assert aggregate(*scored(SHAPE), COUNTER, "memalpha-paper")["uncertainty"] == spread  # same seed, same numbers
     # squad's instance means are 1 and 0: a resample of two is 0, 0.5 or 1, so its interval is [0, 1]

@@ -4,6 +4,7 @@ tasks/manifest.py rests on these, docs/testing.md)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tasks.errors import TaskError
 from tasks.manifest import (
     MANIFEST_FORMAT,
     TaskHashError,
+    canonical_line,
     dataset_dir,
     dataset_sha256,
     find_task_dir,
@@ -186,3 +188,11 @@ def test_a_manifest_without_its_dataset_files_says_so(tmp_path):
     write_manifest(folder, good_manifest())
     with pytest.raises(TaskError, match=f"^{re.escape(str(folder))}: dataset files missing \\("):
         load_built(folder)
+
+
+def test_the_canonical_line_is_compact_sorted_utf8_json_and_the_split_hash_is_its_sha256():
+    """The bytes every task hash is taken over: a change here changes every published hash."""
+    row = {"b": [1, "caf\u00e9"], "a": {"y": None, "x": "two words"}}
+    line = '{"a":{"x":"two words","y":null},"b":[1,"caf\u00e9"]}\n'.encode()
+    assert canonical_line(row) == line and line.count(b"\n") == 1 and "é".encode() in line
+    assert split_sha256([row, row]) == hashlib.sha256(line + line).hexdigest()
