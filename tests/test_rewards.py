@@ -133,6 +133,7 @@ def test_r3_unclipped_by_default():
     assert compression_reward(20, 80, config) == 0.75
     assert compression_reward(150, 100, config) == -0.5  # a memory larger than its input
     assert compression_reward(150, 100, RewardConfig(clip_r3=True)) == 0.0
+    assert compression_reward(20, 80, RewardConfig(clip_r3=True)) == 0.75  # inside [0, 1]: unchanged
     with pytest.raises(ValueError, match="positive input length"):
         compression_reward(1, 0, config)
     assert compression_reward(0, 1, config) == 1.0  # a one-token input is an input
@@ -286,9 +287,12 @@ def test_a_failing_reader_zeroes_only_its_rollout(caplog):
     assert c.r4_failed and c.r4 == (1.0, 0.0)  # the write the judge never answered counts invalid
     assert reader.calls == [8, 4]  # the batch (A answered before it failed), then C on its own
     assert judge.calls == [6, 1]  # then only C's unanswered write: A's verdicts and C's first one were in
-    messages = [r.getMessage() for r in caplog.records]
-    assert any("r1 reader: rollout 1 of squad/squad-2 failed after retries and scores 0" in m for m in messages)
-    assert any("r4 judge: rollout 1 of squad/squad-2 failed" in m for m in messages)
+    assert [r.getMessage() for r in caplog.records] == [  # the stage, the size, the rollout and the cause
+        "r1 reader: the batch of 8 requests failed (scripted failure on request 4); retrying rollout by rollout",
+        "r1 reader: rollout 1 of squad/squad-2 failed after retries and scores 0: scripted failure on request 0",
+        "r4 judge: the batch of 6 requests failed (scripted failure on request 5); retrying rollout by rollout",
+        "r4 judge: rollout 1 of squad/squad-2 failed after retries and scores 0: scripted failure on request 0",
+    ]
 
 
 def test_real_openai_reader_retries_then_scores_zero(scripted_server, caplog):
@@ -325,6 +329,24 @@ def test_llm_judged_questions_go_through_the_judge():
         [Rollout("lme_train", "l1", questions, CHUNKS, memory, [[]])]
     )
     assert b.r1 == 0.0 and b.r1_failed
+
+
+def test_a_failing_llm_judge_zeroes_only_its_rollout_and_keeps_the_verdicts_it_gave(caplog):
+    questions = [{"question_id": "q0", "question": "Where did they move?", "answers": ["Lyon"]}]
+    reader = ScriptedReader(lambda r: "POISON" if any("Bob" in m[1] for m in r.messages) else "Lyon.")
+    judge = ScriptedReader(lambda r: "yes", fail_if=lambda r: "POISON" in r.messages[-1][1])
+    rollouts = [
+        Rollout("lme_train", "l1", questions, CHUNKS, Memory("Ann moved to Lyon.", (), ()), [[]]),
+        Rollout("lme_train", "l2", questions, CHUNKS, Memory("Bob moved to Lyon.", (), ()), [[]]),
+    ]
+    with caplog.at_level(logging.WARNING, logger="reference_agent.rewards"):
+        a, b = RewardScorer(reader, COUNTER, judge=judge).score(rollouts)
+    assert (a.r1, a.r1_failed, b.r1, b.r1_failed) == (1.0, False, 0.0, True)
+    assert judge.calls == [2, 1]  # the batch (l1 judged before it failed), then l2 alone: l1 not asked again
+    assert [r.getMessage() for r in caplog.records] == [
+        "r1 judge: the batch of 2 requests failed (scripted failure on request 1); retrying rollout by rollout",
+        "r1 judge: rollout 1 of lme_train/l2 failed after retries and scores 0: scripted failure on request 0",
+    ]
 
 
 def test_equal_memories_cost_one_reader_call_each(tmp_path):
