@@ -1,13 +1,18 @@
 """`pack_units` and `chunk_text` on inputs whose token counts can be read by eye (the `simple` counter: one
 token per word or punctuation mark): the separator and the wrapper count toward each chunk's target,
 `flush` closes a chunk early, a unit over the limit is cut into chunks numbered on from its position, and
-a budget function needs a limit. Each expected packing is worked out in the comments."""
+a budget function needs a limit. Under a counter whose joins cost more than their parts (as a BPE's
+can) the exact re-pack runs: drafts give back pieces, a lone piece is cut by its overflow, an enormous
+word is halved, and a piece that cannot shrink is an error. Each expected packing is worked out in the
+comments."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from tasks.chunking import Chunk, chunk_text, pack_units
+from tasks.chunking import Chunk, chunk_text, pack, pack_units
 from tasks.tokenization import get_counter
 
 COUNTER = get_counter("simple")
@@ -78,3 +83,69 @@ def test_a_budget_function_needs_a_limit():
 def test_chunk_text_wraps_each_chunk():
     chunks = chunk_text("One two three. Four five six.", COUNTER, 7, wrap=lambda i, body: f"#{i} {body}")
     assert [c.text for c in chunks] == ["#0 One two three.", "#1 Four five six."]
+
+
+class SuperAdditive:
+    """A token counter whose joins cost more than their parts, as a BPE's can: one token per word (one
+    per 4 characters of a longer word) plus one for every third word of the text. Pieces counted alone
+    underestimate their join, so the packer's exact re-pack paths run, on counts read by eye."""
+
+    def count(self, text: str) -> int:
+        words = text.split()
+        return sum(math.ceil(len(w) / 4) for w in words) + len(words) // 3
+
+    def count_many(self, texts):
+        return [self.count(t) for t in texts]
+
+    def describe(self) -> dict:
+        return {"name": "super-additive"}
+
+
+SUPER = SuperAdditive()
+
+
+def test_an_overflowing_draft_gives_back_its_last_sentence():
+    # each sentence is 2 tokens: three fill the estimate of 6, but their join is 6 words = 8 tokens;
+    # giving one back leaves 4 words = 5 tokens
+    chunks = pack(["Aa bb. Cc dd. Ee ff. Gg hh."], SUPER, 6)
+    assert texts(chunks) == [("Aa bb. Cc dd.", (0,)), ("Ee ff. Gg hh.", (0,))]
+    assert all(SUPER.count(c.text) <= 6 for c in chunks)
+
+
+def test_the_re_pack_counts_separators_and_wrappers():
+    # " | " is one word: 2 + 2 + 1 + 2 = 7 estimated, 7 words = 9 actual > 7, so unit 1 goes back
+    chunks = pack(["Aa bb. Cc dd.", "Ee ff. Gg hh."], SUPER, 7, sep=" | ")
+    assert texts(chunks) == [("Aa bb. Cc dd.", (0,)), ("Ee ff. Gg hh.", (1,))]
+    # "<0> " is one token: room 7 takes three sentences (6), but "<0> Aa bb. Cc dd. Ee ff." is 7 words = 9
+    chunks = pack(["Aa bb. Cc dd. Ee ff."], SUPER, 8, wrap=lambda i, body: f"<{i}> {body}")
+    assert [c.text for c in chunks] == ["<0> Aa bb. Cc dd.", "<1> Ee ff."]
+    assert [c.body for c in chunks] == ["Aa bb. Cc dd.", "Ee ff."]
+
+
+def test_a_lone_piece_that_overflows_is_split_by_its_overflow():
+    """One 9-word sentence (12 tokens) in chunks of 6: cut at words into 6 + 3 estimated tokens; the
+    first part is 6 words = 8 tokens, 2 over, so it is cut again into parts of 6 - 2 - 1 = 3 words."""
+    chunks = pack(["Aa bb cc dd ee ff gg hh ii."], SUPER, 6)
+    assert [c.text for c in chunks] == ["Aa bb cc", "dd ee ff", "gg hh ii."]
+    assert all(SUPER.count(c.text) <= 6 for c in chunks) and {c.units for c in chunks} == {(0,)}
+
+
+@pytest.mark.parametrize(
+    ("limit", "parts"),
+    [(4, ["abcdefghijkl", "mnopqrstuvwx"]), (2, ["abcdef", "ghijkl", "mnopqr", "stuvwx"])],
+)
+def test_one_enormous_word_is_halved_until_each_part_fits(limit, parts):
+    # 24 characters = 6 tokens: halves of 3 fit a limit of 4; for 2 each half is halved again (2 tokens)
+    assert [c.text for c in pack(["abcdefghijklmnopqrstuvwx"], SUPER, limit)] == parts
+
+
+def test_a_piece_that_cannot_shrink_further_is_an_error_not_an_overflow():
+    # the wrapper is 2 words (2 tokens), leaving room 1 of 3; "x" fits that, but "<0> <> x" is 3 words = 4
+    with pytest.raises(ValueError, match=r"^cannot fit text into a 3-token chunk: 'x'$"):
+        pack(["x"], SUPER, 3, wrap=lambda i, body: f"<{i}> <> {body}")
+
+
+def test_whole_units_give_back_under_a_super_additive_counter():
+    # 2 + 2 + 2 = 6 estimated (the blank-line separator is no word), but 6 words = 8; two units are 5
+    chunks = pack_units(["Aa bb", "Cc dd", "Ee ff"], SUPER, 6)
+    assert texts(chunks) == [("Aa bb\n\nCc dd", (0, 1)), ("Ee ff", (2,))]
