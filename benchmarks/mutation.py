@@ -37,7 +37,20 @@ COPIED = ("benchmark", "tasks", "reference_agent", "leaderboard", "tests", "docs
 TESTS = {
     "benchmark/aggregation.py": ["tests/test_aggregation.py"],
     "benchmark/metrics.py": ["tests/test_metrics.py"],
-    "benchmark/scoring.py": ["tests/test_scoring_pipeline.py", "tests/test_aggregation.py"],
+    "benchmark/scoring.py": [
+        "tests/test_scoring_pipeline.py",
+        "tests/test_aggregation.py",
+        *(  # the scripted-server runs; not the real model server's, nor those waiting out retries
+            f"tests/test_scoring_e2e.py::{name}"
+            for name in (
+                "test_score_writes_predictions_scores_report_and_rescoring_is_free",
+                "test_paper_profile_with_a_template_file_records_both_and_warns_on_the_tasks_origin",
+                "test_unknown_instance_is_an_error_naming_it",
+                "test_failed_questions_are_listed_nothing_is_scored_and_a_resume_asks_only_them",
+                "test_a_failed_judge_verdict_is_a_failed_question_too",
+            )
+        ),
+    ],
     "tasks/manifest.py": ["tests/test_manifest.py", "tests/test_manifest_units.py"],
     "tasks/chunking.py": ["tests/test_chunking.py", "tests/test_chunking_units.py", "tests/test_chunking_bpe.py"],
     "reference_agent/rewards.py": ["tests/test_rewards.py"],

@@ -389,3 +389,24 @@ def test_edge_texts_and_exact_messages():
     assert "Expected answer: any one of:\n- Paris\n- Lyon\n\n" in user
     with pytest.raises(ValueError, match=r"reads the reply with parse_judge_verdict\(\)$"):
         score(JUDGE_METRIC, "yes", ["yes"])
+
+
+def test_token_f1_where_precision_and_recall_differ_from_one():
+    assert token_f1("paris france", ["paris lyon"]) == 0.5  # p = r = 1/2
+    assert token_f1("paris lyon nice", ["paris marseille"]) == pytest.approx(0.4)  # 2 · 1/3 · 1/2 / (5/6)
+
+
+def test_recall_at_5_without_a_usable_gold_title_is_zero():
+    assert recall_at_5("Heat", ["(1995)"]) == 0.0  # the gold is only a year in parentheses: no title
+
+
+def test_a_one_line_answer_is_split_at_commas_not_spaces():
+    assert recommendations("Blade Runner, Heat") == ["blade runner", "heat"]
+
+
+def test_the_judge_gets_a_system_message_then_the_user_message():
+    messages = judge_prompt("Where?", ["Lyon"], "Lyon", None)
+    assert [sorted(m) for m in messages] == [["content", "role"], ["content", "role"]]
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert messages[0]["content"].startswith("You check answers for a memory benchmark.")
+    assert "Lyon" in messages[1]["content"] and "Lyon" not in messages[0]["content"]
