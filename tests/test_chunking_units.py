@@ -149,3 +149,61 @@ def test_whole_units_give_back_under_a_super_additive_counter():
     # 2 + 2 + 2 = 6 estimated (the blank-line separator is no word), but 6 words = 8; two units are 5
     chunks = pack_units(["Aa bb", "Cc dd", "Ee ff"], SUPER, 6)
     assert texts(chunks) == [("Aa bb\n\nCc dd", (0, 1)), ("Ee ff", (2,))]
+
+
+class CharCounter:
+    """One token per character that is not a space."""
+
+    def count(self, text: str) -> int:
+        return len(text.replace(" ", ""))
+
+    def count_many(self, texts):
+        return [self.count(t) for t in texts]
+
+    def describe(self) -> dict:
+        return {"name": "chars"}
+
+
+def test_a_sentence_is_cut_at_words_each_part_starting_from_zero():
+    assert [c.text for c in pack(["a b c d e f g"], COUNTER, 3)] == ["a b c", "d e f", "g"]
+    # two words are words, not one enormous word cut by characters
+    assert [c.text for c in pack(["Alpha betagamma"], COUNTER, 1)] == ["Alpha", "betagamma"]
+
+
+def test_a_word_is_cut_down_to_single_characters_when_it_must_be():
+    assert [c.text for c in pack(["abc"], CharCounter(), 1)] == ["a", "b", "c"]
+
+
+def test_the_parts_of_a_cut_word_keep_their_unit():
+    chunks = pack(["x", "abcdefghijklmnopqrstuvwx"], SUPER, 4)
+    assert texts(chunks) == [("x", (0,)), ("abcdefghijkl", (1,)), ("mnopqrstuvwx", (1,))]
+
+
+def test_a_trailing_space_before_a_unit_separator_is_dropped():
+    assert [c.text for c in pack(["Aa bb. \n", "Cc dd."], COUNTER, 100, sep=" | ")] == ["Aa bb. | Cc dd."]
+
+
+def test_a_re_packed_chunk_may_reach_the_limit_exactly():
+    # 2 + 2 + 1 = 5 estimated, 5 words = 6 actual; without "Ee." 4 words = 5 tokens: exactly the limit
+    assert [c.text for c in pack(["Aa bb. Cc dd. Ee."], SUPER, 5)] == ["Aa bb. Cc dd.", "Ee."]
+
+
+def test_an_overflow_as_large_as_the_room_cuts_word_by_word():
+    # the 2-token wrapper leaves room 2; "<0> <> Aa bb." is 4 words = 5 tokens, 1 over: parts of
+    # max(1, 2 - 1 - 1) = 1 word each
+    chunks = pack(["Aa bb."], SUPER, 4, wrap=lambda i, body: f"<{i}> <> {body}")
+    assert [c.text for c in chunks] == ["<0> <> Aa", "<1> <> bb."]
+
+
+def test_whole_units_that_overflow_together_part_and_those_at_the_limit_stay():
+    assert texts(pack_units(["Aa bb", "Cc dd"], SUPER, 4)) == [("Aa bb", (0,)), ("Cc dd", (1,))]  # 5 > 4
+    assert texts(pack_units(["Aa bb", "Cc dd"], SUPER, 5)) == [("Aa bb\n\nCc dd", (0, 1))]  # 5 = 5
+
+
+def test_a_unit_that_fits_is_kept_verbatim():
+    assert texts(pack_units([" Aa bb "], COUNTER, 2)) == [(" Aa bb ", (0,))]  # 2 tokens: at the limit
+
+
+def test_the_target_of_each_chunk_is_asked_by_its_index():
+    chunks = pack_units(UNITS, COUNTER, lambda i: [3, 100][min(i, 1)], limit=100, sep=" | ")
+    assert texts(chunks) == [("a b", (0,)), ("c d e | f | g h i j", (1, 2, 3))]
