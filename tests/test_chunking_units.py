@@ -172,11 +172,14 @@ def test_a_sentence_is_cut_at_words_each_part_starting_from_zero():
 
 def test_a_word_is_cut_down_to_single_characters_when_it_must_be():
     assert [c.text for c in pack(["abc"], CharCounter(), 1)] == ["a", "b", "c"]
+    assert [c.text for c in pack(["abcd"], CharCounter(), 1)] == ["a", "b", "c", "d"]  # halves, then halves again
 
 
 def test_the_parts_of_a_cut_word_keep_their_unit():
     chunks = pack(["x", "abcdefghijklmnopqrstuvwx"], SUPER, 4)
     assert texts(chunks) == [("x", (0,)), ("abcdefghijkl", (1,)), ("mnopqrstuvwx", (1,))]
+    chunks = pack(["x", "abcdefghijklmnopqrstuvwx"], SUPER, 2)  # halved twice
+    assert [c.units for c in chunks] == [(0,), (1,), (1,), (1,), (1,)]
 
 
 def test_a_trailing_space_before_a_unit_separator_is_dropped():
