@@ -13,8 +13,9 @@ import pytest
 from benchmark import aggregation
 from benchmark.aggregation import Bootstrap, bootstrap_intervals, task_standard_error, weights
 from benchmark.memory import Memory, MemoryRecord
-from benchmark.scoring import QuestionItem, TaskData, aggregate
+from benchmark.scoring import QuestionItem, TaskData, aggregate, check_ids, limit_questions, write_json
 from leaderboard import boards
+from tasks.errors import TaskError
 from tasks.tokenization import get_counter
 
 COUNTER = get_counter("simple")
@@ -230,3 +231,37 @@ def test_boards_aggregate_reported_numbers_by_the_same_rule_without_uncertainty(
     spread = boards.uncertainty(dict.fromkeys(task_scores), board)
     assert spread["interval"] is None and spread["overall"] == {"se": None, "ci": None}
     assert set(spread["competencies"]) == {"AR", "TTL", "LRU"} and set(spread["averages"]) == set(board.averages)
+
+
+def test_task_scores_round_to_six_digits_and_memory_sizes_to_two():
+    items, records, tasks = scored({"squad": {"a": [1.0, 0.0, 0.0], "b": [0.0], "c": [0.0]}})
+    records[2] = MemoryRecord("c", "squad", Memory("core words here and more", (), ()))  # 5 tokens, the others 3
+    task = aggregate(items, records, tasks, COUNTER, "v1")["tasks"]["squad"]
+    assert task["score"] == 0.111111 and task["memory_tokens_mean"] == 3.67  # 1/9 and 11/3
+
+
+def test_scores_json_text_is_sorted_indented_utf8(tmp_path):
+    write_json(tmp_path / "s.json", {"b": 1, "a": ["caf\u00e9"]})
+    assert (tmp_path / "s.json").read_bytes() == '{\n  "a": [\n    "caf\u00e9"\n  ],\n  "b": 1\n}\n'.encode()
+
+
+def test_a_smoke_run_keeps_the_first_questions_of_every_instance():
+    _, _, tasks = scored({"squad": {"a": [1.0, 0.0, 0.0], "b": [0.0]}})
+    limit_questions(tasks, 2)
+    assert {i: [q["question_id"] for q in row["questions"]] for i, row in tasks["squad"].rows.items()} == {
+        "a": ["a-0", "a-1"],
+        "b": ["b-0"],
+    }
+
+
+def test_unknown_instance_ids_are_listed_up_to_twenty(tmp_path):
+    _, _, tasks = scored({"squad": {"a": [1.0]}})
+    strays = [MemoryRecord(f"x{i:02d}", "squad", Memory("m", (), ())) for i in range(21)]
+    with pytest.raises(TaskError) as caught:
+        check_ids(strays, tasks, tmp_path / "memories.jsonl")
+    listed = ", ".join(f"squad/x{i:02d}" for i in range(20))
+    path = tmp_path / "memories.jsonl"
+    assert str(caught.value) == f"{path}: instance ids not in the task data: {listed} ... (21 in all)"
+    with pytest.raises(TaskError) as caught:
+        check_ids(strays[:20], tasks, tmp_path / "memories.jsonl")
+    assert str(caught.value).endswith(f"not in the task data: {listed}")
