@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tasks.errors import TaskError as MemalphaError
 from tasks.errors import UsageError
@@ -34,6 +35,9 @@ from .memory import Memory, MemoryEntry, read_memories
 from .readers import Reader, make_reader
 from .running import RunSummary
 from .scoring import ScorerConfig, ScoreResult
+
+if TYPE_CHECKING:
+    from .input_limits import InputLimits
 
 
 def build(
@@ -125,6 +129,8 @@ def evaluate(
     config: ScorerConfig | None = None,
     profile: str | None = None,
     reader_template: str | Path | None = None,
+    limits: InputLimits | None = None,
+    window: int | None = None,
     force: bool = False,
     show_progress: bool = True,
 ) -> Evaluation:
@@ -147,6 +153,8 @@ def evaluate(
         config=config,
         profile=profile,
         reader_template=reader_template,
+        limits=limits,
+        window=window,
         force=force,
         show_progress=show_progress,
     )

@@ -137,6 +137,26 @@ def add_template_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_input_limit_option(p: argparse.ArgumentParser) -> None:
+    """`--input-limit`: the score and eval commands (the leaderboard has its own caps on submissions)."""
+    p.add_argument(
+        "--input-limit",
+        action="append",
+        metavar="NAME=SIZE",
+        help="change a size cap on RUN/memories.jsonl, checked before it is read: memories_bytes (the file, "
+        "default 2G) or record_bytes (one line, one instance's memory, default 512M); sizes in bytes or with a "
+        "K, M or G suffix; repeat for both",
+    )
+
+
+def scoring_options(args: argparse.Namespace) -> dict:
+    """The input caps and prompt window the options give (`limits`, `window` of the journey's scoring)."""
+    from .input_limits import InputLimits
+    from .scoring import prompt_window
+
+    return {"limits": InputLimits.parse(args.input_limit), "window": prompt_window(args.concurrency)}
+
+
 def readers_from_args(args: argparse.Namespace, run_dir: Path):
     """The cached reader and judge the options describe."""
     import os
@@ -214,13 +234,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_scoring_options(p)
     add_reader_options(p)
     add_template_option(p)
+    add_input_limit_option(p)
     p.set_defaults(func=cmd_score)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from . import journey
 
-    data_dir, tasks = journey.check_score_inputs(args.run, args.data)  # before a reader is loaded
+    options = scoring_options(args)
+    data_dir, tasks = journey.check_score_inputs(args.run, args.data, options["limits"])  # before a reader loads
     reader, judge = readers_from_args(args, args.run)
     result = journey.score_checked(
         args.run,
@@ -229,7 +251,12 @@ def cmd_score(args: argparse.Namespace) -> int:
         reader=reader,
         judge=judge,
         settings=journey.ScoringSettings(
-            args.tokenizer, scorer_config(args), args.profile, args.reader_template, args.limit_questions
+            args.tokenizer,
+            scorer_config(args),
+            args.profile,
+            args.reader_template,
+            args.limit_questions,
+            **options,
         ),
         force=args.force,
         show_progress=not args.quiet,
@@ -376,6 +403,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         config=scorer_config(args),
         profile=args.profile,
         reader_template=args.reader_template,
+        **scoring_options(args),
         force=args.force,
         show_progress=not args.quiet,
     )
@@ -412,6 +440,7 @@ def register_run(commands: argparse._SubParsersAction) -> None:
     add_scoring_options(p)
     add_reader_options(p)
     add_template_option(p)
+    add_input_limit_option(p)
     p.set_defaults(func=cmd_eval)
 
 

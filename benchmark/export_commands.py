@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tasks.argtypes import positive_int
+from tasks.argtypes import json_object, positive_int
 
 from .lmeval_export import DEFAULT_BUDGET, DEFAULT_MAX_TOKENS
 
@@ -50,7 +50,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     q.add_argument(
         "--chat-template-kwargs",
-        type=_json_object,
+        type=json_object,
         metavar="JSON",
         help="chat template switches sent with every request by lm-eval's API models, e.g. "
         "'{\"enable_thinking\": false}' for Qwen3 with thinking off (as the scorer's reader) on vLLM, SGLang "
@@ -58,18 +58,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     q.add_argument("--quiet", action="store_true", help="no build progress")
     q.set_defaults(func=cmd_export_lmeval)
-
-
-def _json_object(text: str) -> dict:
-    import json
-
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"enable_thinking\": false}'")
-    return value
 
 
 def cmd_export_lmeval(args: argparse.Namespace) -> int:

@@ -9,11 +9,12 @@ so running the same command again asks only the failed questions.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tasks.atomic import replace_file
 
 from .readers.base import ReaderError, RequestsFailed
 
@@ -73,8 +74,5 @@ def record(run_dir: Path, failures: Sequence[QuestionFailure], total: int) -> No
     if not failures:
         path.unlink(missing_ok=True)
         return
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(failure.line(), ensure_ascii=False) + "\n" for failure in failures)
-    os.replace(temporary, path)
+    replace_file(path, (json.dumps(failure.line(), ensure_ascii=False) + "\n" for failure in failures))
     raise QuestionsFailed(failures, total, path)

@@ -20,7 +20,6 @@ set) and the scorer.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import urllib.error
@@ -30,10 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.argtypes import check_count
 from tasks.errors import TaskError, UsageError
 from tasks.llm import BuilderLLM, required_step, skipped_required_step
-from tasks.manifest import MANIFEST
+from tasks.manifest import MANIFEST, read_manifest
 from tasks.registry import get_suite, get_task, resolve_names
+from tasks.strict_json import JsonProblem, decode
 from tasks.tokenization import get_counter
 
 from .agents import Agent, make_agent
@@ -119,7 +120,7 @@ def plan(
     for task in job.tasks:
         manifest_path = job.data_dir / task / MANIFEST
         if manifest_path.is_file():
-            manifests[task] = json.loads(manifest_path.read_text(encoding="utf-8"))
+            manifests[task] = read_manifest(job.data_dir / task)
             _check_scorable(job.data_dir / task, manifests[task])
     missing = [t for t in job.tasks if t not in manifests]
     if missing and data is not None:
@@ -182,7 +183,7 @@ def served_models(base_url: str, role: str, api_key: str | None = None) -> list[
         request.add_header("Authorization", f"Bearer {key}")
     try:
         with urllib.request.urlopen(request, timeout=_PROBE_TIMEOUT_S) as response:
-            body = json.loads(response.read())
+            body = decode(response.read())
     except urllib.error.HTTPError:
         return None  # it answers: reachable; the one-token request says the rest
     except (urllib.error.URLError, OSError) as exc:
@@ -190,7 +191,7 @@ def served_models(base_url: str, role: str, api_key: str | None = None) -> list[
         raise ReaderError(
             f"{role}: nothing answers at {base_url} ({reason}); start the server, or fix the address"
         ) from None
-    except json.JSONDecodeError:
+    except JsonProblem:
         return None
     models = body.get("data") if isinstance(body, dict) else None
     ids = [m.get("id") for m in models or () if isinstance(m, dict) and m.get("id")]
@@ -261,13 +262,19 @@ def builder_from(reader: Reader) -> BuilderLLM:
 class ScoringSettings:
     """How memories are scored, besides the reader and judge: the scorer profile and its numbers
     (`config`, default the profile's), a reader template file replacing the profile's, the token
-    counter, and a smoke run's question limit."""
+    counter, a smoke run's question limit, the caps on the memories file and the prompt window."""
 
     tokenizer: str = DEFAULT_TOKENIZER
     config: Any = None  # benchmark.scoring.ScorerConfig | None
     profile: Any = None  # a profile id or benchmark.profiles.Profile; None: the default (v1)
     template_file: str | Path | None = None
     limit_questions: int | None = None
+    limits: Any = None  # benchmark.input_limits.InputLimits | None: caps on memories.jsonl (None: the defaults)
+    window: int | None = None  # questions whose prompts exist at a time (None: benchmark.scoring.PROMPT_WINDOW)
+
+    def __post_init__(self) -> None:
+        check_count("limit_questions", self.limit_questions)
+        check_count("window", self.window)
 
 
 def expected_scorer(
@@ -371,12 +378,19 @@ def check_built(data_dir: Path, tasks: Sequence[str]) -> None:
             f"not built in {data_dir}: {', '.join(missing)} (memalpha tasks build {' '.join(missing)} --out {data_dir})"
         )
     for task in tasks:
-        _check_scorable(data_dir / task, json.loads((data_dir / task / MANIFEST).read_text(encoding="utf-8")))
+        _check_scorable(data_dir / task, read_manifest(data_dir / task))
 
 
-def check_score_inputs(run_dir: str | Path, data: str | Path | None = None) -> tuple[Path, list[str]]:
-    """The data folder and the tasks of RUN/memories.jsonl, each built there and scorable."""
+def check_score_inputs(
+    run_dir: str | Path, data: str | Path | None = None, limits: Any = None
+) -> tuple[Path, list[str]]:
+    """The data folder and the tasks of RUN/memories.jsonl (within `limits`, checked before it is read),
+    each built there and scorable."""
+    from .input_limits import InputLimits, check_memories_file
+
     data_dir = Path(data) if data else default_data_dir()
+    if (Path(run_dir) / MEMORIES).is_file():  # a missing file is named by the reader of it below
+        check_memories_file(Path(run_dir) / MEMORIES, limits or InputLimits())
     tasks = memory_tasks(run_dir)
     check_built(data_dir, tasks)
     return data_dir, tasks
@@ -393,21 +407,24 @@ def score(
     profile: Any = None,
     reader_template: str | Path | None = None,
     limit_questions: int | None = None,
+    limits: Any = None,
+    window: int | None = None,
     force: bool = False,
     show_progress: bool = True,
 ):
     """Score RUN/memories.jsonl: data checked, models probed, earlier scores with other settings kept
     unless `force`, then predictions.jsonl, scores.json and report.md written. Returns the ScoreResult.
     `profile` names the scorer profile (default v1); `reader_template` is a template file replacing
-    the profile's."""
-    data_dir, tasks = check_score_inputs(run_dir, data)
+    the profile's; `limits` (an InputLimits) caps the memories file; `window` is how many questions'
+    prompts exist at a time."""
+    data_dir, tasks = check_score_inputs(run_dir, data, limits)
     return score_checked(
         Path(run_dir),
         data_dir,
         tasks,
         reader=reader,
         judge=judge,
-        settings=ScoringSettings(tokenizer, config, profile, reader_template, limit_questions),
+        settings=ScoringSettings(tokenizer, config, profile, reader_template, limit_questions, limits, window),
         force=force,
         show_progress=show_progress,
     )
@@ -416,7 +433,7 @@ def score(
 def _score_run(
     run_dir: Path, data_dir: Path, reader: Reader, judge: Reader | None, settings: ScoringSettings, show_progress: bool
 ):
-    from .scoring import score_run
+    from .scoring import PROMPT_WINDOW, score_run
 
     return score_run(
         run_dir,
@@ -429,6 +446,8 @@ def _score_run(
         profile=settings.profile,
         template_file=settings.template_file,
         questions_per_instance=settings.limit_questions,
+        window=settings.window or PROMPT_WINDOW,
+        limits=settings.limits,
     )
 
 
@@ -475,11 +494,13 @@ def evaluate_planned(
     config: Any = None,
     profile: Any = None,
     reader_template: str | Path | None = None,
+    limits: Any = None,
+    window: int | None = None,
     force: bool = False,
     show_progress: bool = True,
 ) -> Evaluation:
     """Steps 2-5 for a planned job. The reader builds what needs an LLM unless `builder_llm` is given."""
-    settings = ScoringSettings(job.tokenizer, config, profile, reader_template, limit_questions)
+    settings = ScoringSettings(job.tokenizer, config, profile, reader_template, limit_questions, limits, window)
     out = Path(out)
     reader = cached(reader, out)
     judge = cached(judge, out) if judge is not None else None

@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from tasks.atomic import replace_file
 from tasks.errors import TaskError
 from tasks.registry import get_task
 from tasks.tokenization import get_counter
@@ -282,22 +283,23 @@ def export_lmeval(
         for doc in docs:
             doc["overall_weight"] = weights[name]
         data_file = out_dir / "data" / f"{name}.jsonl"
-        with open(data_file, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(doc, ensure_ascii=False) + "\n" for doc in docs)
+        replace_file(data_file, (json.dumps(doc, ensure_ascii=False) + "\n" for doc in docs))
         config = task_yaml(name, task, split, data_file, sha, settings, agent.tokens)
-        (out_dir / f"{name}.yaml").write_text(config, "utf-8")
+        replace_file(out_dir / f"{name}.yaml", config)
         result.tasks[name] = len(docs)
     competency_groups = []
     for competency, names in by_competency.items():
         competency_groups.append(lmeval_name(group, competency))
-        (out_dir / f"{competency_groups[-1]}.yaml").write_text(
-            group_yaml(competency_groups[-1], names, METRIC_KEY, {"competency": competency}), "utf-8"
+        replace_file(
+            out_dir / f"{competency_groups[-1]}.yaml",
+            group_yaml(competency_groups[-1], names, METRIC_KEY, {"competency": competency}),
         )
-    (out_dir / f"{result.group}.yaml").write_text(
-        group_yaml(result.group, competency_groups, OVERALL_KEY, {"skipped": dict(result.skipped)}), "utf-8"
+    replace_file(
+        out_dir / f"{result.group}.yaml",
+        group_yaml(result.group, competency_groups, OVERALL_KEY, {"skipped": dict(result.skipped)}),
     )
-    (out_dir / "utils.py").write_text(UTILS_SOURCE, "utf-8")
-    (out_dir / "README.md").write_text(_readme(result, settings), "utf-8")
+    replace_file(out_dir / "utils.py", UTILS_SOURCE)
+    replace_file(out_dir / "README.md", _readme(result, settings))
     return result
 
 

@@ -1,22 +1,27 @@
 """The memory file: `memories.jsonl`, one agent's final memory per instance (see DESIGN.md).
 
 Validation is strict and complete: every problem is reported with its line and field, so a
-submitter fixes the file in one go.
+submitter fixes the file in one go. Lines are split on "\n" only and decoded by tasks.strict_json
+(depth, numbers, surrogates, duplicate keys); ids, task names and timestamps must be plain text.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from tasks.errors import TaskError
+from tasks.atomic import replace_file
+from tasks.errors import TaskError, quoted
+from tasks.strict_json import JsonProblem, decode, location, record_lines
 
 MAX_PROBLEMS_SHOWN = 50
 MEMORY_KEYS = {"core", "semantic", "episodic"}
 RECORD_KEYS = {"instance_id", "task", "memory", "stats"}
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # in a name: it would garble messages, tables and logs
 
 
 class MemoryFileError(TaskError):
@@ -25,14 +30,18 @@ class MemoryFileError(TaskError):
     def __init__(self, path: Path, problems: list[tuple[int, str, str]]):
         self.path, self.problems = path, problems
         shown = "\n".join(
-            f"  {path}, line {line}, field {fld!r}: {msg}" for line, fld, msg in problems[:MAX_PROBLEMS_SHOWN]
+            f"  {location(path, line, '' if fld == '<file>' else fld)}: {msg}"
+            for line, fld, msg in problems[:MAX_PROBLEMS_SHOWN]
         )
         more = f"\n  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more" if len(problems) > MAX_PROBLEMS_SHOWN else ""
         super().__init__(f"{path}: {len(problems)} problem(s) in the memories file:\n{shown}{more}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MemoryEntry:
+    """One entry; slotted, as memories of a million entries are held whole (about 100 bytes an entry
+    less than with a `__dict__`)."""
+
     id: str
     content: str
     timestamp: str | None = None
@@ -44,7 +53,7 @@ class MemoryEntry:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Memory:
     core: str = ""
     semantic: tuple[MemoryEntry, ...] = ()
@@ -62,7 +71,7 @@ class Memory:
         return [self.core, *(e.content for e in self.semantic), *(e.content for e in self.episodic)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MemoryRecord:
     instance_id: str
     task: str
@@ -78,6 +87,18 @@ class MemoryRecord:
         }
 
 
+def _keys(keys: set[str], shown: int = 5) -> str:
+    """Unknown keys as an error names them: a list of the first few, each cut (they come from the input)."""
+    names = sorted(keys)
+    return "[" + ", ".join(quoted(k) for k in names[:shown]) + (", …" if len(names) > shown else "") + "]"
+
+
+def _name_problem(value: str) -> str | None:
+    """Why a name (an id, a task, a timestamp) is not one line of plain text, or None."""
+    bad = _CONTROL.search(value)
+    return None if bad is None else f"holds the control character U+{ord(bad.group()):04X}; names are plain text"
+
+
 def _entries(value: Any, kind: str, problems: list[tuple[str, str]]) -> tuple[MemoryEntry, ...]:
     if not isinstance(value, list):
         problems.append((f"memory.{kind}", "must be a list of entries"))
@@ -90,17 +111,21 @@ def _entries(value: Any, kind: str, problems: list[tuple[str, str]]) -> tuple[Me
             continue
         extra = set(item) - {"id", "content", "timestamp"}
         if extra:
-            problems.append((where, f"unknown key(s) {sorted(extra)}"))
+            problems.append((where, f"unknown key(s) {_keys(extra)}"))
         entry_id, content, stamp = item.get("id"), item.get("content"), item.get("timestamp")
         if not isinstance(entry_id, str) or not entry_id:
             problems.append((f"{where}.id", "must be a non-empty string"))
         elif entry_id in seen:
-            problems.append((f"{where}.id", f"duplicate id {entry_id!r} in {kind}"))
+            problems.append((f"{where}.id", f"duplicate id {quoted(entry_id)} in {kind}"))
+        elif why := _name_problem(entry_id):
+            problems.append((f"{where}.id", why))
         seen.add(entry_id)
         if not isinstance(content, str) or not content.strip():
             problems.append((f"{where}.content", "must be a non-empty string"))
         if stamp is not None and not isinstance(stamp, str):
             problems.append((f"{where}.timestamp", "must be a string when given"))
+        elif stamp is not None and (why := _name_problem(stamp)):
+            problems.append((f"{where}.timestamp", why))
         if isinstance(entry_id, str) and isinstance(content, str):
             out.append(MemoryEntry(entry_id, content, stamp if isinstance(stamp, str) else None))
     return tuple(out)
@@ -113,10 +138,12 @@ def parse_record(obj: Any) -> tuple[MemoryRecord | None, list[tuple[str, str]]]:
         return None, [("<line>", "must be a JSON object")]
     extra = set(obj) - RECORD_KEYS
     if extra:
-        problems.append(("<line>", f"unknown key(s) {sorted(extra)}"))
+        problems.append(("<line>", f"unknown key(s) {_keys(extra)}"))
     for key in ("instance_id", "task"):
         if not isinstance(obj.get(key), str) or not obj.get(key):
             problems.append((key, "must be a non-empty string"))
+        elif why := _name_problem(obj[key]):
+            problems.append((key, why))
     mem = obj.get("memory")
     memory = Memory()
     if not isinstance(mem, dict):
@@ -126,7 +153,7 @@ def parse_record(obj: Any) -> tuple[MemoryRecord | None, list[tuple[str, str]]]:
         if missing:
             problems.append(("memory", f"missing key(s) {sorted(missing)}"))
         if unknown:
-            problems.append(("memory", f"unknown key(s) {sorted(unknown)}"))
+            problems.append(("memory", f"unknown key(s) {_keys(unknown)}"))
         core = mem.get("core", "")
         if core is None:
             core = ""
@@ -147,13 +174,6 @@ def parse_record(obj: Any) -> tuple[MemoryRecord | None, list[tuple[str, str]]]:
     return MemoryRecord(obj["instance_id"], obj["task"], memory, stats), []
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                yield lineno, line
-
-
 def read_memories(path: str | Path) -> list[MemoryRecord]:
     """All records of a memories file, or a MemoryFileError listing every problem with its line."""
     path = Path(path)
@@ -162,32 +182,30 @@ def read_memories(path: str | Path) -> list[MemoryRecord]:
     records: list[MemoryRecord] = []
     problems: list[tuple[int, str, str]] = []
     first_line: dict[tuple[str, str], int] = {}
-    try:
-        lines = list(iter_lines(path))
-    except UnicodeDecodeError as exc:
-        raise MemoryFileError(path, [(0, "<file>", f"not UTF-8 text (byte {exc.start})")]) from exc
-    for lineno, line in lines:
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append((lineno, "<line>", f"not valid JSON ({exc.msg}, column {exc.colno})"))
-            continue
-        record, found = parse_record(obj)
-        problems.extend((lineno, f, m) for f, m in found)
-        if record is None:
-            continue
-        key = (record.task, record.instance_id)
-        if key in first_line:
-            problems.append(
-                (
-                    lineno,
-                    "instance_id",
-                    f"{record.instance_id!r} of task {record.task!r} already given on line {first_line[key]}",
+    with open(path, "rb") as stream:
+        for lineno, raw in record_lines(stream):
+            try:
+                obj = decode(raw)
+            except JsonProblem as problem:
+                problems.append((lineno, problem.field or "<line>", problem.message))
+                continue
+            record, found = parse_record(obj)
+            problems.extend((lineno, f, m) for f, m in found)
+            if record is None:
+                continue
+            key = (record.task, record.instance_id)
+            if key in first_line:
+                problems.append(
+                    (
+                        lineno,
+                        "instance_id",
+                        f"{quoted(record.instance_id)} of task {quoted(record.task)} already given on line "
+                        f"{first_line[key]}",
+                    )
                 )
-            )
-            continue
-        first_line[key] = lineno
-        records.append(record)
+                continue
+            first_line[key] = lineno
+            records.append(record)
     if problems:
         raise MemoryFileError(path, problems)
     if not records:
@@ -195,13 +213,30 @@ def read_memories(path: str | Path) -> list[MemoryRecord]:
     return records
 
 
-def write_record(stream: IO[str], record: MemoryRecord) -> None:
-    """Append one record as a line and flush it, so a killed run keeps every finished instance."""
-    stream.write(json.dumps(record.to_json(), ensure_ascii=False, sort_keys=True) + "\n")
-    stream.flush()
+def checked_line(record: MemoryRecord) -> str:
+    """`record` as a memories.jsonl line, once it is known to read back as `memalpha score` reads it: UTF-8
+    text, within the strict reader's limits, in the memory format. Otherwise a TaskError names the fields,
+    so a run fails the instance whose agent handed in such a memory instead of writing a line that scoring
+    refuses (or, for a lone surrogate, crashing on the write)."""
+    line = record_line(record)
+    try:
+        data = line.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: written escaped, the strict reader names its field
+        data = json.dumps(record.to_json(), sort_keys=True).encode()
+    try:
+        _, problems = parse_record(decode(data))
+    except JsonProblem as problem:
+        problems = [(problem.field or "<line>", problem.message)]
+    if problems:
+        fields = "; ".join(f"field {name!r}: {message}" for name, message in problems[:MAX_PROBLEMS_SHOWN])
+        raise TaskError(f"bad memory for instance {quoted(record.instance_id)}: {fields}")
+    return line
+
+
+def record_line(record: MemoryRecord) -> str:
+    return json.dumps(record.to_json(), ensure_ascii=False, sort_keys=True) + "\n"
 
 
 def write_memories(path: Path, records: Iterable[MemoryRecord]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for record in records:
-            write_record(f, record)
+    """Write (or replace) a whole memories file, atomically."""
+    replace_file(path, (record_line(record) for record in records))

@@ -22,9 +22,10 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
-from tasks.errors import TaskError
+from tasks.errors import TaskError, quoted
+from tasks.strict_json import JsonProblem, decode, location, record_lines
 
 from .original_metrics import OriginalScorerError
 from .profiles import DEFAULT_PROFILE, Profile, ProfileError, get_profile, profile_ids
@@ -34,8 +35,7 @@ class MetricInputError(TaskError):
     """A line of `memalpha metric` input that cannot be scored; names the file, line and field."""
 
     def __init__(self, source: str, line: int, field: str | None, message: str):
-        where = f"{source}, line {line}" + (f", field {field!r}" if field else "")
-        super().__init__(f"{where}: {message}")
+        super().__init__(f"{location(source, line, field or '')}: {message}")
 
 
 def _golds(value: Any) -> list[Any] | None:
@@ -69,7 +69,7 @@ def score_line(profile: Profile, obj: Any, source: str = "<stdin>", line: int = 
         if not isinstance(reply, str):
             raise fail(
                 "judge_reply",
-                f"task {task!r} is scored by an LLM judge: give the judge's reply to this prediction as "
+                f"task {quoted(task)} is scored by an LLM judge: give the judge's reply to this prediction as "
                 f'"judge_reply" ({profile.judge.description})',
             )
         return {**obj, "score": profile.judge.verdict(reply), "scorer": profile.judge.id}
@@ -88,15 +88,13 @@ def score_line(profile: Profile, obj: Any, source: str = "<stdin>", line: int = 
     return {**obj, "score": score, "scorer": scorer.id}
 
 
-def score_lines(profile: Profile, lines: Iterable[str], source: str) -> Iterator[dict[str, Any]]:
-    """Each non-blank line scored, in order."""
-    for number, text in enumerate(lines, 1):
-        if not text.strip():
-            continue
+def score_lines(profile: Profile, stream: IO[bytes], source: str) -> Iterator[dict[str, Any]]:
+    """Each non-blank line scored, in order (lines end at "\n" only, as in every JSON-lines file we read)."""
+    for number, raw in record_lines(stream):
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise MetricInputError(source, number, None, f"not valid JSON ({exc.msg})") from None
+            obj = decode(raw)
+        except JsonProblem as problem:
+            raise MetricInputError(source, number, problem.field or None, problem.message) from None
         yield score_line(profile, obj, source, number)
 
 
@@ -119,16 +117,13 @@ def cmd_metric(args: argparse.Namespace, out: TextIO | None = None) -> int:
     profile = get_profile(args.profile)
     out = out or sys.stdout
     if args.file is None:
-        return _write(score_lines(profile, sys.stdin, "<stdin>"), out)
+        return _write(score_lines(profile, sys.stdin.buffer, "<stdin>"), out)
     try:
-        f = open(args.file, encoding="utf-8")  # closed below; an open error is reported on its own
+        f = open(args.file, "rb")  # closed below; an open error is reported on its own
     except OSError as exc:
         raise TaskError(f"{args.file}: cannot read ({exc})") from exc
     with f:
-        try:
-            return _write(score_lines(profile, f, str(args.file)), out)
-        except UnicodeDecodeError as exc:
-            raise TaskError(f"{args.file}: not UTF-8 text ({exc})") from exc
+        return _write(score_lines(profile, f, str(args.file)), out)
 
 
 def _write(scored: Iterable[dict[str, Any]], out: TextIO) -> int:

@@ -22,7 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tasks.errors import TaskError, UsageError
+from tasks.argtypes import check_count
+from tasks.errors import TaskError, UsageError, quoted
 from tasks.registry import all_tasks, get_suite
 
 from . import metrics, original_metrics
@@ -51,6 +52,12 @@ class ScorerConfig:
     budget_tokens: int = 30_000
     sampling: SamplingParams = field(default_factory=lambda: SamplingParams(max_tokens=2048))
     judge_sampling: SamplingParams = field(default_factory=lambda: SamplingParams(max_tokens=16))
+
+    def __post_init__(self) -> None:
+        check_count("top_k", self.top_k)
+        check_count("budget_tokens", self.budget_tokens)
+        check_count("sampling.max_tokens", self.sampling.max_tokens)
+        check_count("judge_sampling.max_tokens", self.judge_sampling.max_tokens)
 
 
 QueryRule = Literal["question", "user_message", "labelled_sentence"]
@@ -154,7 +161,7 @@ class Profile:
         try:
             return self.scorers[task]
         except KeyError:
-            raise ProfileError(f"profile {self.id} has no metric for task {task!r}") from None
+            raise ProfileError(f"profile {self.id} has no metric for task {quoted(task)}") from None
 
     def describe(self) -> dict[str, Any]:
         """What scores.json records about the profile (beside the retriever, template and reader)."""

@@ -31,6 +31,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 # A prompt whose estimated size is under this share of the budget is not re-counted exactly: token
 # counts of joined texts stay within a few percent of the sum of their parts.
 SAFE_SHARE = 0.9
+BASE_CACHE = 8  # core memories whose bare prompt size is kept
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class ReaderPrompt:
         self.version = self._templates.version
         self.template_file = Path(template_file) if template_file else None
         self.episodic_order, self.rule = episodic_order, budget
-        self._base: dict[tuple[int, str], int] = {}
+        self._base: dict[tuple[int, str], int] = {}  # the latest cores only: questions come instance by instance
+        self._query_prompts: dict[tuple[int, str], int] = {}
 
     @classmethod
     def for_profile(cls, profile: Profile, template_file: str | Path | None = None) -> ReaderPrompt:
@@ -83,8 +85,17 @@ class ReaderPrompt:
         """Tokens of the prompt with no entries and an empty question (cached per core memory)."""
         key = (id(counter), core)
         if key not in self._base:
+            if len(self._base) >= BASE_CACHE:
+                del self._base[next(iter(self._base))]
             self._base[key] = self._count(counter, self.render(core, (), (), "", None))
         return self._base[key]
+
+    def _query_prompt_tokens(self, query_prompt: str, counter: TokenCounter) -> int:
+        """Tokens of a task's query prompt (a task has one: counted once per run)."""
+        key = (id(counter), query_prompt)
+        if key not in self._query_prompts:
+            self._query_prompts[key] = counter.count(query_prompt)
+        return self._query_prompts[key]
 
     @cached_property
     def sha256(self) -> str:
@@ -123,20 +134,23 @@ class ReaderPrompt:
         budget: int,
         entry_tokens: tuple[Mapping[int, int] | Sequence[int], Mapping[int, int] | Sequence[int]],
         task: str = "",
+        question_tokens: int | None = None,
     ) -> BuiltPrompt:
         """The prompt with the largest k (≤ the ranks given) that fits `budget` tokens.
 
-        `entry_tokens` holds the token count of each ranked semantic/episodic entry (by index), counted
-        once per instance, so shrinking k costs no re-rendering until the final exact check.
+        `entry_tokens` holds the token count of each semantic/episodic entry (by index) as a prompt shows
+        it, counted once per memory (`MemoryTokens`), so sizing costs no tokenizer call and shrinking k no
+        re-rendering until the final exact check; `question_tokens` is the question's count, when known.
         """
         sem_tokens, epi_tokens = entry_tokens
         k_max = max(len(semantic_rank), len(episodic_rank))
         base = self._base_tokens(memory.core, counter)
         if self.rule.counts == "prompt":
-            base += counter.count(question) + (counter.count(query_prompt) if query_prompt else 0)
+            base += counter.count(question) if question_tokens is None else question_tokens
+            base += self._query_prompt_tokens(query_prompt, counter) if query_prompt else 0
 
         def estimate(k: int) -> int:
-            return (
+            return int(
                 base
                 + sum(sem_tokens[i] + 2 for i in semantic_rank[:k])
                 + sum(epi_tokens[i] + 2 for i in episodic_rank[:k])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
+
+from tasks.strict_json import load_file
+
+from .timings import peak_memory_bytes
 
 if TYPE_CHECKING:
     from .readers.base import Reader
@@ -81,6 +84,11 @@ def uncertainty_note(spread: dict | None) -> list[str]:
     return [*lines, ""]
 
 
+def timings_table(result: ScoreResult) -> str:
+    rows = [[name, f"{wall:,.2f}", f"{cpu:,.2f}"] for name, wall, cpu in result.timings.rows()]
+    return tabulate(rows, headers=["phase", "wall", "CPU"], tablefmt="github", disable_numparse=True)
+
+
 def run_provenance(run_dir: Path) -> dict[str, Any]:
     """What was scored: the sha256 of memories.jsonl and, when `memalpha run` wrote it, the agent with
     its options as the run's config.json records them (None for a memories file made elsewhere)."""
@@ -91,7 +99,8 @@ def run_provenance(run_dir: Path) -> dict[str, Any]:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     config = run_dir / CONFIG
-    agent = json.loads(config.read_text(encoding="utf-8")).get("agent") if config.is_file() else None
+    recorded = load_file(config, "run config") if config.is_file() else None
+    agent = recorded.get("agent") if isinstance(recorded, dict) else None
     return {"memories_sha256": digest.hexdigest(), "agent": agent}
 
 
@@ -102,7 +111,7 @@ def _agent_line(agent: dict[str, Any] | None) -> str:
     return f"{agent.get('name')}" + (f" ({options})" if options else "")
 
 
-def write_report(path: Path, result: ScoreResult, reader: Reader) -> None:
+def report_text(result: ScoreResult, reader: Reader) -> str:
     scores = result.scores
     prompt_tokens = sum(it.response.prompt_tokens for it in result.items)
     completion_tokens = sum(it.response.completion_tokens for it in result.items)
@@ -142,6 +151,15 @@ def write_report(path: Path, result: ScoreResult, reader: Reader) -> None:
         f"- prompt template: {scorer['template']['name']} sha256 {scorer['template']['sha256']}",
         f"- questions whose core memory was cut to fit the budget: {sum(it.core_truncated for it in result.items)}",
         "",
+        "## Timings",
+        "",
+        "Where this run's time went (seconds; CPU: of this process, all its threads). Prompts are built a window "
+        "of questions at a time while the reader runs; their time counts under retrieval and prompts.",
+        "",
+        timings_table(result),
+        "",
+        f"Peak memory of the process: {peak_memory_bytes() / 2**20:,.0f} MB.",
+        "",
         "## Task data",
         "",
         tabulate(
@@ -158,4 +176,4 @@ def write_report(path: Path, result: ScoreResult, reader: Reader) -> None:
     ]
     missing = [(t, i) for t, v in scores["tasks"].items() for i in v["missing_instances"]]
     lines += [f"- {t}: {i}" for t, i in missing] or ["- none"]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "\n".join(lines) + "\n"

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from tasks.errors import TaskError
+from tasks.strict_json import load_file
 
 SCORES_FORMAT = "memalpha-bench/scores@2"
 LEGACY_SCORES = "memalpha-bench/scores@1"
@@ -180,10 +181,9 @@ def check_scores(obj: Any, where: str) -> dict[str, Any]:
 
 
 def read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8 or JSON, huge integers
-        raise ResultsFormatError(f"{path}: not a readable {what} ({exc})") from exc
+    """The file through the project's one strict JSON reader (`tasks.strict_json`): its errors name the
+    file, the line and the field."""
+    return load_file(path, what)
 
 
 def read_scores(path: str | Path) -> dict[str, Any]:

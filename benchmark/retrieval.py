@@ -11,14 +11,15 @@ one, see `benchmark/profiles.py`):
 
 Tokens are lower-cased `\\b\\w+\\b` words, as in the original.
 
-Why not call bm25s here: its index build loops over documents in Python (about 25 µs per entry) and
-it scores one query at a time, which put a 10k-entry memory at ~8 ms per question. This module
-computes the same formula vectorised with numpy/scipy — the whole corpus tokenised and hashed in one
-array pass (no per-token Python), one sparse term × entry matrix per index, all of an instance's
+Why not call bm25s here: its index build loops over documents in Python and it scores one query at a
+time, 3.5–4 times slower than this module at 10k to 1M entries (docs/performance.md). This module computes
+the same formula vectorised with numpy/scipy — the texts tokenised and hashed as array operations, a
+block of about 256k characters at a time (no per-token Python, and a few MB of temporaries whatever the
+memory's size), one sparse term × entry matrix of term frequencies per index, all of an instance's
 questions scored together, one array operation per word position — and the tests hold it to bm25s's
 and rank-bm25's scores on real text. The arithmetic is rank-bm25's own, operation by operation (its
 logarithms, the order of its sums), so `memalpha-paper` gets the original's ranked lists exactly, ties
-included.
+included. Time and memory grow linearly with the memory (docs/performance.md: 100 to 1M entries).
 
 Like the original, a query retrieves the k best entries whatever their scores, so a memory with
 fewer than k entries is shown whole; the floor of idf at 0 would otherwise hide the entries of a
@@ -30,8 +31,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 from scipy import sparse
@@ -85,13 +87,24 @@ def _power_table(base: int, n: int) -> np.ndarray:
 
 
 def _token_hashes(lowered: str) -> tuple[np.ndarray, np.ndarray]:
-    """(hash, start offset) of every `\\w+` token of an already lower-cased text, without a Python loop.
+    """(hash, start offset) of every `\\w+` token of an already lower-cased text, without a Python loop."""
+    return _hash_codes(_code_points(lowered))
+
+
+def _code_points(text: str) -> np.ndarray:
+    """The text's code points: one byte each for ASCII text, four otherwise (the same numbers)."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _hash_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(hash, start offset) of every `\\w+` token of a lower-cased text given as its code points.
 
     A token's hash is the polynomial sum of its code points modulo 2**64 plus its length, computed from
     prefix sums, so equal tokens hash equally wherever they stand; the hashes stand in for a
     vocabulary (a collision between two words of one memory, ~1e-10, would merge their statistics).
     """
-    codes = np.frombuffer(lowered.encode("utf-32-le"), dtype=np.uint32)
     edges = np.diff(_word_table()[codes].astype(np.int8), prepend=0, append=0)
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     with np.errstate(over="ignore"):
@@ -102,15 +115,72 @@ def _token_hashes(lowered: str) -> tuple[np.ndarray, np.ndarray]:
     return hashes, starts
 
 
-def _texts_tokens(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(token hash, index of its text) for every token of `texts`, all in one pass."""
-    lowered = [t.lower() for t in texts]
-    hashes, starts = _token_hashes("\n".join(lowered))
-    first = np.cumsum([0] + [len(t) + 1 for t in lowered[:-1]])
-    return hashes, np.searchsorted(first, starts, side="right") - 1
+BLOCK_CHARS = 1 << 18
+"""Characters hashed at a time: the arrays of one pass (about 40 bytes per character) stay a few MB."""
 
 
-DENSE_CELLS = 2_000_000  # at most 16 MB of float64 scores at a time
+def _texts_tokens(texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(token hash, index of its text) for every token of `texts`, in order, one block of whole texts at a time.
+
+    Texts are gathered into blocks of about BLOCK_CHARS characters, joined by "\n" (no word character, so
+    no token spans two texts, and a boundary to lower-casing's context rule) and lower-cased at once; a
+    longer text is a block of its own, hashed in pieces cut at non-word characters, so that no token is cut.
+    """
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    ends = np.cumsum(lengths + 1)  # where each text's separator stands in the running join, plus one
+    long = [*np.flatnonzero(lengths > BLOCK_CHARS).tolist(), len(texts)]
+    first, next_long = 0, 0
+    while first < len(texts):
+        if first == long[next_long]:
+            lowered = texts[first].lower()
+            parts = [_hash_pieces([piece], first) for piece in _cut(lowered)]
+            yield np.concatenate([h for h, _ in parts]), np.concatenate([e for _, e in parts])
+            first, next_long = first + 1, next_long + 1
+            continue
+        before = int(ends[first - 1]) if first else 0
+        last = int(np.searchsorted(ends, before + BLOCK_CHARS, side="right"))
+        last = min(max(last, first + 1), long[next_long])
+        yield _hash_pieces(texts[first:last], first, lengths[first:last])
+        first = last
+
+
+def _hash_pieces(pieces: Sequence[str], owner: int, lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Token hashes of consecutive texts (or pieces of one), each token with its text's index (the first
+    text is `owner`); `lengths`: the pieces' lengths, when known."""
+    joined = "\n".join(pieces)
+    if joined.isascii():
+        codes = np.frombuffer(joined.encode("ascii").lower(), dtype=np.uint8)
+    else:
+        lowered = joined.lower()
+        if len(lowered) != len(joined):  # a character that lower-cases to several (İ): lower each apart
+            pieces = [p.lower() for p in pieces]
+            lowered, lengths = "\n".join(pieces), None
+        codes = _code_points(lowered)
+    hashes, starts = _hash_codes(codes)
+    if len(pieces) == 1:
+        return hashes, np.full(hashes.size, owner, dtype=np.int32)
+    if lengths is None:
+        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+    separators = np.cumsum(lengths + 1) - 1
+    return hashes, (owner + np.searchsorted(separators, starts, side="left")).astype(np.int32)
+
+
+_NON_WORD = re.compile(r"\W")
+
+
+def _cut(text: str) -> Iterator[str]:
+    """`text` in pieces of about BLOCK_CHARS characters, each cut just after a non-word character."""
+    start = 0
+    while len(text) - start > BLOCK_CHARS:
+        found = _NON_WORD.search(text, start + BLOCK_CHARS)
+        if found is None:
+            break
+        yield text[start : found.end()]
+        start = found.end()
+    yield text[start:]
+
+
+DENSE_CELLS = 2_000_000  # at most 16 MB of float64 scores at a time (fewer queries at once as entries grow)
 
 
 def _ranked(scores: np.ndarray, k: int) -> list[int]:
@@ -120,27 +190,27 @@ def _ranked(scores: np.ndarray, k: int) -> list[int]:
 
 
 def _top_k(dense: np.ndarray, k: int) -> list[list[int]]:
-    """Top-k per row of a queries × entries score matrix, vectorised.
+    """Top-k per row of a queries × entries score matrix: best first, ties in entry order (the first k of a
+    stable descending sort), in time linear in the row's length.
 
-    `argpartition` finds each row's k best in linear time; a row where entries tied with its k-th score
-    were left out (the partition picks arbitrarily among ties) is ranked exactly instead.
+    `argpartition` finds each row's k best; where entries tied with the k-th best score were left out (it
+    picks among ties arbitrarily), the row's entries above that score and its tied ones in entry order are
+    taken instead (memories with repeated entries tie often).
     """
     n = dense.shape[1]
     if k >= n:
         return [_ranked(row, k) for row in dense]
     top = np.argpartition(-dense, k - 1, axis=1)[:, :k]
     values = np.take_along_axis(dense, top, axis=1)
-    order = np.lexsort((top, -values), axis=1)
-    top, values = np.take_along_axis(top, order, axis=1), np.take_along_axis(values, order, axis=1)
-    kth = values[:, -1]
+    kth = values.min(axis=1)
     ambiguous = (dense == kth[:, None]).sum(axis=1) != (values == kth[:, None]).sum(axis=1)
-    out = []
-    for i in range(dense.shape[0]):
-        if ambiguous[i]:
-            out.append(_ranked(dense[i], k))
-        else:
-            out.append(top[i].tolist())
-    return out
+    for i in np.flatnonzero(ambiguous).tolist():
+        row = dense[i]
+        above = np.flatnonzero(row > kth[i])
+        top[i] = np.concatenate((above, np.flatnonzero(row == kth[i])[: k - above.size]))
+        values[i] = row[top[i]]
+    order = np.lexsort((top, -values), axis=1)
+    return np.take_along_axis(top, order, axis=1).tolist()
 
 
 def floored_idf(n: int, df: np.ndarray, first_seen: np.ndarray, epsilon: float | None) -> np.ndarray:
@@ -159,20 +229,21 @@ def floored_idf(n: int, df: np.ndarray, first_seen: np.ndarray, epsilon: float |
     return np.where(idf < 0, epsilon * (total / idf.size), idf)
 
 
-class MemoryIndex:
-    """A BM25 index over the texts of one memory type (possibly empty); `epsilon`: see `floored_idf`."""
+class _BlockPairs(NamedTuple):
+    """One block's tokens grouped: its distinct terms (sorted hashes), the memory-wide position of each
+    term's first token, and its (term, entry) pairs with their term frequencies, in (term, entry) order."""
 
-    def __init__(self, texts: Sequence[str], *, epsilon: float | None = None):
-        self.size = len(texts)
-        self._terms = np.empty(0, dtype=np.uint64)  # sorted token hashes: term i is self._terms[i]
-        self._matrix = None  # terms × entries, BM25 weight of each (term, entry)
-        if not texts:
-            return
-        hashes, entry = _texts_tokens(texts)
-        if hashes.size == 0:
-            return
-        # One stable sort by token hash groups each term's occurrences, entries in ascending order; term
-        # ids, (term, entry) term frequencies and the CSR layout all follow from run boundaries.
+    terms: np.ndarray  # uint64, sorted, distinct
+    first_seen: np.ndarray  # int64, per term
+    pairs: np.ndarray  # int64, per term: how many entries of the block hold it
+    doc: np.ndarray  # int32, per pair: the entry
+    tf: np.ndarray  # int32, per pair: the term's occurrences in the entry
+
+    @classmethod
+    def of(cls, hashes: np.ndarray, entry: np.ndarray, position: int) -> _BlockPairs:
+        """From a block's token hashes and entries, in token order; `position`: where its first token stands
+        in the memory. One stable sort by hash groups each term's tokens, entries ascending; terms, pairs
+        and term frequencies all follow from run boundaries."""
         order = np.argsort(hashes, kind="stable")
         hashes, entry = hashes[order], entry[order]
         term_start = np.empty(hashes.size, dtype=bool)
@@ -181,18 +252,82 @@ class MemoryIndex:
         pair_start = term_start.copy()
         pair_start[1:] |= entry[1:] != entry[:-1]
         starts = np.flatnonzero(pair_start)
-        tf = np.diff(np.append(starts, hashes.size)).astype(np.float64)
-        doc = entry[starts]
-        term = np.cumsum(term_start)[starts] - 1
-        self._terms = hashes[term_start]
-        n, v = len(texts), len(self._terms)
-        lengths = np.bincount(entry, minlength=n).astype(np.float64)
-        df = np.bincount(term, minlength=v)
-        idf = floored_idf(n, df, order[term_start], epsilon)  # a run's first token is the term's first use
-        norm = K1 * (1 - B + B * lengths[doc] / lengths.mean())
-        weights = idf[term] * ((tf * (K1 + 1)) / (tf + norm))
-        indptr = np.searchsorted(term, np.arange(v + 1))
-        self._matrix = sparse.csr_matrix((weights, doc, indptr), shape=(v, n))
+        term_pairs = np.diff(np.append(np.flatnonzero(term_start[starts]), starts.size))
+        return cls(
+            terms=hashes[term_start],
+            first_seen=order[term_start] + position,  # a run's first token is the term's first use
+            pairs=term_pairs,
+            doc=entry[starts],
+            tf=np.diff(np.append(starts, hashes.size)).astype(np.int32),
+        )
+
+
+class MemoryIndex:
+    """A BM25 index over the texts of one memory type (possibly empty); `epsilon`: see `floored_idf`.
+
+    It holds, per (term, entry) pair, the entry (4 bytes) and the term's frequency in it (1 byte, 2 where
+    a word occurs 256 times or more in one entry), in a sparse term × entry matrix, plus each term's idf
+    and each entry's length norm; a pair's BM25 weight is computed when a query needs it, with the same
+    operations as at build time in rank-bm25, so the scores are the same to the last bit (holding the
+    weights instead took 12 bytes a pair).
+
+    It is built one block of texts at a time, so that beyond the texts and the finished index it needs
+    about 8 bytes a pair and a few MB: each block's tokens are grouped into (term, entry, term frequency)
+    triples (`_BlockPairs`), which are then placed into the matrix (a counting sort: blocks hold whole
+    texts, in memory order, so every term's entries come out ascending).
+    """
+
+    def __init__(self, texts: Sequence[str], *, epsilon: float | None = None):
+        self.size = len(texts)
+        self._terms = np.empty(0, dtype=np.uint64)  # sorted token hashes: term i is self._terms[i]
+        self._matrix = None  # terms × entries: the term's frequency in the entry
+        self._idf = np.empty(0)  # per term
+        self._norm = np.empty(0)  # per entry: k1 (1 - b + b × length / mean length)
+        if not texts:
+            return
+        blocks, position = [], 0
+        for hashes, entry in _texts_tokens(texts):
+            if hashes.size:
+                blocks.append(_BlockPairs.of(hashes, entry, position))
+            position += hashes.size
+        if not blocks:
+            return
+        # Term ids over the whole memory: each block's terms are sorted and distinct, so `np.unique` of their
+        # concatenation gives the vocabulary, and its first index of a term is in the first block using it.
+        self._terms, first_index, term_ids = np.unique(
+            np.concatenate([b.terms for b in blocks]), return_index=True, return_inverse=True
+        )
+        first_seen = np.concatenate([b.first_seen for b in blocks])[first_index]
+        ids = np.split(term_ids, np.cumsum([b.terms.size for b in blocks])[:-1])
+        n, v = len(texts), self._terms.size
+        df = np.zeros(v, dtype=np.int64)
+        lengths = np.zeros(n, dtype=np.float64)
+        for block, block_ids in zip(blocks, ids, strict=True):
+            df[block_ids] += block.pairs
+            low = int(block.doc.min())
+            lengths[low : int(block.doc.max()) + 1] += np.bincount(block.doc - low, weights=block.tf)
+        indptr = np.zeros(v + 1, dtype=np.int64)
+        np.cumsum(df, out=indptr[1:])
+        indices = np.empty(int(indptr[-1]), dtype=np.int32)
+        most = max(int(b.tf.max()) for b in blocks)
+        tfs = np.empty(int(indptr[-1]), dtype=np.uint8 if most <= 0xFF else np.uint16 if most <= 0xFFFF else np.uint32)
+        filled = indptr[:-1].copy()
+        while blocks:  # placed in memory order: each term's entries ascending
+            block, block_ids = blocks.pop(0), ids.pop(0)
+            run_start = np.cumsum(block.pairs) - block.pairs
+            where = np.repeat(filled[block_ids] - run_start, block.pairs) + np.arange(block.doc.size)
+            indices[where], tfs[where] = block.doc, block.tf
+            filled[block_ids] += block.pairs
+        self._idf = floored_idf(n, df, first_seen, epsilon)
+        self._norm = K1 * (1 - B + B * lengths / lengths.mean())
+        self._matrix = sparse.csr_matrix((tfs, indices, indptr), shape=(v, n))
+
+    def nbytes(self) -> int:
+        """The index's size in memory (its arrays)."""
+        arrays = [self._terms, self._idf, self._norm]
+        if self._matrix is not None:
+            arrays += [self._matrix.data, self._matrix.indices, self._matrix.indptr]
+        return sum(a.nbytes for a in arrays)
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[int]]:
         """For each query, the indices of its top-`k` entries, best first.
@@ -203,7 +338,8 @@ class MemoryIndex:
         """
         if self.size == 0 or k <= 0 or not queries:
             return [[] for _ in queries]
-        hashes, rows = _texts_tokens(queries)
+        tokens = list(_texts_tokens(queries))
+        hashes, rows = (np.concatenate([block[j] for block in tokens]) for j in (0, 1))
         has_words = np.bincount(rows, minlength=len(queries)) > 0
         if self._matrix is None:  # entries without a single word: all score 0, memory order
             return [list(range(min(k, self.size))) if w else [] for w in has_words]
@@ -219,9 +355,15 @@ class MemoryIndex:
         return [ranked if w else [] for ranked, w in zip(out, has_words, strict=True)]
 
     def _add(self, scores: np.ndarray, query_rows: np.ndarray, terms: np.ndarray) -> None:
-        """Add to `scores[query_rows[i]]` the weights of term `terms[i]` (one term per query row)."""
+        """Add to `scores[query_rows[i]]` the BM25 weights of term `terms[i]` (one term per query row).
+
+        A weight is rank-bm25's `idf × (tf × (k1 + 1)) / (tf + k1 (1 - b + b × length / mean length))`.
+        """
         postings = self._matrix[terms]
-        scores[np.repeat(query_rows, np.diff(postings.indptr)), postings.indices] += postings.data
+        counts = np.diff(postings.indptr)
+        tf = postings.data.astype(np.float64)
+        weights = np.repeat(self._idf[terms], counts) * ((tf * (K1 + 1)) / (tf + self._norm[postings.indices]))
+        scores[np.repeat(query_rows, counts), postings.indices] += weights
 
     def _scores(self, rows: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
         """Dense scores of `size` queries given their known words in order, as (query row, term) pairs.

@@ -7,7 +7,9 @@ answer an agent asks for goes through the run's response cache (`RUN/.cache/agen
 over by `Agent.use_response_cache`): a killed run resumes with the instances it had not finished,
 replays their answered steps from the cache, and asks the model again only for the step each open
 instance was in when it died. An agent that fails on one instance is recorded in `RUN/errors.jsonl`
-for that instance and the run goes on (a resume tries it again).
+for that instance and the run goes on (a resume tries it again). errors.jsonl holds one line per
+instance without a memory, its latest error: a resume replaces the line of an instance that fails
+again and drops that of an instance that now succeeds.
 
 A folder holds one run: resuming it with other settings (another agent, other memory-relevant
 options, other tasks, other data) is refused with the settings that differ, compared after
@@ -20,19 +22,23 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.argtypes import check_count
+from tasks.atomic import replace_file
 from tasks.errors import TaskError, UsageError
 from tasks.manifest import load_built
 from tasks.registry import get_task
+from tasks.strict_json import JsonProblem, decode, load_file, location
 
 from .agents.base import Agent, InstanceInfo, Session
 from .cache import ResponseCache
 from .compare import as_json, differences
-from .memory import MemoryRecord, parse_record, write_record
+from .memory import MemoryRecord, checked_line, parse_record
 from .readers.base import ReaderResponse
 
 CONFIG = "config.json"
@@ -41,6 +47,7 @@ ERRORS = "errors.jsonl"
 AGENT_CACHE = Path(".cache") / "agent.sqlite"
 # What makes a run folder one run; everything else in config.json is a record.
 RUN_KEYS = ("agent_identity", "members", "task_hashes", "limit")
+ERROR_CHARS = 4000  # an error kept in errors.jsonl and the summary: agents' messages may echo whole inputs
 
 
 @dataclass
@@ -79,25 +86,44 @@ def plan(
     return planned, hashes
 
 
+def appended_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, decoded value) of a file this module appends to, split on "\n" only. A last line cut
+    off by a kill (no "\n", not decodable) is removed from the file, so its instance is done again; any
+    other bad line is an error naming it. A whole last line without its "\n" gets one, so the next append
+    starts a line of its own."""
+    if not path.exists():
+        return
+    size, good_bytes, complete = path.stat().st_size, 0, True
+    with open(path, "rb") as stream:
+        for number, raw in enumerate(stream, 1):
+            try:
+                value = decode(raw) if raw.strip() else None
+            except JsonProblem as problem:
+                if good_bytes + len(raw) == size and not raw.endswith(b"\n"):
+                    break  # an interrupted append
+                where = location(path, number, problem.field)
+                raise TaskError(f"{where}: cannot resume from this file ({problem.message})") from None
+            good_bytes += len(raw)
+            complete = raw.endswith(b"\n")
+            if value is not None:
+                yield number, value
+    if good_bytes < size:
+        with open(path, "r+b") as f:
+            f.truncate(good_bytes)
+    elif not complete:
+        with open(path, "ab") as f:
+            f.write(b"\n")
+
+
 def finished_records(path: Path) -> list[MemoryRecord]:
     """Records already written; a last line cut off by a kill is dropped (and removed from the file)."""
-    if not path.exists():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    records, good_bytes = [], 0
-    for i, line in enumerate(lines):
-        try:
-            record, problems = parse_record(json.loads(line))
-        except json.JSONDecodeError:
-            record, problems = None, [("<line>", "not valid JSON")]
-        if problems:
-            if i == len(lines) - 1 and not line.endswith("\n"):
-                with open(path, "r+b") as f:  # an interrupted append: cut it off, redo that instance
-                    f.truncate(good_bytes)
-                break
-            raise TaskError(f"{path}, line {i + 1}: cannot resume from this file ({problems[0][1]})")
+    records = []
+    for number, value in appended_lines(path):
+        record, problems = parse_record(value)
+        if record is None:
+            fld, message = problems[0]
+            raise TaskError(f"{location(path, number, fld)}: cannot resume from this file ({message})")
         records.append(record)
-        good_bytes += len(line.encode("utf-8"))
     return records
 
 
@@ -105,7 +131,9 @@ def write_config(run_dir: Path, config: dict[str, Any]) -> None:
     """Write config.json, or check that a resumed run is the same run, naming what differs."""
     path = run_dir / CONFIG
     if path.exists():
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old = load_file(path, "run config")
+        if not isinstance(old, dict):
+            raise UsageError(f"{path}: not a run config (a JSON object); use another --out")
         now = as_json(config)
         found = [d for key in RUN_KEYS for d in differences(old.get(key), now.get(key), path=key)]
         if found:
@@ -114,7 +142,45 @@ def write_config(run_dir: Path, config: dict[str, Any]) -> None:
                 "use another --out, or the settings of that run"
             )
         return
-    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    replace_file(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+@contextmanager
+def _saved(errors: ErrorLog) -> Iterator[None]:
+    """The error log is saved however the run ends (an exception, Ctrl-C), not only after each step."""
+    try:
+        yield
+    finally:
+        errors.save()
+
+
+class ErrorLog:
+    """RUN/errors.jsonl: the latest error of each instance that has no memory, rewritten whole (atomically)
+    when it changes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lines: dict[tuple[str, str], dict[str, Any]] = {}
+        for _, value in appended_lines(path):
+            if isinstance(value, dict):
+                self.lines[(str(value.get("task")), str(value.get("instance_id")))] = value
+        self.changed = False
+
+    def failed(self, info: InstanceInfo, error: str) -> None:
+        self.lines[(info.task, info.instance_id)] = {"task": info.task, "instance_id": info.instance_id, "error": error}
+        self.changed = True
+
+    def succeeded(self, info: InstanceInfo) -> None:
+        self.changed |= self.lines.pop((info.task, info.instance_id), None) is not None
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        if self.lines:
+            replace_file(self.path, (json.dumps(line, ensure_ascii=False) + "\n" for line in self.lines.values()))
+        else:
+            self.path.unlink(missing_ok=True)
+        self.changed = False
 
 
 class CountingCache(ResponseCache):
@@ -162,6 +228,8 @@ def run_agent(
 
     from .cli import package_version
 
+    check_count("limit", limit)
+    check_count("concurrency", concurrency)
     run_dir, data_dir = Path(run_dir), Path(data_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     planned, hashes = plan(data_dir, members, limit)
@@ -186,11 +254,9 @@ def run_agent(
     bar = tqdm(
         total=sum(p.info.num_chunks for p in todo), desc=f"{agent.name}", unit="chunk", disable=not show_progress
     )
+    errors = ErrorLog(run_dir / ERRORS)
     try:
-        with (
-            open(run_dir / MEMORIES, "a", encoding="utf-8") as memories,
-            open(run_dir / ERRORS, "a", encoding="utf-8") as errors,
-        ):
+        with open(run_dir / MEMORIES, "a", encoding="utf-8") as memories, _saved(errors):
             open_: list[_Open] = []
             while todo or open_:
                 while todo and len(open_) < window:
@@ -218,6 +284,7 @@ def run_agent(
                     if o.done and not o.failed:
                         _hand_in(o, memories, errors, summary)
                 open_ = [o for o in open_ if not o.done and not o.failed]
+                errors.save()
     finally:
         bar.close()
         summary.reused_answers = cache.hits
@@ -230,21 +297,27 @@ def run_agent(
     return summary
 
 
-def _hand_in(o: _Open, memories, errors, summary: RunSummary) -> None:
+def _hand_in(o: _Open, memories, errors: ErrorLog, summary: RunSummary) -> None:
     """Ask a finished session for its memory and append it to memories.jsonl at once."""
     info = o.planned.info
     try:
         memory = o.session.memory()
-    except Exception as exc:  # the agent broke while handing in: report, go on
+        stats = {"chunks_seen": info.num_chunks, "seconds": round(time.perf_counter() - o.started, 3)}
+        line = checked_line(MemoryRecord(info.instance_id, info.task, memory, {**stats, **o.session.stats()}))
+    except Exception as exc:  # the agent broke while handing in, or handed in what scoring refuses: report, go on
         _record_failure(summary, errors, info, exc)
         return
-    stats = {"chunks_seen": info.num_chunks, "seconds": round(time.perf_counter() - o.started, 3), **o.session.stats()}
-    write_record(memories, MemoryRecord(info.instance_id, info.task, memory, stats))
+    memories.write(line)
+    memories.flush()  # at once: a killed run keeps every finished instance
+    errors.succeeded(info)
     summary.written += 1
 
 
-def _record_failure(summary: RunSummary, stream, info: InstanceInfo, error: BaseException) -> None:
-    key = f"{info.task}/{info.instance_id}"
-    summary.failed[key] = f"{type(error).__name__}: {error}"
-    stream.write(json.dumps({"task": info.task, "instance_id": info.instance_id, "error": summary.failed[key]}) + "\n")
-    stream.flush()
+def _record_failure(summary: RunSummary, errors: ErrorLog, info: InstanceInfo, error: BaseException) -> None:
+    text = f"{type(error).__name__}: {error}"
+    # lone surrogates cannot be written as UTF-8 and NUL breaks line tools: both are kept as escapes
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    if len(text) > ERROR_CHARS:
+        text = f"{text[:ERROR_CHARS]}… ({len(text):,} characters in all)"
+    summary.failed[f"{info.task}/{info.instance_id}"] = text
+    errors.failed(info, text)

@@ -1,25 +1,35 @@
-"""Throughput of the `openai` reader's client beside bare client loops, in one run, against a fast local
-fake server (so that the client, not a model, is what is measured).
+"""Throughput of the `openai` reader's client beside bare client loops, in one run, against fast local fake
+servers (so that the client, not a model, is what is measured).
 
 Run by hand (figures go into docs/performance.md):
 
-    python benchmarks/bench_reader_client.py [--requests 4000] [--concurrency 1 4 16 64 256] [--repeats 5]
+    python benchmarks/bench_reader_client.py [--requests 4000] [--concurrency 1 4 16 64 256] [--rounds 7]
+        [--servers 1] [--system-kb 4] [--sdk]
 
-The server is an asyncio protocol in its own process that answers every chat request with one canned
-completion at once, over keep-alive HTTP/1.1. Every client sends the same requests (a 4 KB system
-message and a short question, JSON-encoded per request) and reads each reply's JSON:
+Each fake server is an asyncio protocol in a process of its own that answers every chat request with one
+canned completion at once, over keep-alive HTTP/1.1, with the headers uvicorn sends. Every client sends
+the same requests (the same head and JSON fields as the reader sends: a 4 KB system message (`--system-kb`) and a
+short question, JSON-encoded per request), spreads its connections over the servers, and reads each reply's
+JSON:
 
-- `bare streams`: asyncio streams, a hand-written HTTP/1.1 request and a Content-Length read (no
-  retries, no checks, no error handling: a floor, not a client);
-- `bare httptools`: the same with the httptools parser (what our client parses with);
-- `bare openai SDK`: `AsyncOpenAI.chat.completions.create` in a loop (the client before this change);
-- `ours (fast)`: `OpenAIReader(...).generate(...)`, the whole reader: retries armed, per-try timeout,
-  reply checks, answers reported through `on_result`;
-- `ours (openai SDK)`: the same reader with `http_client="openai"`.
+- `bare streams`: asyncio streams, a hand-written HTTP/1.1 request and a Content-Length read;
+- `bare httptools`: a protocol with the httptools parser, one task per connection awaiting each reply;
+- `bare callbacks`: the same parser, the next request sent from the callback that read the reply (no
+  task switch per request): the fastest loop found here;
+- `ours`: `OpenAIReader(...).generate(requests, on_result=...)`, the whole reader: retries armed,
+  per-try timeout, reply checks, the answer objects, `on_result`, failure bookkeeping;
+- with `--sdk`, also `bare openai SDK` (`AsyncOpenAI.chat.completions.create` in a loop) and `ours
+  (openai SDK)` (the reader with `http_client="openai"`), on a tenth of the requests.
 
-Each figure is the best of `--repeats` runs (requests per second, wall clock), with the client's CPU
-time per request in that run; the clients take turns within each repeat, so that a busy spell of the
-machine hits them alike. The two SDK clients send a tenth of the requests (they are ~20x slower).
+The bare loops do nothing else: no retries, timeouts, checks or error handling (a floor, not a client).
+Each client's input is prepared before its clock starts (texts for the bare loops, `ReaderRequest`s for
+the reader). Every round runs every client once, in turn (the order rotates between rounds), so that
+a busy spell of the machine hits them alike. Reported per client: the median over rounds of requests
+per second (wall clock) and of client CPU per request; and, per round, as median [min–max] over the
+rounds, the throughput of the fastest bare loop (the one with the highest median at that concurrency)
+÷ ours, the same against whichever bare loop was fastest in each round (the best of three noisy
+figures: biased against ours, shown for comparison with earlier runs), and ours ÷ the cheapest bare
+loop of the round in client CPU per request.
 """
 
 from __future__ import annotations
@@ -30,17 +40,26 @@ import json
 import multiprocessing
 import os
 import socket
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import httptools
-import openai
 from tabulate import tabulate
 
-from benchmark.readers import ReaderRequest, ReaderResponse, SamplingParams
+from benchmark.readers import ReaderRequest, SamplingParams
 from benchmark.readers.openai_reader import OpenAIReader
+from benchmark.readers.transport import FastTransport
 
-SYSTEM = "You answer from the memory below.\n" + "The memory holds facts about rivers and cities. " * 85
+MEMORY_LINE = "The memory holds facts about rivers and cities. "
+
+
+def system_message(kb: float) -> str:
+    return "You answer from the memory below.\n" + MEMORY_LINE * round(kb * 1024 / len(MEMORY_LINE))
+
+
+SYSTEM = system_message(4)  # --system-kb sets it
+PARAMS = SamplingParams(max_tokens=16)
 REPLY = json.dumps(
     {
         "id": "chatcmpl-bench",
@@ -51,10 +70,13 @@ REPLY = json.dumps(
         "usage": {"prompt_tokens": 900, "completion_tokens": 1, "total_tokens": 901},
     }
 ).encode()
-RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(REPLY), REPLY)
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ndate: Fri, 04 Dec 2026 12:00:00 GMT\r\nserver: uvicorn\r\n"
+    b"content-length: %d\r\ncontent-type: application/json\r\n\r\n%s" % (len(REPLY), REPLY)
+)
 
 
-# ---------------------------------------------------------------- the fake server
+# ---------------------------------------------------------------- the fake servers
 
 
 class _FakeServer(asyncio.Protocol):
@@ -70,11 +92,9 @@ class _FakeServer(asyncio.Protocol):
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
                 return
-            length = 0
-            for line in self.buffer[:end].split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
+            head = self.buffer[:end].lower()
+            at = head.find(b"content-length:") + 15
+            length = int(head[at : head.find(b"\r\n", at) % (end + 1)])
             if len(self.buffer) < end + 4 + length:
                 return
             self.buffer = self.buffer[end + 4 + length :]
@@ -104,36 +124,43 @@ def questions(n: int) -> list[str]:
 
 
 def body(question: str) -> dict:
+    """The JSON fields the reader sends for the same request."""
     return {
         "model": "bench",
         "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}],
         "max_tokens": 16,
         "temperature": 0.0,
+        "top_p": 1.0,
+        "chat_template_kwargs": {"enable_thinking": False},
     }
 
 
-def request_bytes(question: str) -> bytes:
+def request_bytes(head: bytes, question: str) -> bytes:
     payload = json.dumps(body(question)).encode()
-    return (
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload)
-    )
+    return b"%sContent-Length: %d\r\n\r\n%s" % (head, len(payload), payload)
 
 
-async def bare_streams(port: int, texts: list[str], concurrency: int) -> None:
+def heads(ports: Sequence[int]) -> list[bytes]:
+    """The request head the reader sends to each server (the same header lines)."""
+    return [FastTransport(f"http://127.0.0.1:{port}/v1", "EMPTY")._head for port in ports]
+
+
+async def bare_streams(ports: Sequence[int], texts: list[str], concurrency: int) -> None:
     pending = iter(texts)
     answers: list[str] = []
+    head_of = heads(ports)
 
-    async def worker() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def worker(k: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", ports[k % len(ports)])
+        head = head_of[k % len(ports)]
         for text in pending:
-            writer.write(request_bytes(text))
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            writer.write(request_bytes(head, text))
+            reply_head = await reader.readuntil(b"\r\n\r\n")
+            length = int(reply_head.split(b"content-length: ")[1].split(b"\r\n")[0])
             answers.append(json.loads(await reader.readexactly(length))["choices"][0]["message"]["content"])
         writer.close()
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(k) for k in range(concurrency)))
     assert len(answers) == len(texts)
 
 
@@ -157,113 +184,221 @@ class _Parsed(asyncio.Protocol):
         self.chunks = []
 
 
-async def bare_httptools(port: int, texts: list[str], concurrency: int) -> None:
+async def bare_httptools(ports: Sequence[int], texts: list[str], concurrency: int) -> None:
     pending = iter(texts)
     loop = asyncio.get_running_loop()
     answers: list[str] = []
+    head_of = heads(ports)
 
-    async def worker() -> None:
-        _, connection = await loop.create_connection(_Parsed, "127.0.0.1", port)
+    async def worker(k: int) -> None:
+        _, connection = await loop.create_connection(_Parsed, "127.0.0.1", ports[k % len(ports)])
+        head = head_of[k % len(ports)]
         for text in pending:
             connection.done = loop.create_future()
-            connection.transport.write(request_bytes(text))
+            connection.transport.write(request_bytes(head, text))
             answers.append(json.loads(await connection.done)["choices"][0]["message"]["content"])
         connection.transport.close()
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(k) for k in range(concurrency)))
     assert len(answers) == len(texts)
 
 
-async def bare_sdk(port: int, texts: list[str], concurrency: int) -> None:
+class _Pump(asyncio.Protocol):
+    """Sends its next request from the callback that read the reply to the one before."""
+
+    def __init__(self, head: bytes, pending, answers: list[str], closed: Callable[[], None]) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.chunks: list[bytes] = []
+        self.head, self.pending, self.answers, self.closed = head, pending, answers, closed
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.next()
+
+    def next(self) -> None:
+        for text in self.pending:
+            self.transport.write(request_bytes(self.head, text))
+            return
+        self.transport.close()
+        self.closed()
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def on_body(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+
+    def on_message_complete(self) -> None:
+        self.answers.append(json.loads(b"".join(self.chunks))["choices"][0]["message"]["content"])
+        self.chunks = []
+        self.next()
+
+
+async def bare_callbacks(ports: Sequence[int], texts: list[str], concurrency: int) -> None:
+    pending = iter(texts)
+    loop = asyncio.get_running_loop()
+    answers: list[str] = []
+    finished = loop.create_future()
+    open_connections = [concurrency]
+    head_of = heads(ports)
+
+    def closed() -> None:
+        open_connections[0] -= 1
+        if not open_connections[0]:
+            finished.set_result(None)
+
+    for k in range(concurrency):
+        head = head_of[k % len(ports)]
+        await loop.create_connection(
+            lambda h=head: _Pump(h, pending, answers, closed), "127.0.0.1", ports[k % len(ports)]
+        )
+    await finished
+    assert len(answers) == len(texts)
+
+
+async def bare_sdk(ports: Sequence[int], texts: list[str], concurrency: int) -> None:
+    import openai
+
     pending = iter(texts)
     answers: list[str | None] = []
-    async with openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0) as client:
+    clients = [openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{p}/v1", api_key="EMPTY", max_retries=0) for p in ports]
 
-        async def worker() -> None:
-            for text in pending:
-                completion = await client.chat.completions.create(**body(text))
-                answers.append(completion.choices[0].message.content)
+    async def worker(k: int) -> None:
+        client = clients[k % len(clients)]
+        for text in pending:
+            question = body(text)
+            extra = {"chat_template_kwargs": question.pop("chat_template_kwargs")}
+            completion = await client.chat.completions.create(**question, extra_body=extra)
+            answers.append(completion.choices[0].message.content)
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    for client in clients:
+        await client.close()
     assert len(answers) == len(texts)
 
 
-def ours(http_client: str) -> Callable[[int, list[str], int], None]:
-    params = SamplingParams(max_tokens=16)
-
-    def run(port: int, texts: list[str], concurrency: int) -> None:
-        reader = OpenAIReader("bench", f"http://127.0.0.1:{port}/v1", concurrency=concurrency, http_client=http_client)
-        requests = [ReaderRequest((("system", SYSTEM), ("user", text)), params) for text in texts]
+def ours(http_client: str) -> Callable[[Sequence[int], list[ReaderRequest], int], None]:
+    def run(ports: Sequence[int], requests: list[ReaderRequest], concurrency: int) -> None:
+        urls = [f"http://127.0.0.1:{port}/v1" for port in ports]
+        reader = OpenAIReader("bench", urls, concurrency=concurrency, http_client=http_client)
         answers: list[str] = []
-
-        def on_result(i: int, response: ReaderResponse) -> None:
-            answers.append(response.text)
-
-        reader.generate(requests, on_result=on_result)
-        assert len(answers) == len(texts)
+        reader.generate(requests, on_result=lambda i, response: answers.append(response.text))
+        assert len(answers) == len(requests)
 
     return run
 
 
-CLIENTS: dict[str, Callable[[int, list[str], int], None]] = {
-    "bare streams": lambda *a: asyncio.run(bare_streams(*a)),
-    "bare httptools": lambda *a: asyncio.run(bare_httptools(*a)),
-    "bare openai SDK": lambda *a: asyncio.run(bare_sdk(*a)),
-    "ours (fast)": ours("fast"),
-    "ours (openai SDK)": ours("openai"),
+def reader_requests(texts: list[str]) -> list[ReaderRequest]:
+    return [ReaderRequest((("system", SYSTEM), ("user", text)), PARAMS) for text in texts]
+
+
+def as_texts(texts: list[str]) -> list[str]:
+    return texts
+
+
+Client = tuple[Callable[[list[str]], object], Callable[[Sequence[int], object, int], None]]
+"""(prepare the input from the questions, run against the servers' ports at a concurrency)."""
+
+CLIENTS: dict[str, Client] = {
+    "bare streams": (as_texts, lambda *a: asyncio.run(bare_streams(*a))),
+    "bare httptools": (as_texts, lambda *a: asyncio.run(bare_httptools(*a))),
+    "bare callbacks": (as_texts, lambda *a: asyncio.run(bare_callbacks(*a))),
+    "ours": (reader_requests, ours("fast")),
 }
-SLOW = {"bare openai SDK", "ours (openai SDK)"}
+SDK_CLIENTS: dict[str, Client] = {
+    "bare openai SDK": (as_texts, lambda *a: asyncio.run(bare_sdk(*a))),
+    "ours (openai SDK)": (reader_requests, ours("openai")),
+}
 
 
-def measure(run: Callable, port: int, n: int, concurrency: int) -> tuple[float, float]:
-    """(requests/s, client CPU µs per request) of one run."""
-    texts = questions(n)
+def measure(client: Client, ports: Sequence[int], n: int, concurrency: int) -> tuple[float, float, float]:
+    """(requests/s, client CPU µs per request, client CPU share of the wall time) of one run."""
+    prepare, run = client
+    prepared = prepare(questions(n))
     wall, cpu = time.perf_counter(), time.process_time()
-    run(port, texts, concurrency)
+    run(ports, prepared, concurrency)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return n / wall, cpu / n * 1e6
+    return n / wall, cpu / n * 1e6, cpu / wall
 
 
-def best_of(port: int, requests: int, concurrency: int, repeats: int) -> dict[str, tuple[float, float]]:
-    """Each client's best run; the clients take turns within each repeat."""
-    best = dict.fromkeys(CLIENTS, (0.0, 0.0))
-    for _ in range(repeats):
-        for name, run in CLIENTS.items():
-            figures = measure(run, port, requests // 10 if name in SLOW else requests, concurrency)
-            best[name] = max(best[name], figures, key=lambda f: f[0])
-    return best
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f}× [{min(values):.2f}–{max(values):.2f}]"
+
+
+def rounds(clients: dict[str, Client], ports, requests: int, concurrency: int, count: int):
+    """Each client's figures per round; the clients take turns within a round, in a rotating order."""
+    figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in clients}
+    names = list(clients)
+    for r in range(count):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            n = requests // 10 if name in SDK_CLIENTS else requests
+            figures[name].append(measure(clients[name], ports, n, concurrency))
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64, 256])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--servers", type=int, default=1, help="fake servers, one process each")
+    parser.add_argument("--sdk", action="store_true", help="also the openai SDK, bare and in the reader")
+    parser.add_argument("--system-kb", type=float, default=4, help="size of each request's system message")
     args = parser.parse_args()
+    global SYSTEM
+    SYSTEM = system_message(args.system_kb)
 
-    port = free_port()
-    ready = multiprocessing.Event()
-    server = multiprocessing.Process(target=serve, args=(port, ready), daemon=True)
-    server.start()
-    ready.wait(10)
+    clients = {**CLIENTS, **(SDK_CLIENTS if args.sdk else {})}
+    ports = [free_port() for _ in range(args.servers)]
+    servers = []
+    for port in ports:
+        ready = multiprocessing.Event()
+        process = multiprocessing.Process(target=serve, args=(port, ready), daemon=True)
+        process.start()
+        ready.wait(10)
+        servers.append(process)
+    rows = []
     try:
-        rows = []
         for concurrency in args.concurrency:
-            figures = best_of(port, args.requests, concurrency, args.repeats)
-            fastest_bare = max(v[0] for k, v in figures.items() if k.startswith("bare"))
+            figures = rounds(clients, ports, args.requests, concurrency, args.rounds)
+            bare = [name for name in CLIENTS if name.startswith("bare")]
+            fastest = max(bare, key=lambda b: statistics.median(f[0] for f in figures[b]))
+            rate_ratio = [figures[fastest][r][0] / f[0] for r, f in enumerate(figures["ours"])]
+            best_of_round = [max(figures[b][r][0] for b in bare) / f[0] for r, f in enumerate(figures["ours"])]
+            cpu_ratio = [f[1] / min(figures[b][r][1] for b in bare) for r, f in enumerate(figures["ours"])]
             rows.append(
                 [
                     concurrency,
-                    *(f"{rate:,.0f} ({cpu:,.0f} µs)" for rate, cpu in figures.values()),
-                    f"{fastest_bare / figures['ours (fast)'][0]:.2f}×",
+                    *(
+                        f"{statistics.median(f[0] for f in figures[name]):,.0f} "
+                        f"({statistics.median(f[1] for f in figures[name]):,.1f} µs)"
+                        for name in clients
+                    ),
+                    fastest,
+                    spread(rate_ratio),
+                    spread(best_of_round),
+                    spread(cpu_ratio),
+                    f"{statistics.median(f[2] for f in figures['ours']):.0%}",
                 ]
             )
             print(f"concurrency {concurrency} done", flush=True)
     finally:
-        server.terminate()
-        server.join()
-    print(f"\nload average {os.getloadavg()[0]:.1f}; requests/s (client CPU per request), best of {args.repeats}\n")
-    headers = ["concurrency", *CLIENTS, "fastest bare / ours (fast)"]
+        for process in servers:
+            process.terminate()
+            process.join()
+    print(
+        f"\n{args.servers} fake server(s); {len(SYSTEM):,}-character system message; load average "
+        f"{os.getloadavg()[0]:.1f}; requests/s (client CPU per request), medians of {args.rounds} rounds\n"
+    )
+    headers = [
+        "concurrency",
+        *clients,
+        "fastest bare loop",
+        "it ÷ ours (throughput)",
+        "best bare of each round ÷ ours",
+        "ours ÷ cheapest bare (CPU)",
+        "ours: client CPU share",
+    ]
     print(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
 
 

@@ -252,13 +252,15 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from tasks.atomic import replace_file
+
     from .schema import published_schemas
 
     text = published_schemas()[args.which][1]()
     if args.out is None:
         sys.stdout.write(text)
     else:
-        args.out.write_text(text, encoding="utf-8")
+        replace_file(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import re
-import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import jinja2
 from tabulate import tabulate
 
 from benchmark.profiles import get_profile
+from tasks.atomic import replace_file
 
 from .boards import Board
 from .pins import PinnedScorer, sampling_text, tokenizer_identity
@@ -320,7 +320,7 @@ def board_json(view: BoardView) -> str:
 
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8", newline="\n")
+    replace_file(path, text)
 
 
 def render_site(
@@ -350,8 +350,7 @@ def render_site(
             _write(path, page.render(entry=entry, board=view.board, rank=rank, total=len(view.entries)))
             written.append(path)
     for name in ASSETS:
-        (out / "assets").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(TEMPLATES / name, out / "assets" / name)
+        _write(out / "assets" / name, (TEMPLATES / name).read_text(encoding="utf-8"))
         written.append(out / "assets" / name)
     shown = set(written)
     for stale in sorted({*(out / "entries").glob("*.html"), *(out / DATA_DIR).glob("board-*.*")} - shown):

@@ -13,13 +13,13 @@ its `submitted` date is the source's publication date.
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Any
 
 from benchmark.profiles import PAPER_PROFILE, get_profile
 from tasks.registry import get_task
+from tasks.strict_json import load_file
 
 from .boards import aggregate, averages, get_board, uncertainty
 from .contamination import assess
@@ -96,7 +96,7 @@ def seed_records(directory: Path = SEEDS_DIR) -> list[dict[str, Any]]:
     """Every seed entry as a results record, in id order."""
     records = []
     for path in sorted(directory.glob("*.json")):
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = load_file(path, "seed file")
         for i, entry in enumerate(doc["entries"]):
             records.append(seed_record(doc, entry, f"{path.name}, entries[{i}]"))
     return sorted(records, key=lambda r: r["id"])

@@ -15,9 +15,11 @@ from typing import Any
 
 from benchmark.memory import read_memories
 from benchmark.results_schema import read_scores
-from tasks.errors import TaskError, UsageError
+from tasks.atomic import replace_file
+from tasks.errors import UsageError
 from tasks.manifest import find_task_dir, read_manifest
 from tasks.registry import all_suites
+from tasks.strict_json import load_file
 
 from .boards import get_board
 from .submission import FORMAT, MEMORIES_FILE, PLACEHOLDER, SUBMISSION_FILE
@@ -27,10 +29,7 @@ def _json(path: Path) -> dict[str, Any]:
     """A JSON object file of the run, or {} when absent or not an object."""
     if not path.is_file():
         return {}
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TaskError(f"{path}: not valid JSON ({exc})") from exc
+    obj = load_file(path, "run file")
     return obj if isinstance(obj, dict) else {}
 
 
@@ -109,5 +108,5 @@ def init_submission(
     doc = skeleton(run_dir, tasks, kind, name, Path(data_dir) if data_dir else None)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir / MEMORIES_FILE, out / MEMORIES_FILE)
-    (out / SUBMISSION_FILE).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    replace_file(out / SUBMISSION_FILE, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return out

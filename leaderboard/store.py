@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.errors import TaskError
+from tasks.strict_json import load_file
 
 from .boards import Board, record_board
 from .pins import BOARD_FORMAT, PinnedScorer, ScorerMismatchError
@@ -42,9 +43,9 @@ def dumps(record: dict[str, Any]) -> str:
 
 def _read_json(path: Path, what: str) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8 or JSON, huge integers
-        raise StoreError(f"{path}: not a readable {what} ({exc})") from exc
+        return load_file(path, what)
+    except TaskError as exc:
+        raise StoreError(f"{exc} (unreadable {what} of the results store)") from None
 
 
 BOARDS_DIR = "boards"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.errors import TaskError, UnknownNameError
+from tasks.errors import TaskError, UnknownNameError, quoted
 
 from .boards import Board, get_board
 from .names import invisible_problem, name_key
@@ -82,7 +82,7 @@ class Problem:
 
     def __str__(self) -> str:
         line = f", line {self.line}" if self.line else ""
-        fld = f", field {self.field!r}" if self.field else ""
+        fld = f", field {quoted(self.field, 100)}" if self.field else ""  # a field may be a key of the input
         return f"{self.file}{line}{fld}: {self.message}"
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from benchmark.memory import MemoryRecord, parse_record
 from benchmark.results_schema import LEGACY_SCORES, SCORES_MODELS, ResultsFormatError, check_scores, read_json
-from tasks.errors import TaskError
+from tasks.errors import TaskError, quoted
 from tasks.manifest import load_built
+from tasks.strict_json import JsonProblem, decode
 
 from .boards import Board
 from .contamination import Contamination, assess
@@ -96,13 +97,10 @@ def _read_metadata(path: Path, limits: Limits) -> CheckedMeta:
         message = f"{size:,} bytes, over the limit of {limits.submission_bytes:,}"
         return CheckedMeta(None, None, {}, [Problem(SUBMISSION_FILE, 0, "", message)])
     try:
-        obj = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        message = f"not UTF-8 text (byte {exc.start})"
-        return CheckedMeta(None, None, {}, [Problem(SUBMISSION_FILE, 0, "", message)])
-    except json.JSONDecodeError as exc:
-        message = f"not valid JSON: {exc.msg} (column {exc.colno})"
-        return CheckedMeta(None, None, {}, [Problem(SUBMISSION_FILE, exc.lineno, "", message)])
+        obj = decode(path.read_bytes())
+    except JsonProblem as problem:
+        found = Problem(SUBMISSION_FILE, problem.line or 0, problem.field, problem.message)
+        return CheckedMeta(None, None, {}, [found])
     return check_meta(obj)
 
 
@@ -139,12 +137,9 @@ def _check_record(scan: MemoryScan, line: int, record: MemoryRecord, limits: Lim
 
 def _parse_line(scan: MemoryScan, line: int, raw: bytes) -> MemoryRecord | None:
     try:
-        obj: Any = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        scan.add(line, "<line>", f"not UTF-8 text (byte {exc.start})")
-        return None
-    except json.JSONDecodeError as exc:
-        scan.add(line, "<line>", f"not valid JSON ({exc.msg}, column {exc.colno})")
+        obj: Any = decode(raw)
+    except JsonProblem as problem:
+        scan.add(line, problem.field or "<line>", problem.message)
         return None
     record, found = parse_record(obj)
     for fld, message in found:
@@ -172,7 +167,7 @@ def scan_memories(path: Path, board: Board | None, limits: Limits) -> MemoryScan
                 scan.add(
                     line,
                     "task",
-                    f"task {record.task!r} is not on board {board.name} (its tasks: {', '.join(board.tasks)})",
+                    f"task {quoted(record.task)} is not on board {board.name} (its tasks: {', '.join(board.tasks)})",
                 )
                 continue
             scan.lines[(record.task, record.instance_id)].append(line)
@@ -188,7 +183,7 @@ def _duplicates(scan: MemoryScan) -> list[Problem]:
             MEMORIES_FILE,
             again,
             "instance_id",
-            f"instance {iid!r} of {task} given again (first on line {lines[0]}); give each once",
+            f"instance {quoted(iid)} of {task} given again (first on line {lines[0]}); give each once",
         )
         for (task, iid), lines in sorted(scan.lines.items())
         for again in lines[1:]
@@ -234,7 +229,7 @@ def _task_data(
                     MEMORIES_FILE,
                     line,
                     "instance_id",
-                    f"instance {iid!r} is not in {task}'s {'/'.join(splits)} data{found}",
+                    f"instance {quoted(iid)} is not in {task}'s {'/'.join(splits)} data{found}",
                 )
             )
     missing = sorted(expected - set(given))

@@ -63,11 +63,16 @@ def loads_object(raw: str) -> tuple[dict[str, Any] | None, str | None]:
     """A JSON object from `raw`, or None and what is wrong; text after a complete object is ignored."""
     text = raw.strip()
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.msg != "Extra data":
-            return None, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        value = _DECODER.raw_decode(text)[0]
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if exc.msg != "Extra data":
+                return None, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            value = _DECODER.raw_decode(text)[0]
+    except RecursionError:  # a model can emit "[[[[..." deep enough to exhaust the parser
+        return None, "not valid JSON (nested too deep)"
+    except ValueError as exc:  # an integer over 4,300 digits
+        return None, f"not valid JSON ({exc})"
     if not isinstance(value, dict):
         return None, _not_an_object(value)
     return value, None

@@ -21,9 +21,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from tasks.atomic import Content, replace_together
 from tasks.errors import TaskError, UsageError
 from tasks.manifest import load_built
 from tasks.registry import get_suite
@@ -158,10 +160,6 @@ def prepare(
         hashes.update(found)
     if not written[TRAIN_FILE]:
         raise TaskError(f"no training instances: suite {suite} selects nothing from {data_dir}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, rows in written.items():
-        if rows:
-            write_parquet(rows, out_dir / name)
     manifest = {
         "format": FORMAT,
         "agent_name": AGENT_NAME,
@@ -170,5 +168,10 @@ def prepare(
         "task_hashes": dict(sorted(hashes.items())),
         "limit": limit,
     }
-    (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs: dict[str, Content] = {name: partial(write_parquet, rows) for name, rows in written.items() if rows}
+    outputs[MANIFEST_FILE] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"  # the seal: written last
+    replace_together(out_dir, outputs)
+    for stale in {TRAIN_FILE, VAL_FILE} - set(outputs):  # an older run's file the new manifest does not count
+        (out_dir / stale).unlink(missing_ok=True)
     return PrepareSummary(out_dir, manifest["rows"], manifest["task_hashes"])

@@ -349,6 +349,8 @@ def build_task(
         raise TaskError(f"task {name!r} cannot be built --from {origin}; it has: {', '.join(spec.origins)}")
     if limit is not None and limit < 1:
         raise TaskError(f"--limit must be at least 1, got {limit}")
+    if not 0 <= seed < 2**32:  # numpy's RandomState draws the train cap
+        raise TaskError(f"--seed must be between 0 and 2**32 - 1, got {seed}")
     ctx = BuildContext(
         spec=spec,
         origin=origin,

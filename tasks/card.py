@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .atomic import replace_file
 from .licenses import HUB_LICENSE, spdx_ids
 from .registry import TaskSpec, get_task
 
@@ -146,6 +147,4 @@ def write_task_card(directory: Path, manifest: Mapping[str, Any]) -> Path:
             "# from tasks.manifest import load_built; data, manifest = load_built(<that folder>)",
         ],
     )
-    path = directory / CARD
-    path.write_text(text, encoding="utf-8")
-    return path
+    return replace_file(directory / CARD, text)

@@ -10,23 +10,30 @@ the text again up to the whitespace at chunk edges).
   a unit that does not fit moves to the next chunk, and is cut by sentences (with `pack`) only when it
   alone exceeds the limit.
 
-Cost: `pack` tokenises the input once to size its sentences (in blocks of sentences, each token counted
-for the sentence its first character is in) and counts each finished chunk once; see
-docs/performance.md for what that costs next to a single tokenizer pass.
+Cost: both packers tokenise their input once (`pack` in blocks of sentences, each token counted for the
+sentence its first character is in). Under a tokenizer whose counts add up across a space that follows a
+non-space character (`HFTokenizerCounter.splits_at_spaces`: Qwen's byte-level BPE, the default), a
+chunk's exact count comes from that same pass (`_Sizer`); under any other counter every finished chunk
+is counted again on its final text. See docs/performance.md for what that costs next to one tokenizer
+pass.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from .tokenization import TokenCounter, piece_counts
+from .tokenization import TokenCounter, TokenScan, piece_counts
 
 # A sentence ends after . ! ? (plus closing quotes/brackets) and the whitespace that follows, or at a
-# line break. Spans keep their trailing whitespace so that "".join(spans) == text.
-_BOUNDARY = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])[\"'\u201d\u2019)\]]*\s+|\n\s*")
+# line break. Spans keep their trailing whitespace so that "".join(spans) == text. (Only where a match
+# ends counts; a pattern that starts with its punctuation, not a look-behind, is scanned faster.)
+_BOUNDARY = re.compile(r"[.!?\u3002\uff01\uff1f][\"'\u201d\u2019)\]]*\s+|\n\s*")
 _WORD = re.compile(r"\S+\s*|\s+")
 
 Budget = int | Callable[[int], int]
@@ -41,11 +48,10 @@ def split_sentences(text: str) -> list[str]:
     """Split `text` into sentence spans; their concatenation is exactly `text`."""
     spans: list[str] = []
     start = 0
-    for match in _BOUNDARY.finditer(text):
+    for match in _BOUNDARY.finditer(text):  # matches are never empty
         end = match.end()
-        if end > start:
-            spans.append(text[start:end])
-            start = end
+        spans.append(text[start:end])
+        start = end
     if start < len(text):
         spans.append(text[start:])
     return _merge_markers(spans)
@@ -81,6 +87,11 @@ class _Piece:
     unit: int
     text: str
     tokens: int
+    start: int  # where `text` starts in its unit
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.text)
 
 
 def _join(pieces: Sequence[_Piece], sep: str) -> str:
@@ -120,58 +131,248 @@ def _sentence_spans(unit: str, keep_first_line: bool) -> list[str]:
     return spans
 
 
-def _sized_sentences(units: Sequence[str], counter: TokenCounter, keep_first_line: bool) -> list[_Piece]:
-    """Every non-blank sentence of the units with its estimated token count, from one tokenizer pass
-    over blocks of `SIZING_BLOCK` consecutive sentences."""
-    blocks: list[str] = []
-    cuts: list[list[int]] = []
-    owners: list[list[tuple[int, str]]] = []
-    for unit_index, unit in enumerate(units):
-        spans = _sentence_spans(unit, keep_first_line)
-        for start in range(0, len(spans), SIZING_BLOCK):
-            block = spans[start : start + SIZING_BLOCK]
-            ends, position = [], 0
-            for span in block[:-1]:
-                position += len(span)
-                ends.append(position)
-            blocks.append("".join(block))
-            cuts.append(ends)
-            owners.append([(unit_index, span) for span in block])
-    pieces = []
-    for block_owners, counts in zip(owners, piece_counts(counter, blocks, cuts), strict=True):
-        for (unit_index, span), n in zip(block_owners, counts, strict=True):
-            if span.strip():
-                pieces.append(_Piece(unit_index, span, n))
-    return pieces
-
-
 def _split_piece(piece: _Piece, limit: int, counter: TokenCounter) -> list[_Piece]:
     """Split one over-long piece into pieces of at most `limit` tokens (estimated; verified by the packer)."""
     words = _WORD.findall(piece.text)
     if len(words) <= 1:  # one enormous word: cut by characters, halving until each part fits
         text = piece.text
         size = max(1, len(text) // 2)
-        parts = [text[i : i + size] for i in range(0, len(text), size)]
-        counts = counter.count_many(parts)
+        parts = [_Piece(piece.unit, text[i : i + size], 0, piece.start + i) for i in range(0, len(text), size)]
+        counts = counter.count_many([p.text for p in parts])
+        for part, count in zip(parts, counts, strict=True):
+            part.tokens = count
         if max(counts) > limit and size > 1:
-            out: list[_Piece] = []
-            for part, count in zip(parts, counts, strict=True):
-                out.extend(_split_piece(_Piece(piece.unit, part, count), limit, counter))
-            return out
-        return [_Piece(piece.unit, p, c) for p, c in zip(parts, counts, strict=True)]
+            return [small for part in parts for small in _split_piece(part, limit, counter)]
+        return parts
     counts = counter.count_many(words)
     out = []
     group: list[str] = []
-    total = 0
+    total, start = 0, piece.start
     for word, count in zip(words, counts, strict=True):
         if group and total + count > limit:
-            out.append(_Piece(piece.unit, "".join(group), total))
-            group, total = [], 0
+            text = "".join(group)
+            out.append(_Piece(piece.unit, text, total, start))
+            group, total, start = [], 0, start + len(text)
         group.append(word)
         total += count
     if group:
-        out.append(_Piece(piece.unit, "".join(group), total))
+        out.append(_Piece(piece.unit, "".join(group), total, start))
     return out
+
+
+# ---------------------------------------------------------------------------------------- counting
+
+
+Span = tuple[int, int, int]
+"""(unit, start, end): a stretch of one unit's text."""
+
+
+class _Laid(NamedTuple):
+    """A chunk to count: `body` is the spans' text joined by `sep`; `text` is the body in its wrapper."""
+
+    spans: list[Span]
+    sep: str
+    body: str
+    text: str
+
+
+def _cut_after(text: str, start: int, end: int) -> int | None:
+    """The first space cut in text[start:end] with its non-space character inside: the smallest p with
+    start < p < end, text[p] == " " and text[p - 1] not white space."""
+    p = text.find(" ", start + 1, end)
+    while p > 0 and text[p - 1].isspace():
+        p = text.find(" ", p + 1, end)
+    return p if p > 0 else None
+
+
+def _cut_before(text: str, start: int, end: int) -> int | None:
+    """The last such space cut with start < p < end."""
+    p = text.rfind(" ", start + 1, end)
+    while p > 0 and text[p - 1].isspace():
+        p = text.rfind(" ", start + 1, p)
+    return p if p > 0 else None
+
+
+class _UnitTokens:
+    """One unit's tokens from the sizing pass (its blocks' scans), read as exact counts of its prefixes.
+
+    For a counter that splits at spaces, `count_to(p)` is the count of text[:p], tokenised alone, for any
+    space cut p. Inside one block the scan's tokens before p are that count. Where two blocks meet, each
+    block's scan saw the stretch between the space cuts around the seam cut short; that stretch (`window`,
+    a word or two) is counted alone once and replaces what the two scans counted for it."""
+
+    def __init__(self, text: str, starts: list[int], scans: list[TokenScan]):
+        self.text = text
+        self._starts = starts
+        self._scans = scans
+        self._before_block = [0, *itertools.accumulate(s.tokens for s in scans)]
+        self.windows: list[tuple[int, int]] = []
+        for seam in starts[1:]:
+            after = _cut_after(text, seam - 1, len(text))
+            if after is None or after == seam:
+                continue  # nothing is asked past the last cut; a seam at a cut needs nothing
+            window = (_cut_before(text, 0, seam) or 0, after)
+            if not self.windows or self.windows[-1] != window:
+                self.windows.append(window)
+        self._window_ends = [end for _, end in self.windows]
+        self._corrections = [0] * (len(self.windows) + 1)
+
+    def windows_text(self) -> tuple[str, list[int]]:
+        """The windows one after the other, and where each ends in that text. Each window but a unit's
+        first starts at a space cut and each ends before one, so their counts add up in it."""
+        ends = list(itertools.accumulate(end - start for start, end in self.windows))
+        return "".join(self.text[start:end] for start, end in self.windows), ends
+
+    def correct(self, scan: TokenScan, ends: Sequence[int]) -> None:
+        """Take the windows' own counts from `scan`, the scan of `windows_text()`."""
+        total, before = 0, 0
+        for k, ((start, end), cut) in enumerate(zip(self.windows, ends, strict=True)):
+            alone = scan.before(cut) - before
+            before += alone
+            total += alone - (self._scanned(end) - self._scanned(start))
+            self._corrections[k + 1] = total
+
+    def _scanned(self, position: int) -> int:
+        b = bisect.bisect_right(self._starts, position) - 1
+        return self._before_block[b] + self._scans[b].before(position - self._starts[b])
+
+    def count_to(self, cut: int) -> int:
+        return self._scanned(cut) + self._corrections[bisect.bisect_right(self._window_ends, cut)]
+
+
+class _Sizer:
+    """The packers' token counts: an estimate per sentence (or unit) from one tokenizer pass, and the exact
+    count of each chunk.
+
+    Exact counts: a chunk is its wrapper's text around spans of the units joined by a separator. Under a
+    counter that splits at spaces, each span counts as the tokens between its first and last space cut
+    (from the units' scans) plus the few characters outside them, which are tokenised again together with
+    the wrapper and separator text next to them (`_glue`). Any other counter counts the chunk's text.
+    """
+
+    def __init__(self, counter: TokenCounter, units: Sequence[str]):
+        self.counter = counter
+        self.units = units
+        self._tokens: list[_UnitTokens] | None = None
+        self._fast = getattr(counter, "splits_at_spaces", False) is True
+
+    def _keep_scans(self, blocks: list[tuple[int, int, str]]) -> list[TokenScan]:
+        """Scan `blocks` ((unit, start, text), in unit order) and keep the scans for exact counts."""
+        scans = self.counter.scan([text for _, _, text in blocks])  # type: ignore[attr-defined]
+        per_unit: list[tuple[list[int], list[TokenScan]]] = [([], []) for _ in self.units]
+        for (unit, start, _), scan in zip(blocks, scans, strict=True):
+            per_unit[unit][0].append(start)
+            per_unit[unit][1].append(scan)
+        self._tokens = [_UnitTokens(text, *blocks_of) for text, blocks_of in zip(self.units, per_unit, strict=True)]
+        seamed = [t for t in self._tokens if t.windows]
+        laid_out = [t.windows_text() for t in seamed]
+        for t, scan, (_, ends) in zip(seamed, self.counter.scan([text for text, _ in laid_out]), laid_out, strict=True):
+            t.correct(scan, ends)
+        return scans
+
+    def sentences(self, keep_first_line: bool) -> list[_Piece]:
+        """Every non-blank sentence of the units with its estimated token count, from one tokenizer pass
+        over blocks of `SIZING_BLOCK` consecutive sentences."""
+        blocks: list[tuple[int, int, str]] = []
+        cuts: list[list[int]] = []
+        spans_of: list[list[str]] = []
+        for unit_index, unit in enumerate(self.units):
+            spans = _sentence_spans(unit, keep_first_line)
+            position = 0
+            for start in range(0, len(spans), SIZING_BLOCK):
+                block = spans[start : start + SIZING_BLOCK]
+                ends, end = [], 0
+                for span in block[:-1]:
+                    end += len(span)
+                    ends.append(end)
+                text = "".join(block)
+                blocks.append((unit_index, position, text))
+                cuts.append(ends)
+                spans_of.append(block)
+                position += len(text)
+        if self._fast:
+            scans = self._keep_scans(blocks)
+            counts = [
+                [b - a for a, b in itertools.pairwise([0, *(scan.before(end) for end in ends), scan.tokens])]
+                for scan, ends in zip(scans, cuts, strict=True)
+            ]
+        else:
+            counts = piece_counts(self.counter, [text for _, _, text in blocks], cuts)
+        pieces = []
+        for (unit_index, position, _), block, block_counts in zip(blocks, spans_of, counts, strict=True):
+            for span, n in zip(block, block_counts, strict=True):
+                if span.strip():
+                    pieces.append(_Piece(unit_index, span, n, position))
+                position += len(span)
+        return pieces
+
+    def whole_units(self) -> list[int]:
+        """Each unit's token count (one pass over the units)."""
+        if not self._fast:
+            return self.counter.count_many(self.units)
+        scans = self._keep_scans([(u, 0, text) for u, text in enumerate(self.units)])
+        return [scan.tokens for scan in scans]
+
+    def count(self, chunks: Sequence[_Laid]) -> list[int]:
+        """The chunks' exact token counts (of their whole text)."""
+        inner: list[int] = []
+        rest: list[str] = []
+        for chunk in chunks:
+            layout = self._glue(*chunk) if self._tokens is not None else None
+            inner.append(layout[0] if layout else 0)
+            rest.append(layout[1] if layout else chunk.text)
+        return [n + m for n, m in zip(inner, self.counter.count_many(rest), strict=True)]
+
+    def _glue(self, spans: Sequence[Span], sep: str, body: str, text: str) -> tuple[int, str] | None:
+        """(tokens between each span's first and last space cut, the text left to count), or None when the
+        chunk is not laid out as said (it is then counted whole). The text left is the chunk with those
+        stretches taken out: each stretch ran from a space cut to a space cut, so what is left on either
+        side still meets at one, and its count adds to theirs."""
+        at = text.find(body) if body else -1
+        if at < 0 or sep.join(self.units[u][a:b] for u, a, b in spans) != body:
+            return None
+        assert self._tokens is not None
+        inner, strings, pending = 0, [], text[:at]
+        for n, (u, a, b) in enumerate(spans):
+            unit = self.units[u]
+            if n:
+                pending += sep
+            first = _cut_after(unit, a, b)
+            if first is None:
+                pending += unit[a:b]
+                continue
+            last = _cut_before(unit, a, b)
+            assert last is not None
+            strings.append(pending + unit[a:first])
+            inner += self._tokens[u].count_to(last) - self._tokens[u].count_to(first)
+            pending = unit[last:b]
+        strings.append(pending + text[at + len(body) :])
+        return inner, "".join(strings)
+
+
+def _spans(taken: Sequence[_Piece], units: Sequence[str]) -> list[Span]:
+    """The stretches of unit text that `_join(taken, sep)` is made of, in order, white space at the joins
+    and ends removed as `_join` removes it."""
+    spans: list[list[int]] = []
+    for piece in taken:
+        if spans and spans[-1][0] == piece.unit and spans[-1][2] == piece.start:
+            spans[-1][2] = piece.end
+        else:
+            spans.append([piece.unit, piece.start, piece.end])
+    for k, span in enumerate(spans):
+        text = units[span[0]]
+        if k == 0:
+            while span[1] < span[2] and text[span[1]].isspace():
+                span[1] += 1
+        while span[2] > span[1] and text[span[2] - 1].isspace():
+            span[2] -= 1
+    return [(u, a, b) for u, a, b in spans]
+
+
+def _laid(taken: Sequence[_Piece], sep: str, wrap: Wrap, index: int, units: Sequence[str]) -> _Laid:
+    """A drafted chunk of `pack`, as `_Sizer.count` takes it."""
+    body = _join(taken, sep)
+    return _Laid(_spans(taken, units), sep, body, wrap(index, body))
 
 
 def pack(
@@ -192,7 +393,8 @@ def pack(
     """
     wrap = wrap or (lambda _i, body: body)
     budget_of = _budget_of(budget)
-    queue = deque(_sized_sentences(units, counter, keep_first_line))
+    sizer = _Sizer(counter, units)
+    queue = deque(sizer.sentences(keep_first_line))
     sep_tokens = counter.count(sep)
     chunks: list[Chunk] = []
     while queue:
@@ -205,14 +407,14 @@ def pack(
             limit = budget_of(index)
             room = limit - _overhead(counter, wrap, index, limit)
             drafts.append((index, limit, _fill(queue, room, counter, sep_tokens)))
-        texts = [wrap(i, _join(taken, sep)) for i, _, taken in drafts]
-        actual = counter.count_many(texts)
-        for k, ((index, limit, taken), text, n) in enumerate(zip(drafts, texts, actual, strict=True)):
+        laid = [_laid(taken, sep, wrap, i, units) for i, _, taken in drafts]
+        actual = sizer.count(laid)
+        for k, ((index, limit, taken), draft, n) in enumerate(zip(drafts, laid, actual, strict=True)):
             if n > limit:
                 queue.extendleft(reversed([p for _, _, t in drafts[k:] for p in t]))
-                chunks.append(_exact_chunk(queue, index, limit, counter, wrap, sep, sep_tokens))
+                chunks.append(_exact_chunk(queue, index, limit, sizer, wrap, sep, sep_tokens))
                 break
-            chunks.append(Chunk(text=text, body=_join(taken, sep), units=_units(taken)))
+            chunks.append(Chunk(text=draft.text, body=draft.body, units=_units(taken)))
     return chunks
 
 
@@ -236,17 +438,17 @@ def _fill(queue: deque[_Piece], room: int, counter: TokenCounter, sep_tokens: in
 
 
 def _exact_chunk(
-    queue: deque[_Piece], index: int, limit: int, counter: TokenCounter, wrap: Wrap, sep: str, sep_tokens: int
+    queue: deque[_Piece], index: int, limit: int, sizer: _Sizer, wrap: Wrap, sep: str, sep_tokens: int
 ) -> Chunk:
     """One chunk, verified by counting: give pieces back (or split the last one) until it fits."""
+    counter = sizer.counter
     room = limit - _overhead(counter, wrap, index, limit)
     taken = _fill(queue, room, counter, sep_tokens)
     while True:
-        body = _join(taken, sep)
-        text = wrap(index, body)
-        actual = counter.count(text)
+        draft = _laid(taken, sep, wrap, index, sizer.units)
+        (actual,) = sizer.count([draft])
         if actual <= limit:
-            return Chunk(text=text, body=body, units=_units(taken))
+            return Chunk(text=draft.text, body=draft.body, units=_units(taken))
         if len(taken) > 1:
             queue.appendleft(taken.pop())
             continue
@@ -297,8 +499,16 @@ def pack_units(
     def shifted(offset: int) -> Wrap:
         return lambda i, body: wrap(offset + i, body)
 
-    counts = counter.count_many(units)
+    sizer = _Sizer(counter, units)
+    counts = sizer.whole_units()
     sep_tokens = counter.count(sep)
+
+    def count(index: int, start: int, end: int) -> tuple[int, str]:
+        body = sep.join(units[start:end])
+        text = wrap(index, body)
+        (n,) = sizer.count([_Laid([(u, 0, len(units[u])) for u in range(start, end)], sep, body, text)])
+        return n, text
+
     chunks: list[Chunk] = []
     start = 0
     while start < len(units):
@@ -314,11 +524,11 @@ def pack_units(
             if flush is not None and total >= flush:
                 break
         # token counts are not exactly additive under BPE: verify, and give units back until it fits
-        text = wrap(index, sep.join(units[start:end]))
-        while end - start > 1 and counter.count(text) > limit:
+        n, text = count(index, start, end)
+        while end - start > 1 and n > limit:
             end -= 1
-            text = wrap(index, sep.join(units[start:end]))
-        if end - start == 1 and counter.count(text) > limit:
+            n, text = count(index, start, end)
+        if end - start == 1 and n > limit:
             pieces = pack([units[start]], counter, limit, wrap=shifted(index), keep_first_line=keep_first_line)
             chunks.extend(Chunk(c.text, c.body, (start,)) for c in pieces)
         else:

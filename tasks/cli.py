@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .argtypes import non_negative_int, positive_int
+from .argtypes import non_negative_int, positive_int, random_seed
 from .build import HUB_MIRROR_ENV, build_task, default_origin
 from .errors import TaskError
 from .llm import BuilderLLM
@@ -59,7 +59,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "(offline, dependency-free), a local tokenizer folder, or org/name[@revision]",
     )
     p.add_argument("--limit", type=positive_int, help="keep at most N instances per split (quick builds)")
-    p.add_argument("--seed", type=int, default=42, help="seed for splits, sampling and chunk sizes (default 42)")
+    p.add_argument(
+        "--seed",
+        type=random_seed,
+        default=42,
+        help="seed for splits, sampling and chunk sizes, 0 to 2**32 - 1 (default 42)",
+    )
     p.add_argument(
         "--exclude-from",
         type=Path,

@@ -6,9 +6,26 @@ import difflib
 from collections.abc import Iterable
 from pathlib import Path
 
+QUOTED_CHARS = 60
+
 
 class TaskError(Exception):
     """Base class: anything the CLI reports as a one-line error instead of a traceback (exit code 1)."""
+
+
+def _cut(text: str, limit: int, show) -> str:
+    return show(text) if len(text) <= limit else f"{show(text[:limit])}… ({len(text):,} characters)"
+
+
+def quoted(value: object, limit: int = QUOTED_CHARS) -> str:
+    """A value from the user's input as an error message shows it: its repr (a string) or text, cut to `limit`
+    characters with the full length named, so a huge id cannot blow up a message (or a log) that echoes it."""
+    return _cut(value, limit, repr) if isinstance(value, str) else _cut(str(value), limit, str)
+
+
+def shortened(text: str, limit: int = QUOTED_CHARS) -> str:
+    """`text` as it is, or cut to `limit` characters with the full length named (see `quoted`)."""
+    return _cut(text, limit, str)
 
 
 class UsageError(TaskError):
@@ -20,9 +37,12 @@ class UnknownNameError(UsageError, KeyError):
 
     def __init__(self, kind: str, name: str, known: Iterable[str]):
         self.name = name
-        close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+        known = list(known)
+        # a name over 3x the longest known one cannot reach the 0.5 ratio; skip the costly comparison
+        reachable = len(name) <= 3 * max(map(len, known), default=0)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5) if reachable else []
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        super().__init__(f"unknown {kind} {name!r}{hint} (`memalpha tasks list` shows them all)")
+        super().__init__(f"unknown {kind} {quoted(name)}{hint} (`memalpha tasks list` shows them all)")
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]

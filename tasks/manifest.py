@@ -20,7 +20,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import TaskError
+from .atomic import replace_file
+from .errors import TaskError, quoted
+from .strict_json import load_file
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "memalpha-bench/task-manifest@1"
@@ -80,14 +82,12 @@ def split_stats(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def write_manifest(directory: Path, manifest: Mapping[str, Any]) -> Path:
-    path = directory / MANIFEST
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    return replace_file(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def _hash_field(path: Path, where: str, value: Any) -> None:
     if not isinstance(value, str) or not _SHA256.fullmatch(value):
-        raise TaskError(f"{path}, field {where!r}: expected a sha256 (64 hex digits), found {value!r}")
+        raise TaskError(f"{path}, field {where!r}: expected a sha256 (64 hex digits), found {quoted(value)}")
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
@@ -96,17 +96,14 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     path = Path(directory) / MANIFEST
     if not path.is_file():
         raise TaskError(f"{path}: no manifest; is {directory} a task built by `memalpha tasks build`?")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise TaskError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from exc
+    manifest = load_file(path, "task manifest")
     if not isinstance(manifest, dict):
         raise TaskError(f"{path}: expected a JSON object")
     for key in ("format", "task", "sha256", "splits"):
         if key not in manifest:
             raise TaskError(f"{path}: field {key!r} missing")
     if manifest["format"] != MANIFEST_FORMAT:
-        raise TaskError(f"{path}, field 'format': expected {MANIFEST_FORMAT!r}, found {manifest['format']!r}")
+        raise TaskError(f"{path}, field 'format': expected {MANIFEST_FORMAT!r}, found {quoted(manifest['format'])}")
     _hash_field(path, "sha256", manifest["sha256"])
     splits = manifest["splits"]
     if not isinstance(splits, dict) or not splits:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .atomic import replace_file
 from .card import CARD, render_card
 from .errors import TaskError
 from .manifest import load_built, write_manifest
@@ -55,7 +56,7 @@ def write_repository(
             *(f'{m["task"]} = load_dataset("{repo_id}", "{m["task"]}")' for m in manifests[:3]),
         ],
     )
-    (out / CARD).write_text(text, encoding="utf-8")
+    replace_file(out / CARD, text)
     return manifests
 
 

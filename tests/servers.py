@@ -407,6 +407,7 @@ class ScriptedServer:
         self.embedding_requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.ports: list[int] = []
+        self.models_body: bytes | None = None  # what GET /v1/models answers, when set (a misbehaving server)
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
@@ -505,7 +506,10 @@ class ScriptedServer:
                 elif self.path == "/v1/models":
                     with server._lock:
                         server.probe_headers.append({name.lower(): value for name, value in self.headers.items()})
-                    self._json(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+                    if server.models_body is not None:
+                        self._send(Reply(), server.models_body)
+                    else:
+                        self._json(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
                 else:
                     self._json(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -536,6 +540,12 @@ MALFORMED_REPLIES: dict[str, Reply] = {
     "missing content": Reply(body={"choices": [{"index": 0, "message": {"role": "assistant"}}]}),
     "cut while reasoning": Reply(content="<think>\nLet me think about the river", finish_reason="length"),
     "an empty body": Reply(raw=b""),
+    "nested 100,000 levels": Reply(raw=b"[" * 100_000 + b"]" * 100_000),  # RecursionError in json.loads
+    "an integer of 5,000 digits": Reply(raw=b'{"choices": [], "id": ' + b"7" * 5000 + b"}"),  # ValueError there
+    "a lone surrogate in the answer": Reply(
+        raw=b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "Par\\ud800is"}, '
+        b'"finish_reason": "stop"}]}'
+    ),  # text that cannot be saved as UTF-8
 }
 """Every class of malformed 200 reply a reader must retry and never take as an answer."""
 

@@ -183,6 +183,21 @@ def test_health_checks_the_protocol_version():
         make_agent("http", {"base_url": url})
 
 
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (b'{"error": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", '\'{"error": [[[['),  # RecursionError before
+        (b'{"error": ' + b"7" * 5000 + b"}", '\'{"error": 7777'),  # ValueError before
+    ],
+    ids=["nested 100,000 levels", "an integer of 5,000 digits"],
+)
+def test_an_error_body_the_strict_reader_refuses_is_shown_cut(body, shown):
+    with health_server(503, body) as url, pytest.raises(HTTPAgentError) as refused:
+        make_agent("http", {"base_url": url})
+    message = str(refused.value)
+    assert f"/health: HTTP 503: {shown}" in message and message.endswith("...'") and len(message) < 400
+
+
 def test_options_are_checked():
     with pytest.raises(AgentOptionError, match="base_url is required"):
         make_agent("http", {})

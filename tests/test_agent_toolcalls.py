@@ -241,6 +241,11 @@ def test_loads_object_is_strict():
     for bad in ("", "{a: 1}", "{'a': 1}", '{"a": 1,}', '{"a": ', "[1]", "null"):
         value, error = loads_object(bad)
         assert value is None and error, bad
+    # what a model may emit that made json.loads raise RecursionError or ValueError: a failed call, not a crash
+    assert loads_object('{"a": ' + "[" * 100_000) == (None, "not valid JSON (nested too deep)")
+    assert loads_object('{"a": 1} ' + "[" * 100_000) == ({"a": 1}, None)  # the text after the object is ignored
+    value, error = loads_object('{"a": ' + "7" * 5000 + "}")
+    assert value is None and error.startswith("not valid JSON (Exceeds the limit (4300 digits)")
 
 
 # -- the qwen-agent tool block --------------------------------------------------------------------

@@ -13,12 +13,14 @@ import pytest
 from benchmark import aggregation
 from benchmark.aggregation import Bootstrap, bootstrap_intervals, task_standard_error, weights
 from benchmark.memory import Memory, MemoryRecord
-from benchmark.scoring import QuestionItem, TaskData, aggregate, check_ids, limit_questions, write_json
+from benchmark.memory_tokens import MemoryTokens
+from benchmark.scoring import Instance, QuestionItem, TaskData, aggregate, check_ids, json_text, limit_questions
 from leaderboard import boards
 from tasks.errors import TaskError
 from tasks.tokenization import get_counter
 
 COUNTER = get_counter("simple")
+MAKER = None  # the prompt maker: aggregation never builds a prompt
 
 # task -> instance -> question scores. squad: 2 instances of 1 and 3 questions (instance means 1, 0: the task
 # scores 0.5, a flat question mean 0.25); hotpotqa: 4 instances (means 1, 1, 0, 1: 0.75; flat 0.8); pubmed_rct
@@ -43,8 +45,9 @@ def scored(shape: dict[str, dict[str, list[float]]]):
             records.append(record)
             questions = [{"question_id": f"{iid}-{i}", "question": "?", "answers": ["x"]} for i in range(len(scores))]
             rows[iid] = {"instance_id": iid, "questions": questions}
+            instance = Instance(record, rows[iid], None, MemoryTokens.count(record.memory, COUNTER))
             for question, score in zip(questions, scores, strict=True):
-                items.append(QuestionItem(record, rows[iid], question, "substring_em", None, {}, False, score=score))
+                items.append(QuestionItem(instance, question, "substring_em", (), (), MAKER, score=score))
         tasks[task] = TaskData(rows, "0" * 64, dict.fromkeys(rows, "validation"), {"origin": "raw"})
     return items, records, tasks
 
@@ -234,15 +237,14 @@ def test_boards_aggregate_reported_numbers_by_the_same_rule_without_uncertainty(
 
 
 def test_task_scores_round_to_six_digits_and_memory_sizes_to_two():
-    items, records, tasks = scored({"squad": {"a": [1.0, 0.0, 0.0], "b": [0.0], "c": [0.0]}})
+    items, records, tasks = scored({"squad": {"a": [1.0, 0.0, 0.0], "b": [0.0], "c": []}})
     records[2] = MemoryRecord("c", "squad", Memory("core words here and more", (), ()))  # 5 tokens, the others 3
     task = aggregate(items, records, tasks, COUNTER, "v1")["tasks"]["squad"]
     assert task["score"] == 0.111111 and task["memory_tokens_mean"] == 3.67  # 1/9 and 11/3
 
 
-def test_scores_json_text_is_sorted_indented_utf8(tmp_path):
-    write_json(tmp_path / "s.json", {"b": 1, "a": ["caf\u00e9"]})
-    assert (tmp_path / "s.json").read_bytes() == '{\n  "a": [\n    "caf\u00e9"\n  ],\n  "b": 1\n}\n'.encode()
+def test_scores_json_text_is_sorted_indented_utf8():
+    assert json_text({"b": 1, "a": ["caf\u00e9"]}) == '{\n  "a": [\n    "caf\u00e9"\n  ],\n  "b": 1\n}\n'
 
 
 def test_a_smoke_run_keeps_the_first_questions_of_every_instance():

@@ -71,6 +71,7 @@ def test_evaluate_by_name_with_options(raw_dir, tmp_path, scripted_server):
     assert (done.run.written, done.run.failed) == (1, {})
     assert done.score.scores["run"]["agent"]["options"] == {"tokenizer": "simple", "tokens": 500}
     assert done.score.scores["tasks"]["squad"]["questions"] == 1
+
     class Empty(api.Agent):
         def new_session(self, instance: api.InstanceInfo) -> api.Session:
             raise AssertionError("never opened: the options are refused first")
@@ -85,3 +86,30 @@ def test_evaluate_by_name_with_options(raw_dir, tmp_path, scripted_server):
         )
     with pytest.raises(api.MemalphaError, match="not built in"):
         api.run("chunk-store", tmp_path / "other", tasks=["locomo"], data=tmp_path / "data")
+
+
+def test_numeric_arguments_are_checked_as_the_options_are(raw_dir, tmp_path, scripted_server):
+    """The API's counts get the command line's rule, a UsageError naming them, before any work (concurrency=0
+    was a ValueError from the thread pool; top_k=-5 scored and was recorded)."""
+    api.build(["squad"], tmp_path / "data", origin="raw", raw_dir=raw_dir, tokenizer="simple", limit=1)
+    server = scripted_server(lambda request: "an answer")
+    reader = api.make_reader("openai", "scripted", base_url=server.base_url)
+    common = {"tasks": ["squad"], "data": tmp_path / "data", "tokenizer": "simple", "show_progress": False}
+    for bad, message in [
+        ({"concurrency": 0}, "concurrency must be at least 1, got 0"),
+        ({"limit": -1}, "limit must be at least 1, got -1"),
+        ({"limit": 1.5}, "limit must be a whole number, got 1.5"),
+    ]:
+        with pytest.raises(api.UsageError, match=message):
+            api.run("chunk-store", tmp_path / "run", **common, **bad)
+        assert not (tmp_path / "run").exists()
+    for bad, message in [
+        ({"limit_questions": 0}, "limit_questions must be at least 1, got 0"),
+        ({"window": 0}, "window must be at least 1, got 0"),
+        ({"config": lambda: api.ScorerConfig(top_k=-5)}, "top_k must be at least 1, got -5"),
+        ({"config": lambda: api.ScorerConfig(budget_tokens=0)}, "budget_tokens must be at least 1, got 0"),
+    ]:
+        with pytest.raises(api.UsageError, match=message):
+            made = {key: value() if callable(value) else value for key, value in bad.items()}
+            api.evaluate("chunk-store", tmp_path / "run", reader=reader, **common, **made)
+    assert server.count == 0 and not (tmp_path / "run" / "memories.jsonl").exists()

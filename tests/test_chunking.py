@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
 
+import tasks.chunking as chunking
 from tasks.chunking import chunk_text, pack, split_sentences
 from tasks.tokenization import SimpleCounter
 
@@ -104,3 +106,17 @@ def test_list_markers_stay_with_their_text():
         "It was founded in 1990.",
         "Next",
     ]
+
+
+def test_sentence_ends_are_where_the_plain_rule_puts_them():
+    """The splitter's pattern starts with the punctuation (faster to scan); its sentences end where the
+    plain rule ends them: after . ! ? (and closing quotes or brackets) plus the white space that follows
+    (seen with a look-behind here), or after a line break and the white space that follows."""
+    rule = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])[\"'\u201d\u2019)\]]*\s+|\n\s*")
+    rng = random.Random(5)
+    alphabet = [*"ab1 .!?\n\t\"')]\u3002\u201d\uff1f", "\r\n", "  "]
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        ends = [m.end() for m in rule.finditer(text)]
+        expected = [text[a:b] for a, b in zip([0, *ends], [*ends, len(text)], strict=True) if b > a]
+        assert split_sentences(text) == chunking._merge_markers(expected), repr(text)

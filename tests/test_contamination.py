@@ -33,9 +33,17 @@ def test_the_checked_sets_are_the_suites_members():
 
 
 # The raw source file each task reads: tasks of one source must never share text.
-SOURCE = {"squad": "squad", "hotpotqa": "hotpotqa", "ttl_trec_coarse": "trec", "ttl_nlu": "nlu",
-          "icl_banking77": "banking77", "icl_clinic150": "clinc150", "icl_nlu": "nlu",
-          "icl_trec_coarse": "trec", "icl_trec_fine": "trec"}
+SOURCE = {
+    "squad": "squad",
+    "hotpotqa": "hotpotqa",
+    "ttl_trec_coarse": "trec",
+    "ttl_nlu": "nlu",
+    "icl_banking77": "banking77",
+    "icl_clinic150": "clinc150",
+    "icl_nlu": "nlu",
+    "icl_trec_coarse": "trec",
+    "icl_trec_fine": "trec",
+}
 
 
 @pytest.mark.parametrize("train", TRAIN_TASKS)

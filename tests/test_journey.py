@@ -18,8 +18,10 @@ from benchmark.agents import BUILTIN, agent_class, available
 from benchmark.agents.base import Agent, AgentOption, AgentOptionError, InstanceInfo, OptionReader, Session
 from benchmark.agents.baselines import ChunkStoreSession
 from benchmark.cli import main
+from benchmark.journey import served_models
 from benchmark.memory import read_memories
 from tasks.build import build_task
+from tasks.errors import TaskError
 from tasks.manifest import load_built
 
 pytestmark = pytest.mark.realdata
@@ -144,6 +146,22 @@ def test_preflight_uses_the_key_named_by_api_key_env(data, tmp_path, scripted_se
     assert main(eval_args(data, tmp_path / "other", server.base_url, "--api-key-env", "MY_READER_KEY")) == 1
     assert "--api-key-env MY_READER_KEY: that environment variable is not set" in capsys.readouterr().err
     assert server.probes == 1 and not (tmp_path / "other" / "memories.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"data": [{"id": "m", "created": ' + b"7" * 5000 + b"}]}"],
+    ids=["nested 100,000 levels", "an integer of 5,000 digits"],
+)
+def test_a_model_list_the_strict_reader_refuses_counts_as_none(body, data, tmp_path, scripted_server):
+    """The preflight reads GET /models strictly: a reply that crashed json.loads (RecursionError, ValueError)
+    is no list, and the one-token request decides."""
+    server = scripted_server(answer())
+    server.models_body = body
+    assert served_models(server.base_url, "reader") is None
+    assert main(eval_args(data, tmp_path / "run", server.base_url, "--limit-questions", "1")) == 0
+    server.models_body = None
+    assert served_models(server.base_url, "reader") == ["scripted"]
 
 
 def test_score_checks_data_and_reader_before_any_question(data, tmp_path, capsys):
@@ -325,6 +343,42 @@ def test_numeric_options_are_usage_errors(extra, message, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("-1", "argument --seed: must be at least 0, got -1"),
+        (str(2**32), f"argument --seed: must be at most {2**32 - 1}, got {2**32}"),
+        ("9" * 5000, "argument --seed: expected a whole number, got '99999"),  # over int()'s 4,300 digits
+    ],
+)
+def test_a_seed_numpy_cannot_take_is_a_usage_error(value, message, tmp_path, capsys):
+    """numpy's RandomState (the train cap's draw) took only 0 to 2**32 - 1: -1 crashed a build."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["tasks", "build", "squad", "--out", str(tmp_path / "data"), "--seed", value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and len(err) < 1000, err
+    with pytest.raises(TaskError, match="--seed must be between 0 and 2\\*\\*32 - 1, got -1"):
+        build_task("squad", tmp_path / "data", seed=-1)
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested deeper than 64 levels"),  # RecursionError before
+        ('{"enable_thinking": NaN}', "NaN is not a JSON value (field 'enable_thinking')"),
+        ("[false]", "expected a JSON object such as"),
+    ],
+    ids=["nested 100,000 levels", "NaN", "a list"],
+)
+def test_a_json_option_is_read_strictly(value, message, tmp_path, capsys):
+    args = ["export", "lm-eval", "--tasks", "squad", "--out", str(tmp_path / "out"), "--chat-template-kwargs", value]
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument --chat-template-kwargs: {message}" in err and len(err) < 2000, err
+
+
 def test_every_numeric_option_has_a_checked_type():
     """No command takes a bare int or float: each numeric option goes through tasks.argtypes."""
     from benchmark.cli import build_parser
@@ -338,7 +392,7 @@ def test_every_numeric_option_has_a_checked_type():
                 yield parser.prog, action
 
     bare = [f"{prog} {a.option_strings}" for prog, a in walk(build_parser()) if a.type in (int, float)]
-    assert bare == ["memalpha tasks build ['--seed']"]  # any integer is a seed
+    assert bare == []
 
 
 def test_unknown_names_are_usage_errors(data, tmp_path, capsys):

@@ -106,7 +106,7 @@ def good_manifest() -> dict:
     ("text", "message"),
     [
         (None, "{path}: no manifest; is {folder} a task built by `memalpha tasks build`?"),
-        ('{"format": \n', "{path}, line 2: not valid JSON (Expecting value)"),
+        ('{"format": \n', "{path}, line 2: not valid JSON (Expecting value, column 1)"),
         ("[1, 2]", "{path}: expected a JSON object"),
         ({"format": "other@9"}, "{path}, field 'format': expected 'memalpha-bench/task-manifest@1', found 'other@9'"),
         ({"sha256": "nope"}, "{path}, field 'sha256': expected a sha256 (64 hex digits), found 'nope'"),

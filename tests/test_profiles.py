@@ -125,7 +125,8 @@ def test_metric_scores_each_line_in_order_by_the_profile(tmp_path, capsys):
 def test_metric_reads_stdin(capsys, monkeypatch):
     import io
 
-    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(LINES[0]) + "\n"))
+    stdin = io.TextIOWrapper(io.BytesIO((json.dumps(LINES[0]) + "\n").encode()))  # read as bytes, by .buffer
+    monkeypatch.setattr("sys.stdin", stdin)
     code, out, _ = run_metric(capsys, "--profile", "memalpha-train@1")
     assert code == 0 and out[0]["score"] == 1.0 and out[0]["scorer"] == "memalpha-train:squad_hotpotqa"
 

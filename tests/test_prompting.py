@@ -7,9 +7,9 @@ import hashlib
 import pytest
 
 from benchmark.memory import Memory, MemoryEntry
+from benchmark.memory_tokens import MemoryTokens
 from benchmark.profiles import get_profile
 from benchmark.prompting import BuiltPrompt, ReaderPrompt
-from benchmark.scoring import _token_counts
 from tasks.errors import TaskError
 from tasks.tokenization import SimpleCounter
 
@@ -27,12 +27,9 @@ def memory(n: int = 30) -> Memory:
 
 
 def sizes(mem: Memory):
-    """Entry sizes as the scorer counts them (scoring._token_counts): with their timestamps."""
-    everything = [list(range(len(mem.semantic))), list(range(len(mem.episodic)))]
-    return (
-        _token_counts(COUNTER, mem.semantic, [everything[0]]),
-        _token_counts(COUNTER, mem.episodic, [everything[1]]),
-    )
+    """Entry sizes as the scorer counts them (MemoryTokens): with their timestamps."""
+    tokens = MemoryTokens.count(mem, COUNTER)
+    return tokens.semantic, tokens.episodic
 
 
 def five_entry_prompt(prompt: ReaderPrompt) -> tuple[Memory, BuiltPrompt, str, str]:
@@ -192,3 +189,42 @@ def test_a_built_prompt_never_exceeds_its_budget(prompt):
         system, user = (m for _, m in built.messages)
         counted = COUNTER.count(system) if prompt is PAPER else COUNTER.count(system) + COUNTER.count(user) + 8
         assert counted <= budget, (budget, built.k)
+
+
+@pytest.mark.parametrize("profile", ["v1", "memalpha-paper"])
+def test_under_a_real_bpe_a_prompt_sized_from_memory_counts_never_exceeds_its_budget(qwen_bpe, profile):
+    """Entry sizes come from one count per entry (content, and its `[timestamp] ` apart); under a BPE the
+    count of a joined prompt is not the sum of its parts, so the exact check near the budget must hold it."""
+    prompt = ReaderPrompt.for_profile(get_profile(profile))
+    mem = Memory(
+        "Bob is a chemist in Zürich; his sister Ana lives in São Paulo.",
+        tuple(
+            MemoryEntry(f"s{i}", f"Fact {i}: the café “Nº{i}” serves {i * 7} crêpes a day — très bien!")
+            for i in range(25)
+        ),
+        tuple(
+            MemoryEntry(f"e{i}", f"Met Ana at 10:{i:02d} (trip #{i}).", f"2024-03-{i + 1:02d} 09:00") for i in range(25)
+        ),
+    )
+    tokens = MemoryTokens.count(mem, qwen_bpe)
+    assert tokens.size == sum(qwen_bpe.count_many(mem.texts()))
+    rank = list(range(20))
+    fitted = 0
+    for budget in range(200, 1400, 37):
+        built = prompt.build(
+            mem,
+            rank,
+            rank,
+            "Where does Ana live?",
+            "Answer briefly.",
+            counter=qwen_bpe,
+            budget=budget,
+            entry_tokens=(tokens.semantic, tokens.episodic),
+        )
+        system, user = (m for _, m in built.messages)
+        counted = (
+            qwen_bpe.count(system) if profile == "memalpha-paper" else qwen_bpe.count(system) + qwen_bpe.count(user) + 8
+        )
+        assert counted <= budget, (budget, built.k)
+        fitted += 0 < built.k < 20
+    assert fitted > 5  # the budget cut through the entries, not only around them

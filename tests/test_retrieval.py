@@ -184,3 +184,73 @@ def test_epsilon_floor_on_a_tiny_memory_follows_rank_bm25_even_where_it_is_odd()
     assert BM25Okapi([tokenize(e) for e in entries]).average_idf < 0
     assert MemoryIndex(entries, epsilon=0.25).search("is", 3) == _original_top_k(entries, "is", 3) == [2, 0, 1]
     assert MemoryIndex(entries).search("is", 3) == [0, 1, 2]  # floored at 0: all equal, memory order
+
+
+def _same_index(a: MemoryIndex, b: MemoryIndex) -> bool:
+    """The same terms and the same weights, to the last bit, in the same layout."""
+    return (
+        np.array_equal(a._terms, b._terms)
+        and np.array_equal(a._matrix.indptr, b._matrix.indptr)
+        and np.array_equal(a._matrix.indices, b._matrix.indices)
+        and np.array_equal(a._matrix.data, b._matrix.data)
+    )
+
+
+@pytest.mark.realdata
+def test_blocks_change_nothing_even_across_long_entries_and_context_sensitive_lower_casing(raw_dir, monkeypatch):
+    """The index is built a block of texts at a time; tiny blocks (every entry its own block, a long entry
+    cut into many pieces, a block lower-cased apart) must give the index built with the default blocks."""
+    from benchmark import retrieval
+
+    paragraphs = read_squad_file(next((raw_dir / "squad").glob("*.json")))[:120]
+    entries = [s.strip() for p in paragraphs for s in split_sentences(p.context) if s.strip()]
+    entries[7] = " ".join(entries[:60])  # a long entry: cut at non-word characters
+    entries[11] = "İSTANBUL'DA ΟΔΥΣΣΕΥΣ' ΣΑΣ. Σ" + entries[11]  # İ lower-cases to two characters; final sigma
+    entries[12] = ""
+    questions = [*[qa.question for p in paragraphs for qa in p.qas][:60], "istanbul odysseus", "σας"]
+    for epsilon in (None, 0.25):
+        whole = MemoryIndex(entries, epsilon=epsilon)
+        expected = whole.search_many(questions, 20)
+        monkeypatch.setattr(retrieval, "BLOCK_CHARS", 97)
+        pieces = MemoryIndex(entries, epsilon=epsilon)
+        monkeypatch.undo()
+        assert _same_index(whole, pieces)
+        assert pieces.search_many(questions, 20) == expected
+    words = {w for e in entries for w in tokenize(e)}
+    assert len(whole._terms) == len(words)  # one term per distinct \w+ word of the lower-cased texts
+
+
+@pytest.mark.realdata
+def test_repeated_entries_tie_everywhere_and_keep_rank_bm25s_order(raw_dir):
+    """Every entry three times: each score ties with two others, so the k-th best is nearly always tied;
+    the lists must still be rank-bm25's stable sort (the original's), from the linear-time tie path."""
+    paragraphs = read_squad_file(next((raw_dir / "squad").glob("*.json")))[:40]
+    sentences = [s.strip() for p in paragraphs for s in split_sentences(p.context) if s.strip()][:200]
+    entries = [s for s in sentences for _ in range(3)]
+    questions = [qa.question for p in paragraphs for qa in p.qas][:40]
+    got = MemoryIndex(entries, epsilon=0.25).search_many(questions, 20)
+    assert got == [_original_top_k(entries, q, 20) for q in questions]
+    assert sum(len(set(entries[i] for i in ranked)) < len(ranked) for ranked in got) == len(questions)
+
+
+@pytest.mark.realdata
+def test_building_an_index_needs_a_few_bytes_per_character(raw_dir):
+    """The build works a block at a time: its peak allocation (the finished index included) stays under 8
+    bytes per character of a 5 MB memory (hashing the whole memory at once took about 38), and the index
+    itself under one."""
+    import tracemalloc
+
+    paragraphs = [p for f in sorted((raw_dir / "squad").glob("*.json")) for p in read_squad_file(f)]
+    sentences = [s.strip() for p in paragraphs for s in split_sentences(p.context) if s.strip()]
+    entries = [f"{sentences[i % len(sentences)]} {sentences[(i * 7 + 3) % len(sentences)]}" for i in range(16_000)]
+    chars = sum(map(len, entries))
+    assert chars > 4_000_000
+    MemoryIndex(entries[:100])  # the tables every index shares, made once per process
+    tracemalloc.start()
+    index = MemoryIndex(entries, epsilon=0.25)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 8 * chars
+    # the finished index holds a pair's entry and term frequency (5 bytes), not its weight (12 with the entry)
+    assert index.nbytes() < chars
+    assert index.search("Who wrote the treaty?", 3)

@@ -131,6 +131,17 @@ def test_score_writes_predictions_scores_report_and_rescoring_is_free(data, tmp_
     report = (run / "report.md").read_text()
     assert rows(data)[1]["instance_id"] not in report  # another split's instance is not missing from this score
     assert "Standard errors: over instances" in report and "| SE " in report
+    timings = report.split("## Timings")[1].split("\n## ")[0]
+    table = {
+        cells[0]: [float(c.replace(",", "")) for c in cells[1:]]
+        for line in timings.splitlines()
+        if line.startswith("| ") and "phase" not in line
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+    assert list(table) == ["load", "retrieval and prompts", "reader", "judge", "metrics", "total"]
+    assert table["total"][0] == pytest.approx(sum(wall for wall, _ in list(table.values())[:-1]), abs=0.02)
+    assert table["reader"][0] > 0 and table["judge"] == [0.0, 0.0]  # squad has no judge
+    assert "Peak memory of the process:" in timings
     assert "| squad" in capsys.readouterr().out
 
     before = (run / "scores.json").read_bytes()

@@ -1,106 +1,219 @@
-"""The scorer's steps in process, where the end-to-end tests cannot tell a near miss: exactly top-k entries
-of each memory type reach the prompt, in BM25 rank order; the judge is asked by each question's type (and
-the abstention id); non-judged questions are scored by the task's metric on the raw reply."""
+"""The scoring pipeline's use of memory and time: each memory counted once, prompts built a window at a
+time and dropped after it, failures gathered over windows, phase timings."""
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Sequence
+
 import pytest
 
+from benchmark.cache import CachedReader, ResponseCache
 from benchmark.memory import Memory, MemoryEntry, MemoryRecord
-from benchmark.profiles import ScorerConfig, get_profile
+from benchmark.profiles import get_profile
 from benchmark.prompting import ReaderPrompt
-from benchmark.readers.base import ReaderResponse
-from benchmark.retrieval import MemoryIndex
-from benchmark.scoring import TaskData, judge_request, prepare, score_items
-from tasks.tokenization import get_counter
+from benchmark.readers.base import OnResult, ReaderError, ReaderRequest, ReaderResponse, RequestsFailed
+from benchmark.scoring import TaskData, aggregate, answer, judge, prepare, prompt_window
+from benchmark.timings import Timings
+from tasks.tokenization import SimpleCounter
 
-COUNTER = get_counter("simple")
-TOPICS = ["apples", "rivers", "castles", "engines", "violins", "glaciers"]
-SEMANTIC = [f"fact {i}: the {TOPICS[i % 6]} of region {i} are {'famous' if i % 4 else 'rare'}" for i in range(30)]
-EPISODIC = [f"on day {i} the user visited {TOPICS[(i * 5) % 6]} near town {i % 7}" for i in range(30)]
-QUESTIONS = [
-    {"question_id": "q0", "question": "Which apples and castles are famous?", "answers": ["fact 2"]},
-    {"question_id": "q1", "question": "When did the user visit glaciers near town 3?", "answers": ["day 3"]},
-]
+PROFILE = get_profile("v1")
 
 
-def prepared(task: str, questions: list[dict], top_k: int, profile: str = "v1", budget: int = 100_000):
-    memory = Memory(
-        "core notes",
-        tuple(MemoryEntry(f"s{i}", t) for i, t in enumerate(SEMANTIC)),
-        tuple(MemoryEntry(f"e{i}", t, f"2024-01-{i % 28 + 1:02d}") for i, t in enumerate(EPISODIC)),
-    )
-    record = MemoryRecord("i0", task, memory)
-    tasks = {task: TaskData({"i0": {"instance_id": "i0", "questions": questions}}, "0" * 64, {"i0": "validation"})}
-    config = ScorerConfig(top_k=top_k, budget_tokens=budget)
-    profile_ = get_profile(profile)
-    return prepare([record], tasks, config, ReaderPrompt.for_profile(profile_), COUNTER, profile_)
+class CountingCounter(SimpleCounter):
+    """The simple counter, remembering every text it was asked to count."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def count(self, text: str) -> int:
+        self.seen.append(text)
+        return super().count(text)
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        self.seen.extend(texts)
+        return super().count_many(texts)
 
 
-@pytest.mark.parametrize("top_k", [1, 5, 12])
-def test_exactly_top_k_entries_of_each_type_in_rank_order(top_k):
-    items = prepared("squad", QUESTIONS, top_k)
-    profile = get_profile("v1")
-    for item, question in zip(items, QUESTIONS, strict=True):
-        sem = MemoryIndex(SEMANTIC, epsilon=profile.retrieval.epsilon).search(question["question"], top_k)
-        epi = MemoryIndex(EPISODIC, epsilon=profile.retrieval.epsilon).search(question["question"], top_k)
-        assert item.retrieved == {"semantic": [f"s{i}" for i in sem], "episodic": [f"e{i}" for i in epi]}
-        system = item.request.messages[0][1]
-        assert sum(text in system for text in SEMANTIC) == top_k  # what the reader sees
-        assert sum(text in system for text in EPISODIC) == top_k
-    assert items[1].retrieved["episodic"][0] == "e3"  # the visit near town 3 to the glaciers ranks first
+class RecordingReader:
+    """Answers "Paris" at once, except to the questions in `fail`; per call, records how many requests came
+    and how many of `items` had had a prompt built by then, and keeps only weak references to requests."""
+
+    def __init__(self, fail: frozenset[str] = frozenset()) -> None:
+        self.fail = fail
+        self.items: list = []
+        self.calls: list[int] = []
+        self.built: list[int] = []
+        self.requests: list[weakref.ref] = []
+
+    def describe(self) -> dict:
+        return {"backend": "recording", "model": "m"}
+
+    def generate(self, requests: Sequence[ReaderRequest], on_result: OnResult | None = None) -> list[ReaderResponse]:
+        self.calls.append(len(requests))
+        self.built.append(sum(it.shown is not None for it in self.items))
+        self.requests += [weakref.ref(r) for r in requests]
+        out, failures = [], {}
+        for i, request in enumerate(requests):
+            if request.messages[-1][1] in self.fail:
+                failures[i] = "scripted failure"
+                continue
+            response = ReaderResponse.from_raw("Paris", 30, 1)
+            out.append(response)
+            if on_result is not None:
+                on_result(i, response)
+        if failures:
+            raise RequestsFailed(failures, len(requests))
+        return out
 
 
-def test_a_budget_shrinks_k_for_both_types_alike():
-    """Here 10 entries of each type need about 500 tokens: 400 keep 7 of each, 300 keep 3."""
-    for budget, k in ((300, 3), (400, 7), (500, 10)):
-        (item,) = prepared("squad", QUESTIONS[:1], 10, budget=budget)
-        assert len(item.retrieved["semantic"]) == len(item.retrieved["episodic"]) == k
-        assert item.retrieved["semantic"] == prepared("squad", QUESTIONS[:1], k)[0].retrieved["semantic"]
-        assert not item.core_truncated
+def memory(instance: int) -> Memory:
+    semantic = [MemoryEntry(f"s{i}", f"Fact {i} of instance {instance}: city {i} has {i} bridges.") for i in range(30)]
+    episodic = [MemoryEntry(f"e{i}", f"Saw city {i} on trip {instance}.", f"2024-01-{i + 1:02d}") for i in range(28)]
+    return Memory(f"Instance {instance} core.", tuple(semantic), tuple(episodic))
 
 
-JUDGED = [
-    {"question_id": "t1", "question": "How many days passed?", "answers": ["3"], "question_type": "temporal-reasoning"},
-    {
-        "question_id": "k1",
-        "question": "Where does she live now?",
-        "answers": ["Oslo"],
-        "question_type": "knowledge-update",
-    },
-    {
-        "question_id": "a1_abs",
-        "question": "What is his cat's name?",
-        "answers": ["x"],
-        "question_type": "multi-session",
-    },
-    {"question_id": "p1", "question": "Plain?", "answers": ["yes"], "question_type": None},
-]
+def task_data(instances: int, questions: int, task: str = "squad") -> tuple[list[MemoryRecord], dict[str, TaskData]]:
+    records = [MemoryRecord(f"i{n}", task, memory(n)) for n in range(instances)]
+    rows = {
+        f"i{n}": {
+            "instance_id": f"i{n}",
+            "questions": [
+                {"question_id": f"q{k}", "question": f"How many bridges has city {k} (instance {n})?", "answers": ["3"]}
+                for k in range(questions)
+            ],
+        }
+        for n in range(instances)
+    }
+    return records, {task: TaskData(rows, "hash", dict.fromkeys(rows, "test"))}
 
 
-def test_the_judge_is_asked_by_each_questions_type():
-    items = prepared("lme_train", JUDGED, 3)
+def prepared(instances: int = 3, questions: int = 4, counter=None):
+    records, tasks = task_data(instances, questions)
+    counter = counter or SimpleCounter()
+    items = prepare(records, tasks, PROFILE.defaults, ReaderPrompt.for_profile(PROFILE), counter, PROFILE)
+    return records, tasks, items
+
+
+def test_prompts_are_built_a_window_at_a_time_and_dropped_after_it():
+    _, _, items = prepared(3, 4)
+    reader = RecordingReader()
+    reader.items = items
+    assert all(it.shown is None for it in items)  # retrieval only: no prompt yet
+    answer(items, reader, None, window=5)
+    assert reader.calls == [5, 5, 2]
+    assert reader.built == [5, 10, 12]  # at each call, only the windows sent so far had prompts
+    assert all(ref() is None for ref in reader.requests)  # no prompt outlived its window
+    assert all(it.response is not None and it.response.text == "Paris" for it in items)
+    assert all(it.retrieved["semantic"] and it.core_truncated is False for it in items)
+
+
+def test_failures_of_every_window_come_back_together_with_run_indices():
+    _, _, items = prepared(3, 4)
+    failing = {items[1].question["question"], items[9].question["question"]}
+    reader = RecordingReader(frozenset(failing))
+    seen: list[int] = []
+    with pytest.raises(RequestsFailed) as raised:
+        answer(items, reader, lambda i, r: seen.append(i), window=4)
+    assert raised.value.failures == {1: "scripted failure", 9: "scripted failure"}
+    assert raised.value.total == 12 and reader.calls == [4, 4, 4]  # the window after a failure was still sent
+    assert seen == [i for i in range(12) if i not in (1, 9)]
+    assert [i for i, it in enumerate(items) if it.response is None] == [1, 9]
+
+
+def test_a_cached_reader_in_windows_stores_each_answer_and_a_second_run_asks_nothing(tmp_path):
+    _, _, items = prepared(2, 5)
+    with ResponseCache(tmp_path / "cache.sqlite") as cache:
+        first = RecordingReader()
+        answer(items, CachedReader(first, cache), None, window=3)
+        assert first.calls == [3, 3, 3, 1] and len(cache) == 10
+        again = RecordingReader(frozenset(it.question["question"] for it in items))  # would fail every request
+        _, _, fresh = prepared(2, 5)
+        answer(fresh, CachedReader(again, cache), None, window=3)
+        assert again.calls == [] and all(it.response.cached for it in fresh)
+
+
+def test_each_memory_is_counted_once_and_its_size_is_reused():
+    counter = CountingCounter()
+    records, tasks, items = prepared(3, 4, counter)
     for item in items:
-        item.response = ReaderResponse.from_raw("<think>hm</think>Three days, in Oslo.", 1, 1)
-    config = get_profile("v1").defaults
-    users = [judge_request(item, config).messages[-1][1] for item in items]
-    assert "off-by-one" in users[0] and "older information" in users[1] and "cannot answer" in users[2]
-    assert len(set(users)) == 4
-    from benchmark.metrics import judge_prompt
-
-    for item, user in zip(items, users, strict=True):
-        q = item.question
-        expected = judge_prompt(
-            q["question"], q["answers"], item.response.raw_text, q["question_type"], q["question_id"]
-        )
-        assert user == expected[-1]["content"]
-    assert all(judge_request(item, config).params == config.judge_sampling for item in items)
+        item.request  # noqa: B018 - every prompt built, as the reader phase does
+        item.response = ReaderResponse.from_raw("Paris", 30, 1)
+        item.score = 1.0
+    extra = MemoryRecord("i9", "squad", memory(9))  # an instance without questions: counted by aggregate
+    tasks["squad"].rows["i9"] = {"instance_id": "i9", "questions": []}
+    tasks["squad"].split_of["i9"] = "test"
+    scores = aggregate(items, [*records, extra], tasks, counter, PROFILE)
+    contents = [e.content for r in records for e in (*r.memory.semantic, *r.memory.episodic)]
+    assert all(counter.seen.count(text) == 1 for text in contents)  # neither per prompt nor again for sizes
+    sizes = [sum(SimpleCounter().count_many(r.memory.texts())) for r in [*records, extra]]
+    assert scores["tasks"]["squad"]["memory_tokens_mean"] == pytest.approx(sum(sizes) / len(sizes))
 
 
-def test_non_judged_questions_are_scored_by_the_tasks_metric_and_judged_ones_left_to_the_judge():
-    items = prepared("squad", QUESTIONS, 2) + prepared("lme_train", JUDGED[:1], 2)
-    replies = ["It is fact 2.", "I cannot tell.", "3 days"]
-    for item, reply in zip(items, replies, strict=True):
-        item.response = ReaderResponse.from_raw(reply, 1, 1)
-    score_items(items)
-    assert [it.score for it in items] == [1.0, 0.0, None]
+def test_judge_requests_go_in_windows_and_verdicts_land_as_they_arrive():
+    records, tasks = task_data(1, 5, task="longmemeval_s")  # judged under v1
+    items = prepare(records, tasks, PROFILE.defaults, ReaderPrompt.for_profile(PROFILE), SimpleCounter(), PROFILE)
+    for item in items:
+        item.response = ReaderResponse.from_raw("Paris", 30, 1)
+
+    class Judge(RecordingReader):
+        def generate(self, requests, on_result=None):
+            self.calls.append(len(requests))
+            self.built.append(sum(it.score is not None for it in items))
+            for i in range(len(requests)):
+                on_result(i, ReaderResponse.from_raw("yes" if i % 2 == 0 else "no", 10, 1))
+            return []
+
+    verdicts: list[int] = []
+    judge_reader = Judge()
+    judge(items, judge_reader, PROFILE.defaults, lambda i, r: verdicts.append(i), window=2)
+    assert judge_reader.calls == [2, 2, 1] and judge_reader.built == [0, 2, 4]
+    assert [it.score for it in items] == [1.0, 0.0, 1.0, 0.0, 1.0] and verdicts == [0, 1, 2, 3, 4]
+
+
+def test_the_window_follows_the_concurrency():
+    assert prompt_window(1) == prompt_window(16) == 512
+    assert prompt_window(256) == 1024
+
+
+def test_timings_count_an_inner_phase_once(monkeypatch):
+    from benchmark import timings
+
+    clock = iter([0.0, 0.0, 1.0, 10.0, 3.0, 30.0, 7.0, 70.0, 8.0, 80.0, 9.0, 90.0]).__next__
+    ticks = {"wall": [], "cpu": []}
+
+    def wall() -> float:
+        ticks["wall"].append(None)
+        return clock()
+
+    def cpu() -> float:
+        ticks["cpu"].append(None)
+        return clock()
+
+    monkeypatch.setattr(timings.time, "perf_counter", wall)
+    monkeypatch.setattr(timings.time, "process_time", cpu)
+    t = Timings()
+    with t.phase("reader"):  # wall 0, cpu 0
+        with t.phase("retrieval and prompts"):  # wall 1, cpu 10; ends at wall 3, cpu 30
+            pass
+    # the reader phase ends at wall 7, cpu 70: 7 s and 70 s in all, of which 2 s and 20 s were prompts
+    with t.phase("metrics"):  # 8 / 80 to 9 / 90
+        pass
+    rows = {name: (wall, cpu) for name, wall, cpu in t.rows()}
+    assert rows["reader"] == (5.0, 50.0) and rows["retrieval and prompts"] == (2.0, 20.0)
+    assert rows["metrics"] == (1.0, 10.0) and rows["load"] == (0.0, 0.0) and rows["total"] == (8.0, 80.0)
+    assert list(rows)[:5] == ["load", "retrieval and prompts", "reader", "judge", "metrics"]
+
+
+def test_a_reader_error_stops_at_its_window():
+    _, _, items = prepared(2, 4)
+
+    class Dead(RecordingReader):
+        def generate(self, requests, on_result=None):
+            self.calls.append(len(requests))
+            raise ReaderError("server gone")
+
+    dead = Dead()
+    with pytest.raises(ReaderError, match="server gone"):
+        answer(items, dead, None, window=3)
+    assert dead.calls == [3]  # nothing more is sent

@@ -4,6 +4,7 @@ mirror in the hub layout written by the test."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -257,3 +258,23 @@ def test_malformed_release_cells(mirror, tmp_path):
     )
     with pytest.raises(RawFormatError, match=r"missing column.*data_source"):
         release_build("ruler_qa1_197k", bad, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "not readable JSON (nested too deep)"),
+        ('{"n": ' + "7" * 5000 + "}", "not readable JSON (Exceeds the limit (4300 digits) for integer string"),
+    ],
+    ids=["nested 100,000 levels", "an integer of 5,000 digits"],
+)
+def test_raw_json_that_json_gives_up_on_is_a_format_error(text, why, tmp_path):
+    """RecursionError and ValueError from json: a RawFormatError naming the file and line, not a traceback."""
+    from tasks.sources.common import read_json, read_jsonl
+
+    (tmp_path / "whole.json").write_text(text)
+    with pytest.raises(RawFormatError, match=re.escape(f"{tmp_path / 'whole.json'}: {why}")):
+        read_json(tmp_path / "whole.json")
+    (tmp_path / "lines.jsonl").write_text('{"n": 1}\n' + text + "\n")
+    with pytest.raises(RawFormatError, match=re.escape(f"{tmp_path / 'lines.jsonl'}, line 2: {why}")):
+        list(read_jsonl(tmp_path / "lines.jsonl"))

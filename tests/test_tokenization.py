@@ -41,3 +41,27 @@ def test_hub_tokenizer_offline_gives_actionable_error(monkeypatch):
 def test_unknown_tokenizer_name_is_rejected():
     with pytest.raises(TaskError, match="unknown tokenizer"):
         get_counter("nonsense")
+
+
+def test_counts_come_from_bounded_slices_and_equal_one_text_at_a_time(qwen_bpe, monkeypatch):
+    """A whole memory is never encoded in one call (its encodings take ~100 bytes a token): the texts go in
+    slices of about COUNT_SLICE_CHARS characters, and the counts are those of each text alone."""
+    from tasks import tokenization
+
+    texts = [f"Entry {i}: the café on rue {i} opened in {1900 + i}." * (1 + i % 7) for i in range(300)]
+    texts += ["", "a" * 5000]
+    calls: list[tuple[int, int]] = []  # (texts, characters) per tokenizer call
+    encode = qwen_bpe._tok.encode_batch_fast
+
+    def spy(batch, **kwargs):
+        calls.append((len(batch), sum(map(len, batch))))
+        return encode(batch, **kwargs)
+
+    monkeypatch.setattr(tokenization, "COUNT_SLICE_CHARS", 2000)
+    monkeypatch.setattr(qwen_bpe, "_tok", type("Spy", (), {"encode_batch_fast": staticmethod(spy)})())
+    counts = qwen_bpe.count_many(texts)
+    monkeypatch.undo()
+    assert counts == [qwen_bpe.count(t) for t in texts]
+    assert len(calls) > 10 and all(chars <= 2000 or n == 1 for n, chars in calls)  # a longer text goes alone
+    assert sum(n for n, _ in calls) == len(texts)
+    assert qwen_bpe.count_many([]) == []

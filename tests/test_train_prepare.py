@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from benchmark.cli import main
 from reference_agent.training_data import AGENT_NAME, prepare
+from tasks.atomic import TEMP_PREFIX, OutputError
 from tasks.build import build_task
 from tasks.errors import TaskError
 from tasks.manifest import load_built
@@ -95,3 +98,32 @@ def test_missing_task_fails_before_writing(built, tmp_path, capsys):
     assert "hotpotqa" in capsys.readouterr().err and not out.exists()
     with pytest.raises(TaskError, match="not in suite memalpha-train"):
         prepare(built, out, tasks=["ruler_qa1_197k"])
+
+
+def test_a_failed_prepare_keeps_the_older_files_whole(built, tmp_path, monkeypatch):
+    """The parquet files and their manifest are replaced as one set (tasks.atomic): a full disk while the
+    second file is written leaves every older file as it was, and no temporary file."""
+    prepare(built, tmp_path, tasks=list(TASKS), limit=1)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert set(before) == {"train.parquet", "val.parquet", "manifest.json"}
+    real_write = pq.write_table
+    calls = []
+
+    def full_disk_on_second(table, where, **kwargs):
+        calls.append(where)
+        if len(calls) == 2:
+            Path(where).write_bytes(b"PAR1 cut")  # a part written, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(table, where, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", full_disk_on_second)
+    with pytest.raises(OutputError, match=r"val\.parquet: cannot write \(No space left on device\); older files"):
+        prepare(built, tmp_path, tasks=list(TASKS), limit=2)
+    assert all(Path(c).parent == tmp_path and Path(c).name.startswith(TEMP_PREFIX) for c in calls)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    monkeypatch.setattr(pq, "write_table", real_write)
+    assert prepare(built, tmp_path, tasks=list(TASKS), limit=2).rows["train.parquet"] == 2 * len(TASKS)
+    assert pq.read_table(tmp_path / "train.parquet").num_rows == 2 * len(TASKS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "train.parquet", "val.parquet"]
+    prepare(built, tmp_path, tasks=list(TASKS), val_suite=None)  # no validation now: the older one goes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "train.parquet"]

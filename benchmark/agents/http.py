@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks.errors import TaskError
+from tasks.strict_json import JsonProblem, decode
 
 from ..memory import Memory, parse_record
 from .base import Agent, AgentOption, AgentOptionError, InstanceInfo, Session
@@ -67,9 +68,13 @@ class AgentServer:
         if not raw.strip():
             return {}
         try:
-            obj = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise HTTPAgentError(f"{method} {url}: HTTP {status}: the answer is not JSON: {_shown(raw)}") from None
+            obj = decode(raw)  # strict: a memory that could not be written back or read again is refused here
+        except JsonProblem as problem:
+            if problem.line is not None:  # not UTF-8, or not JSON at all
+                raise HTTPAgentError(f"{method} {url}: HTTP {status}: the answer is not JSON: {_shown(raw)}") from None
+            where = f" (field {problem.field!r})" if problem.field else ""
+            message = f"the answer is refused{where}: {problem.message}"
+            raise HTTPAgentError(f"{method} {url}: HTTP {status}: {message}") from None
         if not isinstance(obj, dict):
             raise HTTPAgentError(f"{method} {url}: HTTP {status}: the answer must be a JSON object, got {_shown(raw)}")
         return obj
@@ -89,8 +94,8 @@ def _shown(raw: bytes) -> str:
 def _server_message(raw: bytes) -> str:
     """The server's own words: the `error` field of a JSON body, else the body as text."""
     try:
-        obj = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        obj = decode(raw)
+    except JsonProblem:
         return _shown(raw) if raw.strip() else "(empty body)"
     if isinstance(obj, dict) and "error" in obj:
         error = obj["error"]

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
+import json
 import os
 import random
 from collections.abc import Sequence
@@ -32,7 +34,7 @@ from urllib.parse import urlsplit
 
 from benchmark.readers.base import FailureTally, OnResult, ReaderError, ReaderRequest, ReaderResponse
 from benchmark.readers.replies import TEMPLATE_KWARGS, FieldRejected, ReplyProblem, read_reply
-from benchmark.readers.transport import CLIENTS, Transport, TransportError, make_transport
+from benchmark.readers.transport import CLIENTS, HttpReply, Transport, TransportError, make_transport, post
 
 MAX_BACKOFF_S = 60.0
 MAX_RETRY_AFTER_S = 600.0
@@ -52,6 +54,13 @@ def backoff_delay(attempt: int, base: float) -> float:
 async def pause(seconds: float) -> None:
     """The wait before a retry (one function, so that tests can record the waits)."""
     await asyncio.sleep(seconds)
+
+
+@functools.lru_cache(maxsize=64)
+def _tool_schemas(tools: str) -> list[dict[str, Any]]:
+    """A request's tool schemas, parsed once per schema text (an agent sends the same tools with every
+    chunk). The list is shared: nothing may change it."""
+    return json.loads(tools)
 
 
 class _RequestFailed(Exception):
@@ -183,33 +192,16 @@ class OpenAIReader:
             _Server(url, make_transport(self.http_client, url, self._api_key), self.sends_template_kwargs(url))
             for url in self.base_urls
         ]
-        results: list[ReaderResponse | None] = [None] * len(requests)
-        tally = FailureTally(len(requests))
-        pending = iter(range(len(requests)))
-
-        async def worker() -> None:
-            for i in pending:  # one iterator shared by all workers: each index is taken once
-                if tally.stop_reason is not None:
-                    return
-                try:
-                    response = await self._answer_with_retries(servers, requests[i])
-                except _RequestFailed as failure:
-                    tally.fail(i, failure.reason, failure.kind)
-                    continue
-                tally.answer()
-                results[i] = response
-                if on_result is not None:
-                    on_result(i, response)
-
+        run = _Run(self, servers, requests, on_result)
         try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(min(self.concurrency, len(requests))):
-                    group.create_task(worker())
+            run.start()
+            await run.finished
         finally:
+            run.stop()
             for server in servers:
                 await server.transport.aclose()
-        tally.check()
-        return [r for r in results if r is not None]
+        run.tally.check()
+        return [r for r in run.results if r is not None]
 
     def _pick(self, servers: list[_Server], avoid: _Server | None) -> _Server:
         """The server with the fewest requests in flight (ties in turn); a retry avoids the server that
@@ -234,46 +226,57 @@ class OpenAIReader:
         if params.stop:
             payload["stop"] = list(params.stop)
         if request.tools is not None:
-            payload["tools"] = request.tool_dicts()
+            payload["tools"] = _tool_schemas(request.tools)
         if server.send_template_kwargs:
             payload[TEMPLATE_KWARGS] = {"enable_thinking": params.enable_thinking}
         return payload
 
-    async def _answer_with_retries(self, servers: list[_Server], request: ReaderRequest) -> ReaderResponse:
-        attempt, server = 0, None
+    async def _answer_after(
+        self, servers: list[_Server], request: ReaderRequest, server: _Server, with_field: bool, problem: Exception
+    ) -> ReaderResponse:
+        """Retry a request whose first try, on `server` (with the template field or not), failed with
+        `problem`: the answer, or _RequestFailed."""
+        attempt = 0
         while True:
+            delay = self._after_failure(server, with_field, problem, attempt)
+            if delay is not None:
+                await pause(delay)
+                attempt += 1
             server = self._pick(servers, server if attempt else None)
-            retry_after = None
             with_field = server.send_template_kwargs
             server.in_flight += 1
             try:
-                reply = await server.transport.post(self._payload(request, server), self.timeout)
-                return read_reply(reply)
-            except FieldRejected as rejected:
-                if self.template_kwargs != "auto" or not with_field:
-                    raise self._failure(server, rejected.reason, rejected.kind, attempt) from rejected
-                # the same request goes again at once, without the field (and so do those sent with it
-                # before the first rejection came back)
-                server.send_template_kwargs = False
-                self._rejected_template_kwargs.add(server.base_url)
-                continue
-            except ReplyProblem as problem:
-                if not problem.retryable or attempt == self.max_retries:
-                    raise self._failure(server, problem.reason, problem.kind, attempt) from problem
-                retry_after = problem.retry_after
-            except TimeoutError as error:
-                if attempt == self.max_retries:
-                    raise self._failure(server, f"timed out after {self.timeout:g} s", "timed out", attempt) from error
-            except TransportError as error:
-                if attempt == self.max_retries:
-                    raise self._failure(server, str(error), "connection", attempt) from error
+                return read_reply(await post(server.transport, self._payload(request, server), self.timeout))
+            except (ReplyProblem, TimeoutError, TransportError) as error:
+                problem = error
             finally:
                 server.in_flight -= 1
-            delay = backoff_delay(attempt, self.backoff)
-            if retry_after is not None:
-                delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S))
-            await pause(delay)
-            attempt += 1
+
+    def _after_failure(self, server: _Server, with_field: bool, problem: Exception, attempt: int) -> float | None:
+        """What follows try `attempt` (0 is the first) failing with `problem`: the wait before the next try,
+        None to send the same try again at once (without the template field, which the server just
+        rejected), or _RequestFailed when the request fails for good."""
+        if isinstance(problem, FieldRejected):
+            if self.template_kwargs != "auto" or not with_field:
+                raise self._failure(server, problem.reason, problem.kind, attempt) from problem
+            # the same request goes again at once, without the field (and so do those sent with it before
+            # the first rejection came back)
+            server.send_template_kwargs = False
+            self._rejected_template_kwargs.add(server.base_url)
+            return None
+        retry_after = None
+        if isinstance(problem, ReplyProblem):
+            if not problem.retryable or attempt == self.max_retries:
+                raise self._failure(server, problem.reason, problem.kind, attempt) from problem
+            retry_after = problem.retry_after
+        elif attempt == self.max_retries:
+            if isinstance(problem, TimeoutError):
+                raise self._failure(server, f"timed out after {self.timeout:g} s", "timed out", attempt) from problem
+            raise self._failure(server, str(problem), "connection", attempt) from problem
+        delay = backoff_delay(attempt, self.backoff)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S))
+        return delay
 
     def _failure(self, server: _Server, reason: str, kind: str, attempt: int) -> _RequestFailed:
         return _RequestFailed(
@@ -281,3 +284,93 @@ class OpenAIReader:
             f"last error: {reason}",
             kind,
         )
+
+
+class _Run:
+    """One `generate` call: up to `concurrency` requests under way, each next one sent from the callback
+    that settled the one before (no task switch or event-loop turn per request). A request whose first
+    try fails is retried in a task of its own (`OpenAIReader._answer_after`), and its slot waits for it.
+
+    The callbacks never raise: an error (say, in `on_result`) ends the call, and `finished` raises it."""
+
+    def __init__(
+        self,
+        reader: OpenAIReader,
+        servers: list[_Server],
+        requests: Sequence[ReaderRequest],
+        on_result: OnResult | None,
+    ):
+        self.reader = reader
+        self.servers = servers
+        self.requests = requests
+        self.on_result = on_result
+        self.results: list[ReaderResponse | None] = [None] * len(requests)
+        self.tally = FailureTally(len(requests))
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending = iter(range(len(requests)))  # each index is taken once
+        self._slots = 0
+        self._retries: set[asyncio.Task] = set()
+
+    def start(self) -> None:
+        self._slots = min(self.reader.concurrency, len(self.requests))
+        for _ in range(self._slots):
+            self._next()
+
+    def stop(self) -> None:
+        for task in list(self._retries):
+            task.cancel()
+
+    def _next(self) -> None:
+        """Send the next request in this slot (its first try), or close the slot."""
+        if self.tally.stop_reason is None and not self.finished.done():
+            for i in self._pending:
+                reader = self.reader
+                server = reader._pick(self.servers, None)
+                server.in_flight += 1
+                settle = functools.partial(self._settle, i, server, server.send_template_kwargs)
+                server.transport.send(reader._payload(self.requests[i], server), reader.timeout, settle)
+                return
+        self._slots -= 1
+        if self._slots == 0 and not self.finished.done():
+            self.finished.set_result(None)
+
+    def _settle(self, i: int, server: _Server, with_field: bool, outcome: HttpReply | BaseException) -> None:
+        server.in_flight -= 1
+        try:
+            try:
+                if not isinstance(outcome, HttpReply):
+                    raise outcome
+                response = read_reply(outcome)
+            except (ReplyProblem, TimeoutError, TransportError) as problem:
+                task = asyncio.get_running_loop().create_task(self._retry(i, server, with_field, problem))
+                self._retries.add(task)
+                task.add_done_callback(self._retries.discard)
+                return
+            self._answered(i, response)
+            self._next()
+        except BaseException as error:
+            self._end(error)
+
+    async def _retry(self, i: int, server: _Server, with_field: bool, problem: Exception) -> None:
+        try:
+            try:
+                response = await self.reader._answer_after(self.servers, self.requests[i], server, with_field, problem)
+            except _RequestFailed as failure:
+                self.tally.fail(i, failure.reason, failure.kind)
+            else:
+                self._answered(i, response)
+            self._next()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:
+            self._end(error)
+
+    def _answered(self, i: int, response: ReaderResponse) -> None:
+        self.tally.answer()
+        self.results[i] = response
+        if self.on_result is not None:
+            self.on_result(i, response)
+
+    def _end(self, error: BaseException) -> None:
+        if not self.finished.done():
+            self.finished.set_exception(error)

@@ -17,6 +17,7 @@ from typing import Any
 
 from benchmark.readers.base import ReaderResponse, missing_answer
 from benchmark.readers.transport import HttpReply
+from tasks.strict_json import JsonProblem, decode, decode_reply
 
 MAX_MESSAGE_CHARS = 300
 TEMPLATE_KWARGS = "chat_template_kwargs"
@@ -47,8 +48,8 @@ def server_message(body: bytes, limit: int = MAX_MESSAGE_CHARS) -> str:
     else the text itself with HTML tags and runs of white space removed; cut to `limit` characters."""
     text = body.decode("utf-8", errors="replace")
     try:
-        parsed = json.loads(text)
-    except ValueError:
+        parsed = decode(text)
+    except JsonProblem:
         parsed = None
     message: Any = None
     if isinstance(parsed, dict):
@@ -126,11 +127,13 @@ def read_reply(reply: HttpReply) -> ReaderResponse:
         retryable = is_retryable_status(reply.status)
         raise ReplyProblem(reason, retryable=retryable, retry_after=retry_after_seconds(reply.headers))
     try:
-        body = json.loads(reply.body)
-    except ValueError:
+        body = decode_reply(reply.body)
+    except JsonProblem as problem:
         snippet = server_message(reply.body, 80)
         raise ReplyProblem(
-            f"the reply is not JSON ({len(reply.body)} bytes: {snippet})", retryable=True, kind="not JSON"
+            f"the reply is not JSON we accept ({problem.message}; {len(reply.body)} bytes: {snippet})",
+            retryable=True,
+            kind="not JSON",
         ) from None
     try:
         choice = body["choices"][0]

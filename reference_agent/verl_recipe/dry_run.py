@@ -28,6 +28,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from tasks.atomic import replace_file
 from tasks.errors import TaskError, UsageError
 from tasks.manifest import find_task_dir, load_built
 from tasks.registry import get_suite
@@ -115,7 +116,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     overrides = training_overrides(args)
     # checked: keys, verl's validation, our settings, the agent-loop file (the data is the dry run's own)
     cfg = compose_recipe(overrides, files=[AGENT_LOOP_FILE])
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")  # what training would run
+    replace_file(out / "config.yaml", OmegaConf.to_yaml(cfg))  # what training would run
     args.recipe_n = cfg.actor_rollout_ref.rollout.n
 
     row = pick_instance(args.data, args.suite, args.task, args.instance)
@@ -183,9 +184,7 @@ def summary_table(cfg: DictConfig, args: argparse.Namespace, row: dict[str, Any]
 
 def write_rows(rows: list[Row], path: Path) -> None:
     """rows.jsonl: one training row per line, token ids included (what `train step-check` reads)."""
-    with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(asdict(row), ensure_ascii=False, default=str) + "\n")
+    replace_file(path, (json.dumps(asdict(row), ensure_ascii=False, default=str) + "\n" for row in rows))
 
 
 def _report(rows: list[Row], out: Path) -> None:

@@ -30,7 +30,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from tasks.atomic import replace_file
 from tasks.errors import TaskError
+from tasks.strict_json import read_records
 
 LOGPROB_TOLERANCE = 1e-3  # engine vs transformers, per token (float32 on CPU agrees to ~1e-6)
 LOSS_TOLERANCE = 1e-5
@@ -144,13 +146,9 @@ def load_rows(path: Path) -> list[StepRow]:
     if not path.is_file():
         raise TaskError(f"--rows {path}: no such file (run `memalpha train dry-run` first)")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TaskError(f"{path}:{number}: not JSON ({exc})") from exc
+    for number, obj in read_records(path):
+        if not isinstance(obj, dict):
+            raise TaskError(f"{path}, line {number}: expected a JSON object")
         missing = [f for f in ROW_FIELDS if f not in obj]
         if missing:
             raise TaskError(f"{path}:{number}: missing field(s) {', '.join(missing)}")
@@ -357,7 +355,7 @@ def run_from_args(args: Any) -> int:
     for report in reports:
         _print_report(report, tabulate)
     if args.json:
-        args.json.write_text(json.dumps([r.to_json() for r in reports], indent=2), encoding="utf-8")
+        replace_file(args.json, json.dumps([r.to_json() for r in reports], indent=2))
     failed = [f"{r.loss_agg_mode}: {f}" for r in reports for f in r.failures()]
     for line in failed:
         print(f"FAILED {line}")

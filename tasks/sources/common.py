@@ -25,6 +25,8 @@ def read_json(path: Path) -> Any:
         raise RawFormatError(path, f"line {exc.lineno}, column {exc.colno}", f"not valid JSON ({exc.msg})") from exc
     except UnicodeDecodeError as exc:
         raise RawFormatError(path, f"byte {exc.start}", "not UTF-8 text") from exc
+    except (RecursionError, ValueError) as exc:  # nesting past the parser's limit, an integer over 4,300 digits
+        raise RawFormatError(path, None, f"not readable JSON ({unreadable(exc)})") from None
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
@@ -37,6 +39,13 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
                 yield lineno, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise RawFormatError(path, f"line {lineno}", f"not valid JSON ({exc.msg})") from exc
+            except (RecursionError, ValueError) as exc:
+                raise RawFormatError(path, f"line {lineno}", f"not readable JSON ({unreadable(exc)})") from None
+
+
+def unreadable(exc: Exception) -> str:
+    """Why `json` gave up on a text that may be valid JSON (RecursionError, int_max_str_digits)."""
+    return "nested too deep" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
 
 
 def read_json_records(path: Path) -> Iterator[tuple[str, Any]]:

@@ -15,7 +15,7 @@ from typing import Any
 from ..build import BuildContext
 from ..errors import RawFormatError
 from ..schema import Instance, Question
-from .common import unique
+from .common import unique, unreadable
 
 # Our task name -> the release's `data_source` value.
 DATA_SOURCES = {
@@ -93,6 +93,8 @@ def _json_cell(path: Path, index: int, row: dict[str, Any], column: str, kind: t
         parsed = json.loads(value)
     except json.JSONDecodeError as exc:
         raise RawFormatError(path, f"row {index}", f"not valid JSON ({exc.msg})", field=column) from exc
+    except (RecursionError, ValueError) as exc:
+        raise RawFormatError(path, f"row {index}", f"not readable JSON ({unreadable(exc)})", field=column) from None
     if not isinstance(parsed, kind):
         message = f"expected a JSON {kind.__name__}, found {type(parsed).__name__}"
         raise RawFormatError(path, f"row {index}", message, field=column)
