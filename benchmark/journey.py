@@ -34,7 +34,7 @@ from tasks.errors import TaskError, UsageError
 from tasks.llm import BuilderLLM, required_step, skipped_required_step
 from tasks.manifest import MANIFEST, read_manifest
 from tasks.registry import get_suite, get_task, resolve_names
-from tasks.strict_json import JsonProblem, decode, load_file
+from tasks.strict_json import JsonProblem, decode
 from tasks.tokenization import get_counter
 
 from .agents import Agent, make_agent
@@ -298,11 +298,12 @@ def expected_scorer(
 def check_rescore(run_dir: Path, expected: dict[str, Any], force: bool) -> None:
     """Refuse to overwrite scores made with other settings. Where and how a model is reached (its
     servers, how the template field is sent: `benchmark.cache.NOT_IDENTITY`) does not count."""
+    from .results_schema import read_scores  # pydantic: not on the --help path
+
     path = run_dir / SCORES
     if force or not path.is_file():
         return
-    recorded = load_file(path, "scores file")
-    before = recorded.get("scorer") if isinstance(recorded, dict) else None
+    before = read_scores(path)["scorer"]
     found = differences(before, as_json(expected), ignore=NOT_IDENTITY)
     if found:
         raise UsageError(

@@ -17,30 +17,71 @@ if TYPE_CHECKING:
     from .scoring import ScoreResult
 
 
+def _spread(estimate: dict | None) -> list[str]:
+    """The SE and interval cells of one score ("" where there is none, as in files of an older format)."""
+    estimate = estimate or {}
+    se, ci = estimate.get("se"), estimate.get("ci")
+    return ["" if se is None else f"{se:.3f}", "" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"]
+
+
 def summary_table(scores: dict) -> str:
-    """One row per task plus competency and overall rows: the table `score` prints too."""
+    """One row per task plus competency and overall rows, each with its standard error and bootstrap
+    interval: the table `score` prints too."""
+    spread = scores.get("uncertainty") or {}
+    level = (spread.get("interval") or {}).get("confidence", 0.95)
     rows = [
         [
             name,
             t["competency"],
             t["metric"],
             f"{t['score']:.3f}",
+            *_spread(spread.get("tasks", {}).get(name)),
             t["instances"],
             t["questions"],
             f"{t['memory_tokens_mean']:,.0f}",
         ]
         for name, t in scores["tasks"].items()
     ]
-    rows += [[f"[{c}]", c, "mean of tasks", f"{v:.3f}", "", "", ""] for c, v in scores["competencies"].items()]
-    rows.append(["OVERALL", "", "mean of competencies", f"{scores['overall']:.3f}", "", "", ""])
+    rows += [
+        [f"[{c}]", c, "mean of tasks", f"{v:.3f}", *_spread(spread.get("competencies", {}).get(c)), "", "", ""]
+        for c, v in scores["competencies"].items()
+    ]
+    rows.append(
+        ["OVERALL", "", "mean of competencies", f"{scores['overall']:.3f}", *_spread(spread.get("overall")), "", "", ""]
+    )
     plain = scores.get("averages", {}).get("mean_of_tasks")
     if plain is not None and plain != scores["overall"]:
-        rows.append(["(paper's Avg.)", "", "plain mean of tasks", f"{plain:.3f}", "", "", ""])
+        estimate = spread.get("averages", {}).get("mean_of_tasks")
+        rows.append(["(paper's Avg.)", "", "plain mean of tasks", f"{plain:.3f}", *_spread(estimate), "", "", ""])
     return tabulate(
         rows,
-        headers=["task", "comp.", "metric", "score", "instances", "questions", "memory tokens"],
+        headers=[
+            "task",
+            "comp.",
+            "metric",
+            "score",
+            "SE",
+            f"{level:.0%} interval",
+            "instances",
+            "questions",
+            "memory tokens",
+        ],
         tablefmt="github",
     )
+
+
+def uncertainty_note(spread: dict | None) -> list[str]:
+    """How the SE and interval columns were computed, as report lines."""
+    if not spread:
+        return ["Standard errors and intervals: none (scores written before they were recorded).", ""]
+    lines = [f"Standard errors: {spread['standard_error']}."]
+    interval = spread.get("interval")
+    if interval:
+        lines.append(
+            f"Intervals: {interval['method']}; {interval['resamples']:,} resamples, seed {interval['seed']}, "
+            f"{interval['confidence']:.0%} ({interval['implementation']})."
+        )
+    return [*lines, ""]
 
 
 def timings_table(result: ScoreResult) -> str:
@@ -92,6 +133,7 @@ def report_text(result: ScoreResult, reader: Reader) -> str:
         "",
         f"Aggregation: {scorer['aggregation']}.",
         "",
+        *uncertainty_note(scores.get("uncertainty")),
         "## Warnings",
         "",
         *([f"- {w}" for w in scores.get("warnings", [])] or ["- none"]),

@@ -25,13 +25,14 @@ from tasks.manifest import load_built
 from tasks.registry import get_task
 from tasks.tokenization import TokenCounter
 
-from . import failed_questions
+from . import aggregation, failed_questions
 from .input_limits import InputLimits, check_memories_file
 from .memory import MemoryRecord, read_memories
 from .memory_tokens import MemoryTokens
 from .profiles import AVERAGES, Profile, ScorerConfig, get_profile, release_warnings
 from .prompting import ReaderPrompt
 from .readers.base import Reader, ReaderRequest, ReaderResponse, RequestsFailed, SamplingParams
+from .results_schema import SCORES_FORMAT, check_scores
 from .retrieval import MemoryIndex
 from .timings import Timings
 
@@ -358,9 +359,10 @@ def aggregate(
         per_instance[key].append(it.score)
         memory_tokens[key] = it.instance.tokens.size
     task_scores: dict[str, dict[str, Any]] = {}
+    instance_means: dict[str, list[float]] = {}
     for name in sorted({r.task for r in records}):
         recs = [r for r in records if r.task == name]
-        inst_means = [_mean(per_instance[(name, r.instance_id)]) for r in recs]
+        inst_means = instance_means[name] = [_mean(per_instance[(name, r.instance_id)]) for r in recs]
         sizes = [_memory_size(r, memory_tokens, counter) for r in recs]
         spec = get_task(name)
         task_scores[name] = {
@@ -373,20 +375,21 @@ def aggregate(
             "memory_tokens_mean": round(_mean(sizes), 2),
             "missing_instances": missing_instances(tasks[name], recs),
         }
-    by_comp: dict[str, list[float]] = defaultdict(list)
-    for t in task_scores.values():
-        by_comp[t["competency"]].append(t["score"])
-    competencies = {c: round(_mean(v), 6) for c, v in sorted(by_comp.items())}
-    rules = {
-        "mean_of_competencies": round(_mean(list(competencies.values())), 6),
-        "mean_of_tasks": round(_mean([t["score"] for t in task_scores.values()]), 6),
-    }
-    averages = {key: rules[key] for key in profile.averages}
+    competency_of = {name: t["competency"] for name, t in task_scores.items()}
+    task_means = {name: t["score"] for name, t in task_scores.items()}
+    competencies, averages = aggregation.means(task_means, competency_of, profile.averages)
+    spread = aggregation.uncertainty(
+        {name: aggregation.task_standard_error(v) for name, v in instance_means.items()},
+        competency_of,
+        profile.averages,
+        instance_means,
+    )
     return {
         "overall": averages[profile.averages[0]],
         "averages": averages,
         "competencies": competencies,
         "tasks": task_scores,
+        "uncertainty": spread,
     }
 
 
@@ -564,7 +567,7 @@ def score_run(
     failed_questions.record(run_dir, failures, len(items))
     with timings.phase("metrics"):
         score_items(items)
-        scores = aggregate(items, records, tasks, counter, profile)
+        scores = {"format": SCORES_FORMAT, **aggregate(items, records, tasks, counter, profile)}
     scores["scorer"] = scorer_record(
         config,
         prompt,
@@ -598,7 +601,7 @@ def write_outputs(run_dir: Path, result: ScoreResult, reader: Reader) -> None:
         {
             PREDICTIONS: lines,
             REPORT: report_text(result, reader),
-            SCORES: json_text(result.scores),
+            SCORES: json_text(check_scores(result.scores, str(run_dir / SCORES))),
         },
     )
 

@@ -13,12 +13,12 @@ profile that reproduces a paper also reports the paper's plain mean of tasks.
 
 from __future__ import annotations
 
-import statistics
-from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from benchmark.aggregation import means
+from benchmark.aggregation import uncertainty as aggregation_uncertainty
 from benchmark.profiles import get_profile
 from tasks.errors import UnknownNameError
 from tasks.registry import all_suites, all_tasks, get_suite, get_task
@@ -96,19 +96,22 @@ def board_order() -> dict[str, int]:
     return {name: i for i, name in enumerate(names)}
 
 
+def competency_of(tasks: Iterable[str]) -> dict[str, str]:
+    return {task: get_task(task).competency for task in tasks}
+
+
 def aggregate(task_scores: Mapping[str, float]) -> tuple[dict[str, float], float]:
-    """(competency means, overall) from task scores, by the scorer's rule; rounded as the scorer rounds."""
-    by_comp: dict[str, list[float]] = defaultdict(list)
-    for task, score in task_scores.items():
-        by_comp[get_task(task).competency].append(score)
-    comps = {c: round(statistics.fmean(by_comp[c]), 6) for c in COMPETENCIES if c in by_comp}
-    return comps, round(statistics.fmean(comps.values()), 6) if comps else 0.0
+    """(competency means, overall) from task scores, by the scorer's rule (`benchmark.aggregation`)."""
+    comps, rules = means(task_scores, competency_of(task_scores), ("mean_of_competencies",))
+    return comps, rules["mean_of_competencies"]
 
 
 def averages(task_scores: Mapping[str, float], board: Board) -> dict[str, float]:
     """The board's averaging rules over task scores (as the scorer writes them into `averages`)."""
-    rules = {
-        "mean_of_competencies": aggregate(task_scores)[1],
-        "mean_of_tasks": round(statistics.fmean(task_scores.values()), 6) if task_scores else 0.0,
-    }
-    return {key: rules[key] for key in board.averages}
+    return means(task_scores, competency_of(task_scores), board.averages)[1]
+
+
+def uncertainty(task_se: Mapping[str, float | None], board: Board) -> dict[str, Any]:
+    """A record's `scores.uncertainty` from task standard errors alone (numbers without their instances,
+    as a paper reports them: no intervals), by the scorer's rule."""
+    return aggregation_uncertainty(task_se, competency_of(task_se), board.averages)

@@ -21,6 +21,7 @@ DEFAULT_RESULTS = Path("leaderboard-results")
 READER_BACKENDS = ("openai", "vllm", "hf")
 PINNED_OPTIONS = ("reader", "model", "tokenizer", "top_k", "budget", "max_tokens")
 """`add` options whose value the board pins: None unless given, then checked against the pin."""
+SCHEMAS = ("submission", "record", "scores")
 
 
 def default_cache() -> Path:
@@ -59,12 +60,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "validate",
-        help="check a submission without scoring it",
-        description="Check the metadata, the memories (format, size caps, plain text) and, with --data, that "
-        "every instance of the board is given once on the named task versions. Lists every "
-        "problem at once.",
+        help="check a submission without scoring it, or a results record or scores.json against its schema",
+        description="For a submission folder: check the metadata, the memories (format, size caps, plain text) "
+        "and, with --data, that every instance of the board is given once on the named task versions. For a "
+        "file: check a results record or a run's scores.json against the schema of its format "
+        "(`memalpha leaderboard schema record|scores`). With --results, every record of the store too. "
+        "Lists every problem at once.",
     )
-    p.add_argument("submission", type=Path, metavar="SUBMISSION")
+    p.add_argument("submission", type=Path, metavar="SUBMISSION|FILE")
     p.add_argument("--data", type=Path, help="folder of built tasks (DIR/<task>/), as for `memalpha score`")
     p.add_argument("--results", type=Path, help="also check against a results store (duplicates, versions)")
     p.add_argument("--profile", help="the scorer profile of the board (default: as `add` scores, v1)")
@@ -118,11 +121,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "schema",
-        help="print the JSON Schema of submission.json",
-        description="Print (or write to --out) the JSON Schema (draft 2020-12) of submission.json, the file "
+        help="print the JSON Schema of submission.json, of a results record or of scores.json",
+        description="Print (or write to --out) a JSON Schema (draft 2020-12): of submission.json (the default; "
         "published as leaderboard/schema/submission.schema.json: a submitter's CI can check the file with any "
-        "JSON Schema validator. `validate` checks more: the memories, the task data, duplicates.",
+        "JSON Schema validator; `validate` checks more: the memories, the task data, duplicates), of a "
+        "results record (leaderboard/schema/record.schema.json) or of a run's scores.json "
+        "(benchmark/schema/scores.schema.json).",
     )
+    p.add_argument("which", nargs="?", choices=SCHEMAS, default="submission", help="default submission")
     p.add_argument("--out", type=Path, help="write the schema to this file instead of printing it")
     p.set_defaults(func=cmd_schema)
 
@@ -153,9 +159,15 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from .store import ResultsStore
-    from .validate import validate_submission
+    from .validate import validate_results_file, validate_submission
 
     store = ResultsStore(args.results) if args.results else None
+    if args.submission.is_file():
+        what, fmt = validate_results_file(args.submission)
+        print(f"OK: {args.submission} is a {what} of format {fmt}")
+        if store is not None:
+            print(f"OK: {len(store.records())} record(s) in {store.root}")
+        return 0
     v = validate_submission(args.submission, args.data, store=store, profile=args.profile)
     meta = v.meta
     print(
@@ -242,12 +254,13 @@ def cmd_add(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from tasks.atomic import replace_file
 
-    from .schema import schema_text
+    from .schema import published_schemas
 
+    text = published_schemas()[args.which][1]()
     if args.out is None:
-        sys.stdout.write(schema_text())
+        sys.stdout.write(text)
     else:
-        replace_file(args.out, schema_text())
+        replace_file(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

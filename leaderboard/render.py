@@ -99,6 +99,29 @@ def score(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
+def estimate_of(entry: Mapping[str, Any], section: str, key: str = "") -> dict[str, Any]:
+    """The `{"se", "ci"}` of one of an entry's scores (`section` "overall", or "tasks", "competencies",
+    "averages" with a key); empty where the record has none (reported numbers, records of format 1)."""
+    spread = entry["scores"].get("uncertainty") or {}
+    found = spread.get(section) if section == "overall" else (spread.get(section) or {}).get(key)
+    return found or {}
+
+
+def se_text(estimate: Mapping[str, Any]) -> str:
+    """'± SE', or '' where there is none."""
+    return "" if estimate.get("se") is None else f"± {estimate['se']:.3f}"
+
+
+def interval_text(estimate: Mapping[str, Any]) -> str:
+    ci = estimate.get("ci")
+    return "" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def score_with_se(entry: Mapping[str, Any]) -> str:
+    """The overall score with its standard error where the record has one: '0.523 ± 0.012'."""
+    return " ".join(filter(None, (score(entry["scores"]["overall"]), se_text(estimate_of(entry, "overall")))))
+
+
 def tokens(value: float | None) -> str:
     return "" if value is None else tokens_label(value)
 
@@ -158,7 +181,7 @@ def markdown(views: list[BoardView]) -> str:
                     md_text(agent["version"]),
                     md_text(e["model"]),
                     md_text(e["parameters"]),
-                    score(e["scores"]["overall"]),
+                    score_with_se(e),
                     *([score(plain_mean(e))] if plain else []),
                     *(score(e["scores"]["competencies"].get(c)) for c in comps),
                     tokens(e.get("memory_tokens")),
@@ -190,7 +213,9 @@ RANKING_RULE = (
     "the board they were submitted for by overall score (the mean over competencies of the mean over "
     "tasks), then by smaller memory, then by name. Reported entries are shown with the source's per-task "
     "numbers, aggregated by the same rule; memalpha-paper boards also show the plain mean of the task "
-    "scores, the rule of Mem-α's Avg. columns."
+    "scores, the rule of Mem-α's Avg. columns. ± is the overall's standard error over instances (re-scored "
+    "entries; docs/scoring.md says how), and each entry's page gives every score's standard error and 95% "
+    "bootstrap interval; entries whose intervals overlap may not truly differ."
 )
 
 
@@ -213,7 +238,9 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(score=score, tokens=tokens, sampling_text=sampling_text)
+    env.filters.update(
+        score=score, tokens=tokens, sampling_text=sampling_text, se_text=se_text, interval_text=interval_text
+    )
     env.globals.update(
         competency_names=COMPETENCY_NAMES,
         ranking_rule=RANKING_RULE,
@@ -222,6 +249,7 @@ def environment() -> jinja2.Environment:
         parameters_value=parameters_value,
         scorer_summary=scorer_summary,
         tokenizer_identity=tokenizer_identity,
+        estimate_of=estimate_of,
     )
     return env
 
@@ -235,12 +263,14 @@ def _csv_text(value: str) -> str:
 
 
 def board_csv(view: BoardView) -> str:
-    """The board's entries in rank order, one row each: who, scores (overall, averages, competencies, tasks),
-    memory, status, date and scorer. Text cells a spreadsheet would run as formulas start with a quote."""
+    """The board's entries in rank order, one row each: who, scores (overall with its standard error and
+    interval, averages, competencies, tasks), memory, status, date and scorer. Text cells a spreadsheet
+    would run as formulas start with a quote."""
     comps, tasks = view.board.competencies, view.board.tasks
     averages = [a for a in view.board.averages if a != "mean_of_competencies"]
     header = [
         *("rank", "id", "agent", "version", "model", "parameters", "status", "submitted", "overall"),
+        *("overall_se", "overall_ci_low", "overall_ci_high"),
         *averages,
         *comps,
         *(f"task:{t}" for t in tasks),
@@ -252,8 +282,11 @@ def board_csv(view: BoardView) -> str:
     for rank, e in enumerate(view.entries, 1):
         scores, who = e["scores"], scorer_summary(e)
         possible = e["contamination"]["possible"]
+        overall = estimate_of(e, "overall")
         numbers = [
             scores["overall"],
+            overall.get("se"),
+            *(overall.get("ci") or (None, None)),
             *(scores.get("averages", {}).get(a) for a in averages),
             *(scores["competencies"].get(c) for c in comps),
             *((scores["tasks"].get(t) or {}).get("score") for t in tasks),

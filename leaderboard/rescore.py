@@ -21,8 +21,9 @@ from tasks.tokenization import TokenCounter
 
 from .boards import Board
 from .pins import PinnedScorer
+from .record_schema import RECORD_FORMAT
 from .scratch import scratch_dir
-from .store import RECORD_FORMAT, ResultsStore, StoreError
+from .store import ResultsStore, StoreError
 from .submission import MEMORIES_FILE
 from .validate import ValidatedSubmission
 
@@ -51,6 +52,7 @@ def build_record(validated: ValidatedSubmission, scores: dict[str, Any], submitt
             "averages": scores["averages"],
             "competencies": scores["competencies"],
             "tasks": tasks,
+            "uncertainty": scores["uncertainty"],
         },
         "memory_tokens": round(statistics.fmean(t["memory_tokens_mean"] for t in tasks.values()), 2),
         "scorer": scores["scorer"],

@@ -4,7 +4,8 @@
 The files under seeds/ hold the numbers as printed (scores as fractions, per task under our task names,
 memory in thousands of tokens where reported). Numbers a paper reports sit only on boards bound to the
 `memalpha-paper` profile (`SEED_PROFILE`), never beside `v1` re-scores. Board averages are recomputed by
-that profile's rules (ours and the paper's plain mean of tasks); each source's own printed averages
+that profile's rules (ours and the paper's plain mean of tasks), without standard errors or intervals (a
+paper prints no per-instance scores); each source's own printed averages
 are kept beside them under `reported`. A reported record's `scorer` is its source's own pipeline in words
 (`reported: true`, reader, retrieval, tokenizer): it was not re-scored, so no board's pin applies to it;
 its `submitted` date is the source's publication date.
@@ -20,9 +21,9 @@ from benchmark.profiles import PAPER_PROFILE, get_profile
 from tasks.registry import get_task
 from tasks.strict_json import load_file
 
-from .boards import aggregate, averages, get_board
+from .boards import aggregate, averages, get_board, uncertainty
 from .contamination import assess
-from .store import RECORD_FORMAT
+from .record_schema import RECORD_FORMAT
 from .submission import record_id
 
 SEEDS_DIR = Path(__file__).parent / "seeds"
@@ -79,6 +80,7 @@ def seed_record(doc: dict[str, Any], entry: dict[str, Any], where: str) -> dict[
             "averages": averages(task_scores, board),
             "competencies": comps,
             "tasks": tasks,
+            "uncertainty": uncertainty(dict.fromkeys(task_scores), board),
         },
         "memory_tokens": round(statistics.fmean(sizes), 2) if len(sizes) == len(tasks) else None,
         "submitted": doc["source"]["date"],

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.memory import read_memories
+from benchmark.results_schema import read_scores
 from tasks.atomic import replace_file
 from tasks.errors import UsageError
 from tasks.manifest import find_task_dir, read_manifest
@@ -32,6 +33,11 @@ def _json(path: Path) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else {}
 
 
+def _scores(path: Path) -> dict[str, Any]:
+    """The run's scores.json, checked against its format (`benchmark.results_schema`); {} when absent."""
+    return read_scores(path) if path.is_file() else {}
+
+
 def guess_board(tasks: list[str]) -> tuple[str, str]:
     """(kind, name) of the board of these tasks: the single task, or the one suite of exactly these tasks."""
     if len(tasks) == 1:
@@ -44,10 +50,10 @@ def guess_board(tasks: list[str]) -> tuple[str, str]:
 
 
 def _task_hashes(tasks: list[str], scores: dict[str, Any], data_dir: Path | None) -> dict[str, str]:
-    known = scores.get("task_hashes") if isinstance(scores.get("task_hashes"), dict) else {}
+    known = scores.get("task_hashes", {})
     out = {}
     for task in tasks:
-        if isinstance(known.get(task), str):
+        if task in known:
             out[task] = known[task]
         elif data_dir is not None:
             out[task] = read_manifest(find_task_dir(data_dir, task))["sha256"]
@@ -78,7 +84,7 @@ def skeleton(run_dir: Path, tasks: list[str], kind: str, name: str, data_dir: Pa
         "license": f"{PLACEHOLDER}: license of the agent and its memories, e.g. MIT",
         "trained_on": [f"{PLACEHOLDER}: suites, tasks or datasets the agent was trained on; [] for none"],
         kind: name,
-        "task_hashes": _task_hashes(board_tasks, _json(run_dir / "scores.json"), data_dir),
+        "task_hashes": _task_hashes(board_tasks, _scores(run_dir / "scores.json"), data_dir),
         "description": "",
     }
 

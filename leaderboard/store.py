@@ -18,10 +18,9 @@ from tasks.strict_json import load_file
 
 from .boards import Board, record_board
 from .pins import BOARD_FORMAT, PinnedScorer, ScorerMismatchError
+from .record_schema import RECORD_FORMAT, check_record
 from .scratch import write_new
 from .submission import identity, slug
-
-RECORD_FORMAT = "memalpha-bench/leaderboard-record@1"
 
 
 class StoreError(TaskError):
@@ -127,13 +126,13 @@ class ResultsStore:
         return sorted(p for p in self.root.glob("*.json") if not p.name.startswith("."))
 
     def records(self) -> list[dict[str, Any]]:
-        """Every record, in id order; an unreadable record is an error, never skipped."""
+        """Every record, in id order, each checked against its format (`record_schema`; records of an older
+        format load as they are); an unreadable or malformed record is an error, never skipped."""
         out = []
         for path in self.paths():
-            record = _read_json(path, "results record")
-            named = isinstance(record, dict) and record.get("id") == path.stem
-            if not named or record.get("format") != RECORD_FORMAT:
-                raise StoreError(f"{path}: not a {RECORD_FORMAT} record named after its id")
+            record = check_record(_read_json(path, "results record"), str(path))
+            if record.get("id") != path.stem:
+                raise StoreError(f"{path}: field id: {record.get('id')!r}, but a record is named after its id")
             out.append(record)
         return out
 
@@ -150,7 +149,11 @@ class ResultsStore:
 
     def add(self, record: dict[str, Any]) -> Path:
         """Write a new record; DuplicateEntryError, and the store as it was, if its identity is taken;
-        ScorerMismatchError if it was not scored with the scorer its board pins (StoreError: no pin)."""
+        ScorerMismatchError if it was not scored with the scorer its board pins (StoreError: no pin);
+        ResultsFormatError if it is not a record of the current format."""
+        if record.get("format") != RECORD_FORMAT:
+            raise StoreError(f"entry {record.get('id')}: field format: new records are {RECORD_FORMAT}")
+        check_record(record, f"entry {record.get('id')}")
         board = record_board(record)
         pin = self.pinned(board)
         if pin is None:

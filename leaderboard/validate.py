@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.memory import MemoryRecord, parse_record
+from benchmark.results_schema import LEGACY_SCORES, SCORES_MODELS, ResultsFormatError, check_scores, read_json
 from tasks.errors import TaskError, quoted
 from tasks.manifest import load_built
 from tasks.strict_json import JsonProblem, decode
 
 from .boards import Board
 from .contamination import Contamination, assess
+from .record_schema import RECORD_MODELS, check_record
 from .store import ResultsStore
 from .submission import (
     MEMORIES_FILE,
@@ -321,3 +323,22 @@ def validate_submission(
         assess(meta.trained_on, meta.board),
         data_dir is not None,
     )
+
+
+def validate_results_file(path: str | Path) -> tuple[str, str]:
+    """Check a results record or a run's scores.json against the schema of its format, told apart by its
+    `format` (a file without one is a scores.json of format 1); returns (what it is, its format)."""
+    path = Path(path)
+    obj = read_json(path, "results record or scores.json")
+    fmt = obj.get("format") if isinstance(obj, dict) else None
+    if fmt in RECORD_MODELS:
+        check_record(obj, str(path))
+        return "results record", fmt
+    if fmt is not None and fmt not in SCORES_MODELS:
+        known = ", ".join(repr(k) for k in (*RECORD_MODELS, *SCORES_MODELS) if k is not None)
+        raise ResultsFormatError(
+            f"{path}: field format: {fmt!r} is neither a results record nor a scores.json format this version "
+            f"reads ({known}); written by a newer memalpha-bench?"
+        )
+    check_scores(obj, str(path))
+    return "scores.json", fmt or f"{LEGACY_SCORES} (no format key)"

@@ -23,6 +23,7 @@ is the `tokenizer.json` path, for code that takes a `--tokenizer` value. Use in 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -67,5 +68,7 @@ def qwen_bpe_counter(folder: Path) -> HFTokenizerCounter:
 
 @pytest.fixture(scope="session")
 def qwen_bpe(tmp_path_factory) -> HFTokenizerCounter:
-    """The real Qwen-vocabulary BPE as a token counter (built once per test session)."""
-    return qwen_bpe_counter(tmp_path_factory.mktemp("qwen-bpe"))
+    """The real Qwen-vocabulary BPE as a token counter (built once per test session, or kept in
+    $MEMALPHA_QWEN_BPE_DIR when set: the mutation runs start a session per mutant)."""
+    kept = os.environ.get("MEMALPHA_QWEN_BPE_DIR")
+    return qwen_bpe_counter(Path(kept) if kept else tmp_path_factory.mktemp("qwen-bpe"))

@@ -39,8 +39,9 @@ def test_the_example_runs_the_whole_job_and_resumes(raw_dir, tmp_path, scripted_
     assert first.returncode == 0, first.stderr
     assert "memories: 3 written, 0 kept from before, 0 failed" in first.stdout
     printed = json.loads(first.stdout.strip().splitlines()[-1])
-    assert set(printed["tasks"]) == {"squad", "icl_trec_coarse"} and 0 <= printed["overall"] <= 1
+    assert set(printed["tasks"]) == {"squad", "icl_trec_coarse"}
     scores = json.loads((tmp_path / "runs" / "api-example" / "scores.json").read_text())
+    assert printed["overall"] == scores["overall"] == 0.0  # "an answer" holds no gold and no label
     assert scores["run"]["agent"] == {"name": "headlines", "options": {"keep": 2}}
     assert scores["tasks"]["squad"]["questions"] == 4  # two instances, two questions each
     asked = server.count

@@ -248,6 +248,12 @@ def test_rescore_with_other_settings_is_refused_without_force(data, tmp_path, sc
     assert {name: (run / name).read_bytes() for name in before} == before
     assert main([*score, "--base-url", server.base_url, "--top-k", "2", "--force"]) == 0
     assert json.loads((run / "scores.json").read_text())["scorer"]["retriever"]["top_k"] == 2
+    broken = json.loads((run / "scores.json").read_text())
+    del broken["scorer"]["profile"]
+    (run / "scores.json").write_text(json.dumps(broken))
+    capsys.readouterr()
+    assert main([*score, "--base-url", server.base_url, "--top-k", "2"]) == 1  # not compared: checked first
+    assert f"{run / 'scores.json'}: 1 problem(s):\n  - field scorer.profile: Field required" in capsys.readouterr().err
 
 
 def test_rescore_compares_the_profile_and_the_reader_template(data, tmp_path, scripted_server, capsys):

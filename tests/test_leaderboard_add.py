@@ -22,7 +22,7 @@ from leaderboard_helpers import FakeReader, memory_line, metadata, pin_board, sn
 from benchmark.cli import main
 from benchmark.prompting import ReaderPrompt
 from benchmark.readers.base import ReaderError
-from benchmark.scoring import SCORER_VERSION
+from benchmark.scoring import SCORER_VERSION, score_run
 from leaderboard.boards import get_board
 from leaderboard.pins import ScorerMismatchError
 from leaderboard.rescore import add_submission
@@ -279,7 +279,7 @@ def test_init_fill_validate(tmp_path, data, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "memories.jsonl").write_text("".join(json.dumps(memory_line("squad", i)) + "\n" for i in IDS))
-    (run / "scores.json").write_text(json.dumps({"overall": 0.1, "task_hashes": data[1]}))
+    score_run(run, data[0], FakeReader(), counter=get_counter("simple"), show_progress=False)  # a real scores.json
     (run / "config.json").write_text(json.dumps({"agent": {"name": "chunk-store", "options": {"model": "m-1"}}}))
     sub = tmp_path / "sub"
     assert main(["leaderboard", "init", str(run), "--out", str(sub)]) == 0

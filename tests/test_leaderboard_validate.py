@@ -36,11 +36,25 @@ def store(tmp_path, data) -> ResultsStore:
     root = tmp_path / "results"
     root.mkdir()
     record = {
-        "format": "memalpha-bench/leaderboard-record@1",
+        "format": "memalpha-bench/leaderboard-record@1",  # an older record: the store still reads it
         "id": "squad--other--1--abc",
+        "status": "rescored",
         "board": {"kind": "task", "name": "squad", "profile": "v1@2"},
         "agent": {"name": "Other", "version": "1"},
+        **dict.fromkeys(("model", "parameters", "link", "contact", "license", "description"), "x"),
+        "trained_on": [],
+        "contamination": {"possible": False, "reasons": []},
+        "scores": {
+            "overall": 0.5,
+            "competencies": {"AR": 0.5},
+            "tasks": {"squad": {"score": 0.5, "competency": "AR", "metric": "substring_em", "memory_tokens_mean": 3.0}},
+        },
+        "memory_tokens": 3.0,
+        "scorer": {"profile": "v1@2"},
         "task_hashes": data[1],
+        "memories": None,
+        "source": None,
+        "reported": None,
     }
     (root / "squad--other--1--abc.json").write_text(json.dumps(record))
     return ResultsStore(root)

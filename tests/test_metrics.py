@@ -48,7 +48,14 @@ def test_normalize_answer(text, expected):
         ("reasoning with the tag pre-filled</think> Paris", "Paris"),
         ("<think>still thinking when the budget ran out", ""),
         ("<think>a</think> b <think> c", ""),  # a stray open tag after the block: no answer
+        ("<think>a</think>b</think> c ", "c"),  # two closing tags: the answer follows the last
+        ("<think>a</think>\n<think>b</think>\nParis", "Paris"),  # two whole blocks
+        ("<think></think>Paris", "Paris"),
+        ("Paris</think>", ""),  # nothing after the last closing tag
+        ("</think>", ""),
+        ("Paris <think>", ""),  # an open tag with no close: generation stopped mid-reasoning
         ("  Paris  ", "Paris"),
+        ("Paris", "Paris"),
         ("", ""),
     ],
 )
@@ -358,3 +365,48 @@ def test_metrics_refuse_an_empty_gold_list_and_stay_in_range(metric):
         METRIC_FUNCTIONS[metric]("anything", [])
     for prediction in ("", "Paris", r"\boxed{1}", "1. Heat\n2. Alien", "yes"):
         assert 0.0 <= METRIC_FUNCTIONS[metric](prediction, ["Paris", "1", "Heat"]) <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("prediction", "answers", "expected"),
+    [
+        ("Sports", ["sports"], 0.0),  # no box and not a bare integer: not an answer
+        ("\\boxed{Sports}", ["sports"], 1.0),  # a boxed word label counts
+        ('\\boxed{"label: 3"}', ["3"], 1.0),  # quotes around the whole label, then its "label:" lead
+        ('\\boxed{label: "3"}', ["3"], 1.0),  # quotes left after the lead
+    ],
+)
+def test_boxed_labels_with_quotes_leads_and_words(prediction, answers, expected):
+    assert boxed_label_accuracy(prediction, answers) == expected
+
+
+def test_edge_texts_and_exact_messages():
+    assert parse_output("") == "" and parse_output("\n   \n") == ""
+    assert recall_at_5("Alien, The Dark Knight", ["The Dark Knight"]) == 1.0  # one line: items split at commas
+    with pytest.raises(ValueError, match=r"^no gold answers to score against$"):
+        recall_at_5("x", [])
+    user = judge_prompt("Q?", ["Paris", "Lyon"], "R", None)[1]["content"]
+    assert "Expected answer: any one of:\n- Paris\n- Lyon\n\n" in user
+    with pytest.raises(ValueError, match=r"reads the reply with parse_judge_verdict\(\)$"):
+        score(JUDGE_METRIC, "yes", ["yes"])
+
+
+def test_token_f1_where_precision_and_recall_differ_from_one():
+    assert token_f1("paris france", ["paris lyon"]) == 0.5  # p = r = 1/2
+    assert token_f1("paris lyon nice", ["paris marseille"]) == pytest.approx(0.4)  # 2 · 1/3 · 1/2 / (5/6)
+
+
+def test_recall_at_5_without_a_usable_gold_title_is_zero():
+    assert recall_at_5("Heat", ["(1995)"]) == 0.0  # the gold is only a year in parentheses: no title
+
+
+def test_a_one_line_answer_is_split_at_commas_not_spaces():
+    assert recommendations("Blade Runner, Heat") == ["blade runner", "heat"]
+
+
+def test_the_judge_gets_a_system_message_then_the_user_message():
+    messages = judge_prompt("Where?", ["Lyon"], "Lyon", None)
+    assert [sorted(m) for m in messages] == [["content", "role"], ["content", "role"]]
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert messages[0]["content"].startswith("You check answers for a memory benchmark.")
+    assert "Lyon" in messages[1]["content"] and "Lyon" not in messages[0]["content"]

@@ -46,16 +46,38 @@ def test_scores_equal_bm25s_atire_robertson(raw_dir):
         np.testing.assert_allclose(scores[got], np.sort(scores)[::-1][:10], rtol=1e-5)
 
 
-def test_batch_search_equals_single_searches_and_separator_fallback():
+def _reference_top_k(entries: list[str], query: str, k: int) -> list[int]:
+    """rank-bm25 with the idf floored at 0, top k of a stable descending sort: what MemoryIndex() returns."""
+    tokens = tokenize(query)
+    if not tokens:
+        return []
+    scores = BM25Okapi([tokenize(e) or [""] for e in entries], k1=1.5, b=0.75, epsilon=0.0).get_scores(tokens)
+    return sorted(range(len(entries)), key=lambda i: -scores[i])[:k]
+
+
+def test_batch_search_equals_single_searches_across_entry_boundaries_and_blocks(monkeypatch):
+    """The index tokenises every entry of a memory in one pass over their joined text and tells entries
+    apart by offset: words next to an entry's edge, entries with line breaks, entries whose lower-casing
+    changes their length (İ is two code points lower-cased) and blank entries must each stay in their own
+    entry. A batch of queries sharing a long prefix (a query prompt, added once) and split into several
+    dense blocks must give what each query alone gives."""
     texts = [f"entry {i} mentions topic{i % 5} and word{i % 3}" for i in range(40)]
-    texts[7] += " ___memalpha_entry_break___"  # the corpus separator inside an entry: per-entry path
-    for corpus in (texts[:7] + texts[8:], texts):
-        index = MemoryIndex(corpus)
-        queries = ["topic1 word2", "topic4", "nothing here", "entry 12"]
-        assert index.search_many(queries, 5) == [index.search(q, 5) for q in queries]
-        hits = [i for i, t in enumerate(corpus) if "topic3" in t]
-        found = index.search("topic3", 50)
-        assert found[: len(hits)] == hits and len(found) == min(50, len(corpus))
+    texts[3] = "İstanbul İzmir topic9"  # lower-cased, each İ becomes i + a combining dot: longer text
+    texts[4] = "topic9\nsplit over\nlines"
+    texts[5] = ""
+    texts[6] = "!!!"
+    texts[7] = "tail topic7"
+    texts[8] = "topic8 head"
+    index = MemoryIndex(texts)
+    prompt = "Answer from the memory about these topics and words please. "
+    queries = [prompt + q for q in ("topic1 word2", "topic4", "nothing here", "entry 12", "topic9", "topic7 topic8")]
+    queries += ["istanbul", "lines split", "?!"]
+    singles = [index.search(q, 5) for q in queries]
+    assert index.search_many(queries, 5) == singles
+    assert singles == [_reference_top_k(texts, q, 5) for q in queries]
+    assert set(singles[4][:2]) == {3, 4} and set(singles[5][:2]) == {7, 8} and singles[-1] == []
+    monkeypatch.setattr("benchmark.retrieval.DENSE_CELLS", 2 * len(texts))  # two queries per dense block
+    assert index.search_many(queries, 5) == singles
 
 
 def test_ties_follow_memory_order_and_k_is_capped():

@@ -133,8 +133,10 @@ def test_r3_unclipped_by_default():
     assert compression_reward(20, 80, config) == 0.75
     assert compression_reward(150, 100, config) == -0.5  # a memory larger than its input
     assert compression_reward(150, 100, RewardConfig(clip_r3=True)) == 0.0
+    assert compression_reward(20, 80, RewardConfig(clip_r3=True)) == 0.75  # inside [0, 1]: unchanged
     with pytest.raises(ValueError, match="positive input length"):
         compression_reward(1, 0, config)
+    assert compression_reward(0, 1, config) == 1.0  # a one-token input is an input
 
 
 def test_r4_targets_per_call():
@@ -168,6 +170,10 @@ def test_call_record_round_trip_from_the_environment():
     first, again = env.execute(call), env.execute(call)
     records = [CallRecord.of(call, first), CallRecord.of(call, again)]
     assert [r.status for r in records] == ["ok", "skipped"]
+    assert (records[0].tool, records[0].arguments) == (
+        "new_memory_insert",
+        {"memory_type": "semantic_memory", "content": "x"},
+    )
     assert [CallRecord.from_json(r.to_json()) for r in records] == records
     assert CallRecord.of(ToolCall("x", None, "", "bad"), ToolResult(False, "error", "bad")).arguments is None
 
@@ -192,6 +198,9 @@ def test_config_options_are_checked():
         RewardConfig(r4_deletes="ignore")
     with pytest.raises(ValueError, match="r1_threshold"):
         RewardConfig(r1_threshold=2.0)
+    with pytest.raises(ValueError, match="r1_threshold"):
+        RewardConfig(r1_threshold=-0.1)
+    assert RewardConfig(r1_threshold=1.0).r1_threshold == 1.0 and RewardConfig(r1_threshold=0.0).r1_threshold == 0.0
 
 
 # -- whole rollouts ------------------------------------------------------------------------------
@@ -242,6 +251,29 @@ def test_weights_threshold_and_clipping_change_the_shared_part():
     assert d.trajectory == pytest.approx(1 + 0.05 * 0.75)  # r1 = 0.75 >= 0.7 -> 1
 
 
+def test_the_r1_threshold_is_inclusive_at_its_boundary():
+    """r1 = 0.75 (3 of 4): a threshold of exactly 0.75 gives 1; one just above gives 0."""
+    (at,) = scorer(RewardConfig(r1_threshold=0.75))[0].score([rollout(MEMORY_A, [[]])])
+    assert at.r1 == 0.75 and at.trajectory == pytest.approx(1 + 0.05 * 0.75)
+    (above,) = scorer(RewardConfig(r1_threshold=0.7501))[0].score([rollout(MEMORY_A, [[]])])
+    assert above.r1 == 0.75 and above.trajectory == pytest.approx(0.05 * 0.75)
+    (none,) = scorer(RewardConfig(r1_threshold=0.0))[0].score([rollout(Memory(), [[]])])
+    assert none.r1 == 0.0 and none.trajectory == pytest.approx(1 + 0.05)  # 0 >= 0: every r1 passes
+
+
+def test_input_tokens_are_counted_per_task_and_instance():
+    """Rollouts of different instances (and of the same instance id in another task) have other inputs:
+    each gets its own input length, however the scorer's cache of lengths is filled."""
+    short = Rollout("squad", "i1", QUESTIONS, [" ".join(["word"] * 10)], MEMORY_A, [[]])
+    long = Rollout("squad", "i2", QUESTIONS, CHUNKS, MEMORY_A, [[]])
+    other_task = Rollout("hotpotqa", "i1", QUESTIONS, [" ".join(["word"] * 40)], MEMORY_A, [[]])
+    scoring = scorer()[0]
+    results = scoring.score([short, long, other_task, short])
+    assert [r.input_tokens for r in results] == [10, 80, 40, 10]
+    assert [r.r3 for r in results] == pytest.approx([1 - 20 / 10, 1 - 20 / 80, 1 - 20 / 40, 1 - 20 / 10])
+    assert [r.input_tokens for r in scoring.score([long, short])] == [80, 10]  # from the cache, per instance
+
+
 def test_a_failing_reader_zeroes_only_its_rollout(caplog):
     poisoned = Memory("POISON", MEMORY_A.semantic, ())
     reader = ScriptedReader(memory_reader, fail_if=lambda r: "POISON" in r.messages[0][1])
@@ -254,9 +286,13 @@ def test_a_failing_reader_zeroes_only_its_rollout(caplog):
     assert c.r1 == 0.0 and c.r1_failed
     assert c.r4_failed and c.r4 == (1.0, 0.0)  # the write the judge never answered counts invalid
     assert reader.calls == [8, 4]  # the batch (A answered before it failed), then C on its own
-    messages = [r.getMessage() for r in caplog.records]
-    assert any("r1 reader: rollout 1 of squad/squad-2 failed after retries and scores 0" in m for m in messages)
-    assert any("r4 judge: rollout 1 of squad/squad-2 failed" in m for m in messages)
+    assert judge.calls == [6, 1]  # then only C's unanswered write: A's verdicts and C's first one were in
+    assert [r.getMessage() for r in caplog.records] == [  # the stage, the size, the rollout and the cause
+        "r1 reader: the batch of 8 requests failed (scripted failure on request 4); retrying rollout by rollout",
+        "r1 reader: rollout 1 of squad/squad-2 failed after retries and scores 0: scripted failure on request 0",
+        "r4 judge: the batch of 6 requests failed (scripted failure on request 5); retrying rollout by rollout",
+        "r4 judge: rollout 1 of squad/squad-2 failed after retries and scores 0: scripted failure on request 0",
+    ]
 
 
 def test_real_openai_reader_retries_then_scores_zero(scripted_server, caplog):
@@ -295,6 +331,24 @@ def test_llm_judged_questions_go_through_the_judge():
     assert b.r1 == 0.0 and b.r1_failed
 
 
+def test_a_failing_llm_judge_zeroes_only_its_rollout_and_keeps_the_verdicts_it_gave(caplog):
+    questions = [{"question_id": "q0", "question": "Where did they move?", "answers": ["Lyon"]}]
+    reader = ScriptedReader(lambda r: "POISON" if any("Bob" in m[1] for m in r.messages) else "Lyon.")
+    judge = ScriptedReader(lambda r: "yes", fail_if=lambda r: "POISON" in r.messages[-1][1])
+    rollouts = [
+        Rollout("lme_train", "l1", questions, CHUNKS, Memory("Ann moved to Lyon.", (), ()), [[]]),
+        Rollout("lme_train", "l2", questions, CHUNKS, Memory("Bob moved to Lyon.", (), ()), [[]]),
+    ]
+    with caplog.at_level(logging.WARNING, logger="reference_agent.rewards"):
+        a, b = RewardScorer(reader, COUNTER, judge=judge).score(rollouts)
+    assert (a.r1, a.r1_failed, b.r1, b.r1_failed) == (1.0, False, 0.0, True)
+    assert judge.calls == [2, 1]  # the batch (l1 judged before it failed), then l2 alone: l1 not asked again
+    assert [r.getMessage() for r in caplog.records] == [
+        "r1 judge: the batch of 2 requests failed (scripted failure on request 1); retrying rollout by rollout",
+        "r1 judge: rollout 1 of lme_train/l2 failed after retries and scores 0: scripted failure on request 0",
+    ]
+
+
 def test_equal_memories_cost_one_reader_call_each(tmp_path):
     inner = ScriptedReader(memory_reader)
     with ResponseCache(tmp_path / "cache.sqlite") as cache:
@@ -309,11 +363,41 @@ def test_equal_memories_cost_one_reader_call_each(tmp_path):
 def test_info_for_verl_is_scalars_and_a_json_string():
     (a,) = scorer()[0].score([rollout(MEMORY_A, STEPS_A)])
     info = a.info()
-    assert info["r1"] == 0.75 and info["r2_mean"] == pytest.approx(1 / 3)
-    assert all(isinstance(v, float) for k, v in info.items() if k != "step_rewards")
+    steps = info.pop("step_rewards")
+    assert info == pytest.approx(
+        {
+            "r1": 0.75,
+            "r3": 0.75,
+            "r2_mean": 1 / 3,
+            "r4_mean": (1 / 3 + 0.0 + 2 / 3) / 3,
+            "memory_tokens": 20.0,
+            "input_tokens": 80.0,
+            "r1_failed": 0.0,
+            "r4_failed": 0.0,
+        }
+    )
+    assert all(isinstance(v, float) for v in info.values())
     import json
 
-    assert json.loads(info["step_rewards"]) == pytest.approx([1 + 0.1 / 3, 0.0, 0.2 / 3])
+    assert json.loads(steps) == pytest.approx([1 + 0.1 / 3, 0.0, 0.2 / 3])
+    (b,) = scorer()[0].score([rollout(MEMORY_A, [])])  # no chunk step at all: the means are 0
+    assert (b.info()["r2_mean"], b.info()["r4_mean"], json.loads(b.info()["step_rewards"])) == (0.0, 0.0, [])
+
+
+def test_the_content_judge_is_asked_with_its_own_sampling():
+    from benchmark.readers.base import SamplingParams
+
+    judge = ScriptedReader(content_judge)
+    seen: list[ReaderRequest] = []
+    original = judge.generate
+    judge.generate = lambda requests, on_result=None: seen.extend(requests) or original(requests, on_result)
+    sampling = SamplingParams(max_tokens=7, temperature=0.3)
+    RewardScorer(ScriptedReader(memory_reader), COUNTER, judge=judge, content_sampling=sampling).score(
+        [rollout(MEMORY_A, STEPS_A)]
+    )
+    assert len(seen) == 4 and all(r.params == sampling for r in seen)
+    RewardScorer(ScriptedReader(memory_reader), COUNTER, judge=judge).score([rollout(MEMORY_A, STEPS_A)])
+    assert all(r.params == SamplingParams(max_tokens=256) for r in seen[4:]) and len(seen) == 8
 
 
 def test_r1_scores_as_the_original_reward_by_default_and_as_v1_on_request():

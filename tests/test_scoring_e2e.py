@@ -126,8 +126,11 @@ def test_score_writes_predictions_scores_report_and_rescoring_is_free(data, tmp_
     assert scores["scorer"]["profile"] == "v1@2" and all(p["profile"] == "v1@2" for p in predictions)
     assert scores["warnings"] == [] and scores["tasks"]["squad"]["origin"] == "raw"
     assert scores["averages"] == {"mean_of_competencies": scores["overall"]}
+    assert scores["format"] == "memalpha-bench/scores@2"
+    assert scores["uncertainty"]["tasks"]["squad"] == {"se": None, "ci": None}  # one instance: no spread to measure
     report = (run / "report.md").read_text()
     assert rows(data)[1]["instance_id"] not in report  # another split's instance is not missing from this score
+    assert "Standard errors: over instances" in report and "| SE " in report
     timings = report.split("## Timings")[1].split("\n## ")[0]
     table = {
         cells[0]: [float(c.replace(",", "")) for c in cells[1:]]
