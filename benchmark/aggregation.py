@@ -27,10 +27,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import scipy
-from scipy import stats
-
 from tasks.schema import COMPETENCIES
 
 DECIMALS = 6  # scores.json's rounding of every score, SE and interval bound
@@ -53,6 +49,8 @@ class Bootstrap:
     batch: int = 250  # resamples drawn at a time: bounds memory; part of the random stream, so fixed
 
     def describe(self) -> dict[str, Any]:
+        import scipy  # here, not at the top: `memalpha --help` must not load scipy (tests/test_journey.py)
+
         return {
             "method": "percentile bootstrap: each task's instance means resampled with replacement, n of n, "
             "within the task; task scores and every average recomputed per resample",
@@ -134,6 +132,9 @@ def bootstrap_intervals(
 ) -> list[tuple[float, float] | None]:
     """The percentile interval of each target (a task-weight map, see `weights`) over resamples of each
     task's instance means; None for a target with a task of fewer than two instances."""
+    import numpy as np  # here, not at the top: the CLI's start-up imports this module
+    from scipy import stats
+
     usable = sorted(t for t, values in instance_means.items() if len(values) >= 2)
     kept = [i for i, w in enumerate(targets) if w and set(w) <= set(usable)]
     out: list[tuple[float, float] | None] = [None] * len(targets)

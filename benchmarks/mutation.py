@@ -54,7 +54,12 @@ TESTS = {
         ),
     ],
     "tasks/manifest.py": ["tests/test_manifest.py", "tests/test_manifest_units.py"],
-    "tasks/chunking.py": ["tests/test_chunking.py", "tests/test_chunking_units.py", "tests/test_chunking_bpe.py"],
+    "tasks/chunking.py": [
+        "tests/test_chunking.py",
+        "tests/test_chunking_units.py",
+        "tests/test_chunking_bpe.py",
+        "tests/test_chunking_sizing.py",
+    ],
     "reference_agent/rewards.py": ["tests/test_rewards.py"],
 }
 """The core modules and the tests that are each one's own."""

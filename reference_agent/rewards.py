@@ -36,7 +36,7 @@ from benchmark.memory import Memory, MemoryRecord
 from benchmark.profiles import Profile, get_profile
 from benchmark.prompting import ReaderPrompt
 from benchmark.readers.base import Reader, ReaderError, ReaderRequest, SamplingParams
-from benchmark.scoring import ScorerConfig, TaskData, answer, judge, judged, prepare, score_items, set_verdict
+from benchmark.scoring import ScorerConfig, TaskData, answer, judge, judged, prepare, score_items
 from tasks.tokenization import TokenCounter
 
 from .content_judge import content_judge_prompt, parse_content_verdict
@@ -363,15 +363,13 @@ class RewardScorer:
             return _describe(rollouts, i)
 
         def run_answer(units: list[int]) -> None:
-            batch = [items[u] for u in units]
-            answer(batch, self.reader, on_result=lambda k, response: setattr(batch[k], "response", response))
+            answer([items[u] for u in units], self.reader, on_result=None)  # sets each item's response
 
         failed = _run_isolated("r1 reader", groups, run_answer, lambda u: items[u].response is not None, describe)
         to_judge = {i: [u for u in units if judged(items[u])] for i, units in groups.items() if i not in failed}
 
         def run_judge(units: list[int]) -> None:
-            batch = [items[u] for u in units]
-            judge(batch, self.judge, self.scorer_config, on_result=lambda k, v: set_verdict(batch[k], v))
+            judge([items[u] for u in units], self.judge, self.scorer_config, on_result=None)  # sets each score
 
         failed |= _run_isolated(
             "r1 judge",

@@ -65,7 +65,7 @@ def _merge_markers(spans: list[str]) -> list[str]:
     out: list[str] = []
     carry = ""
     for span in spans:
-        if _MARKER.fullmatch(span.strip()) and "\n" not in span.rstrip(" \t"):
+        if _MARKER.fullmatch(span.strip()) and "\n" not in span:
             carry += span
             continue
         out.append(carry + span)
@@ -137,10 +137,11 @@ def _split_piece(piece: _Piece, limit: int, counter: TokenCounter) -> list[_Piec
     if len(words) <= 1:  # one enormous word: cut by characters, halving until each part fits
         text = piece.text
         size = max(1, len(text) // 2)
-        parts = [_Piece(piece.unit, text[i : i + size], 0, piece.start + i) for i in range(0, len(text), size)]
-        counts = counter.count_many([p.text for p in parts])
-        for part, count in zip(parts, counts, strict=True):
-            part.tokens = count
+        starts = range(0, len(text), size)
+        counts = counter.count_many([text[i : i + size] for i in starts])
+        parts = [
+            _Piece(piece.unit, text[i : i + size], n, piece.start + i) for i, n in zip(starts, counts, strict=True)
+        ]
         if max(counts) > limit and size > 1:
             return [small for part in parts for small in _split_piece(part, limit, counter)]
         return parts
@@ -198,8 +199,9 @@ class _UnitTokens:
 
     For a counter that splits at spaces, `count_to(p)` is the count of text[:p], tokenised alone, for any
     space cut p. Inside one block the scan's tokens before p are that count. Where two blocks meet, each
-    block's scan saw the stretch between the space cuts around the seam cut short; that stretch (`window`,
-    a word or two) is counted alone once and replaces what the two scans counted for it."""
+    block's scan saw the stretch between the space cuts around the seam cut short (a block starts after
+    white space, so never at a cut); that stretch (`window`, a word or two) is counted alone once and
+    replaces what the two scans counted for it."""
 
     def __init__(self, text: str, starts: list[int], scans: list[TokenScan]):
         self.text = text
@@ -209,8 +211,8 @@ class _UnitTokens:
         self.windows: list[tuple[int, int]] = []
         for seam in starts[1:]:
             after = _cut_after(text, seam - 1, len(text))
-            if after is None or after == seam:
-                continue  # nothing is asked past the last cut; a seam at a cut needs nothing
+            if after is None:
+                continue  # nothing is asked past the last cut
             window = (_cut_before(text, 0, seam) or 0, after)
             if not self.windows or self.windows[-1] != window:
                 self.windows.append(window)
@@ -328,7 +330,7 @@ class _Sizer:
         chunk is not laid out as said (it is then counted whole). The text left is the chunk with those
         stretches taken out: each stretch ran from a space cut to a space cut, so what is left on either
         side still meets at one, and its count adds to theirs."""
-        at = text.find(body) if body else -1
+        at = text.find(body)
         if at < 0 or sep.join(self.units[u][a:b] for u, a, b in spans) != body:
             return None
         assert self._tokens is not None

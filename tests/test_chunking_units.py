@@ -4,15 +4,32 @@ token per word or punctuation mark): the separator and the wrapper count toward 
 a budget function needs a limit. Under a counter whose joins cost more than their parts (as a BPE's
 can) the exact re-pack runs: drafts give back pieces, a lone piece is cut by its overflow, an enormous
 word is halved, and a piece that cannot shrink is an error. Each expected packing is worked out in the
-comments."""
+comments. Then the packers' helpers on hand-made input: list markers, space cuts, where split pieces and
+a chunk's stretches lie, and drafts that, under an additive counter, are never re-packed."""
 
 from __future__ import annotations
 
 import math
+import random
+import re
 
 import pytest
 
-from tasks.chunking import Chunk, chunk_text, pack, pack_units
+import tasks.chunking as chunking
+from tasks.chunking import (
+    DRAFT_WINDOW,
+    Chunk,
+    _cut_after,
+    _cut_before,
+    _join,
+    _Piece,
+    _spans,
+    _split_piece,
+    chunk_text,
+    pack,
+    pack_units,
+    split_sentences,
+)
 from tasks.tokenization import get_counter
 
 COUNTER = get_counter("simple")
@@ -210,3 +227,132 @@ def test_a_unit_that_fits_is_kept_verbatim():
 def test_the_target_of_each_chunk_is_asked_by_its_index():
     chunks = pack_units(UNITS, COUNTER, lambda i: [3, 100][min(i, 1)], limit=100, sep=" | ")
     assert texts(chunks) == [("a b", (0,)), ("c d e | f | g h i j", (1, 2, 3))]
+
+
+# ------------------------------------------------------------------------------- the packers' helpers
+
+
+def test_markers_join_the_text_they_number_unless_alone_on_their_line():
+    assert split_sentences("1. 2. Both.") == ["1. 2. Both."]  # two markers in a row, both kept
+    assert split_sentences("Done. 3.") == ["Done. ", "3."]  # a marker at the very end stays
+    assert split_sentences("Steps:\n1.\nDo it.") == ["Steps:\n", "1.\n", "Do it."]  # a line of its own
+
+
+def test_a_title_line_is_kept_with_its_sentence_only_when_asked_and_there_is_one():
+    # "Title\nOne two." is 4 tokens: the title kept with its sentence makes one 4-token piece, cut at words
+    assert [c.text for c in pack(["Title\nOne two."], COUNTER, 3)] == ["Title", "One two."]
+    assert [c.text for c in pack(["Title\nOne two."], COUNTER, 3, keep_first_line=True)] == ["Title\nOne", "two."]
+    assert [c.text for c in pack(["Title\n"], COUNTER, 3, keep_first_line=True)] == ["Title"]
+
+
+def test_a_wrapper_as_large_as_the_limit_leaves_no_room():
+    with pytest.raises(ValueError, match=r"^chunk budget 3 leaves no room after the 3-token wrapper$"):
+        pack(["text"], COUNTER, 3, wrap=lambda i, body: f"a b c {body}")
+
+
+def first_space_cut(text: str, start: int, end: int, last: bool = False) -> int | None:
+    cuts = [p for p in range(start + 1, end) if text[p] == " " and not text[p - 1].isspace()]
+    return (cuts[-1] if last else cuts[0]) if cuts else None
+
+
+def test_space_cuts_are_found_as_defined():
+    rng = random.Random(3)
+    for _ in range(3000):
+        text = "".join(rng.choice("ab \n\t") for _ in range(rng.randint(0, 12)))
+        start = rng.randint(0, len(text))
+        end = rng.randint(start, len(text))
+        assert _cut_after(text, start, end) == first_space_cut(text, start, end), (text, start, end)
+        assert _cut_before(text, start, end) == first_space_cut(text, start, end, last=True), (text, start, end)
+
+
+def triples(pieces: list[_Piece]) -> list[tuple[str, int, int]]:
+    return [(p.text, p.tokens, p.start) for p in pieces]
+
+
+def test_a_split_piece_keeps_where_each_part_is_and_what_it_counts():
+    # a sentence at position 4 of its unit, cut at words into parts of 2 tokens
+    parts = _split_piece(_Piece(0, "Aa bb cc dd ee.", 6, 4), 2, COUNTER)
+    assert triples(parts) == [("Aa bb ", 2, 4), ("cc dd ", 2, 10), ("ee.", 2, 16)]
+    # one word at position 3, halved while a part is over the limit: parts at the limit are not halved
+    assert triples(_split_piece(_Piece(0, "abcd", 4, 3), 2, CharCounter())) == [("ab", 2, 3), ("cd", 2, 5)]
+    assert triples(_split_piece(_Piece(0, "abcd", 4, 3), 1, CharCounter())) == [
+        ("a", 1, 3),
+        ("b", 1, 4),
+        ("c", 1, 5),
+        ("d", 1, 6),
+    ]
+
+
+class TwoPerCharacter:
+    def count(self, text: str) -> int:
+        return 2 * len(text)
+
+    def count_many(self, texts):
+        return [self.count(t) for t in texts]
+
+
+def test_single_characters_are_the_smallest_parts_even_over_the_limit():
+    assert triples(_split_piece(_Piece(0, "ab", 4, 0), 1, TwoPerCharacter())) == [("a", 2, 0), ("b", 2, 1)]
+
+
+def test_the_stretches_of_a_chunk_are_its_pieces_joined_and_trimmed_as_its_body():
+    # pieces of one unit that follow each other make one stretch; only the chunk's first stretch loses its
+    # leading white space (as the body's strip does), every stretch its trailing white space
+    units = ["Xx. Aa bb. Cc dd.   ", " Ee ff. Gg. ", "  Hh."]
+    taken = [_Piece(0, "Aa bb. ", 2, 4), _Piece(0, "Cc dd.   ", 2, 11), _Piece(1, " Ee ff. ", 2, 0)]
+    taken += [_Piece(1, "Gg. ", 1, 8), _Piece(2, "  Hh.", 1, 0)]
+    spans = _spans(taken, units)
+    assert spans == [(0, 4, 17), (1, 0, 11), (2, 0, 5)]
+    assert "|".join(units[u][a:b] for u, a, b in spans) == _join(taken, "|") == "Aa bb. Cc dd.| Ee ff. Gg.|  Hh."
+    units = ["   Aa. Bb.   "]
+    assert _spans([_Piece(0, "   Aa. ", 1, 0), _Piece(0, "Bb.   ", 1, 7)], units) == [(0, 3, 10)]
+    # a first piece of white space alone comes out as an empty stretch
+    units = ["abcdef   ", "Gg."]
+    assert _spans([_Piece(0, "   ", 0, 6), _Piece(1, "Gg.", 1, 0)], units) == [(0, 9, 9), (1, 0, 3)]
+
+
+@pytest.fixture
+def no_repack(monkeypatch):
+    def repack(*args):
+        raise AssertionError("a draft was re-packed")
+
+    monkeypatch.setattr(chunking, "_exact_chunk", repack)
+
+
+def test_under_an_additive_counter_every_draft_is_right_first_time(no_repack):
+    """The estimates are exact under the `simple` counter, so no draft overflows, not even one at the limit:
+    "[i] " is 3 tokens of 9, leaving 6; " | " is one token. 3 + 3 fill the first chunk; 4 + 1 + 2 > 6."""
+    units = ["Aa bb. Cc dd.", "Ee ff gg.", "Hh."]
+    chunks = pack(units, COUNTER, 9, sep=" | ", wrap=lambda i, body: f"[{i}] {body}")
+    assert texts(chunks) == [("[0] Aa bb. Cc dd.", (0,)), ("[1] Ee ff gg.", (1,)), ("[2] Hh.", (2,))]
+    assert COUNTER.count(chunks[0].text) == 9
+
+
+def test_drafts_are_counted_a_window_at_a_time(monkeypatch):
+    batches = []
+    original = chunking._Sizer.count
+
+    def count(self, chunks):
+        batches.append(len(chunks))
+        return original(self, chunks)
+
+    monkeypatch.setattr(chunking._Sizer, "count", count)
+    assert len(pack(["Aa bb. " * (DRAFT_WINDOW + 8)], COUNTER, 3)) == DRAFT_WINDOW + 8
+    assert batches == [DRAFT_WINDOW, 8]
+
+
+class PerFortyCharacters:
+    """One token per 40 characters of a text, leading and trailing white space not counted: a word alone is
+    no token, a line of them is."""
+
+    def count(self, text: str) -> int:
+        return len(text.strip()) // 40
+
+    def count_many(self, texts):
+        return [self.count(t) for t in texts]
+
+
+def test_the_piece_that_cannot_fit_is_quoted_by_its_first_80_characters():
+    # 50 words of no token each, 2 tokens together: over a 1-token limit, and cut at words it stays whole
+    with pytest.raises(ValueError, match=r"^cannot fit text into a 1-token chunk: " + re.escape(repr("a " * 40)) + "$"):
+        pack([" ".join(["a"] * 50)], PerFortyCharacters(), 1)
