@@ -39,6 +39,8 @@ TESTS = {
     "benchmark/metrics.py": ["tests/test_metrics.py"],
     "benchmark/scoring.py": [
         "tests/test_scoring_steps.py",
+        "tests/test_scoring_units.py",
+        "tests/test_scoring_pipeline.py",
         "tests/test_aggregation.py",
         *(  # the scripted-server runs; not the real model server's, nor those waiting out retries
             f"tests/test_scoring_e2e.py::{name}"

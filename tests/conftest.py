@@ -39,3 +39,16 @@ def fidelity_file(raw_dir) -> Path:
     path = Path(os.environ.get("MEMALPHA_FIDELITY") or raw_dir.parent.parent / "fidelity" / "original_scorers.jsonl")
     assert path.is_file(), f"no fidelity vectors at {path} (set MEMALPHA_FIDELITY)"
     return path
+
+
+@pytest.fixture(autouse=True)
+def _tqdm_lock_of_this_process(monkeypatch):
+    """tqdm's default lock is a semaphore shared by every process forked after it was made (the mutation
+    tool forks a worker per mutant): one that dies holding it would stall every later one."""
+    import threading
+
+    from tqdm import std
+    from tqdm.auto import tqdm
+
+    for cls in {std.tqdm, tqdm}:
+        monkeypatch.setattr(cls, "_lock", threading.RLock(), raising=False)
