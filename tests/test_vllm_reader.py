@@ -14,7 +14,7 @@ from reader_helpers import TOOLS, ask
 from benchmark.cache import CachedReader, ResponseCache
 from benchmark.readers import ReaderError, ReaderRequest, RequestsFailed, SamplingParams, make_reader
 from benchmark.readers.base import SYSTEMATIC_AFTER
-from benchmark.readers.vllm_reader import VLLMReader, vllm_sampling_kwargs
+from benchmark.readers.vllm_reader import VLLMReader
 
 
 class Crash(BaseException):
@@ -85,15 +85,17 @@ def test_vllm_backend_without_vllm_says_how_to_install(monkeypatch):
         make_reader("vllm", "Qwen/Qwen3-32B")
 
 
-def test_vllm_sampling_kwargs_map_our_settings():
+def test_request_fields_name_our_settings_as_vllm_and_the_openai_api_do():
+    """vLLM's `SamplingParams` takes these keywords (and leaves stop strings out of the output, as the
+    OpenAI API does)."""
     params = SamplingParams(max_tokens=64, temperature=0.7, top_p=0.8, stop=("\n",))
-    assert vllm_sampling_kwargs(params) == {
+    assert params.request_fields() == {
         "max_tokens": 64,
         "temperature": 0.7,
         "top_p": 0.8,
         "stop": ["\n"],
     }
-    assert "stop" not in vllm_sampling_kwargs(SamplingParams())
+    assert "stop" not in SamplingParams().request_fields()
 
 
 def test_each_thinking_and_tools_setting_is_its_own_engine_call(monkeypatch):

@@ -24,19 +24,12 @@ from benchmark.readers.base import (
     ReaderError,
     ReaderRequest,
     ReaderResponse,
-    SamplingParams,
     group_indices,
     missing_answer,
 )
 
 INSTALL_HINT = "the vllm backend needs vLLM: pip install memalpha-bench[vllm] on a GPU machine"
 DEFAULT_SLICE_SIZE = 512
-
-
-def vllm_sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
-    """Keyword arguments of `vllm.SamplingParams` for our settings. vLLM leaves stop strings out of
-    the output, as the OpenAI API does."""
-    return params.request_fields()
 
 
 class VLLMReader:
@@ -95,7 +88,7 @@ class VLLMReader:
     def _run_slice(self, requests, indices: list[int], thinking: bool, settle, tally: FailureTally) -> None:
         """One engine call for `indices`; if the engine raises, each half again, down to the request
         that fails alone."""
-        sampling = [self._vllm.SamplingParams(**vllm_sampling_kwargs(requests[i].params)) for i in indices]
+        sampling = [self._vllm.SamplingParams(**requests[i].params.request_fields()) for i in indices]
         try:
             outputs = self._llm.chat(
                 [requests[i].message_dicts() for i in indices],
