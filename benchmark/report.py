@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,11 +18,17 @@ if TYPE_CHECKING:
     from .scoring import ScoreResult
 
 
+def interval_text(estimate: Mapping[str, Any]) -> str:
+    """A score's interval as '[low, high]', or '' where it has none (the report and the site show it so)."""
+    ci = estimate.get("ci")
+    return "" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
 def _spread(estimate: dict | None) -> list[str]:
     """The SE and interval cells of one score ("" where there is none, as in files of an older format)."""
     estimate = estimate or {}
-    se, ci = estimate.get("se"), estimate.get("ci")
-    return ["" if se is None else f"{se:.3f}", "" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"]
+    se = estimate.get("se")
+    return ["" if se is None else f"{se:.3f}", interval_text(estimate)]
 
 
 def summary_table(scores: dict) -> str:

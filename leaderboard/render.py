@@ -21,6 +21,7 @@ import jinja2
 from tabulate import tabulate
 
 from benchmark.profiles import get_profile
+from benchmark.report import interval_text
 from tasks.atomic import replace_file
 
 from .boards import Board
@@ -110,11 +111,6 @@ def estimate_of(entry: Mapping[str, Any], section: str, key: str = "") -> dict[s
 def se_text(estimate: Mapping[str, Any]) -> str:
     """'± SE', or '' where there is none."""
     return "" if estimate.get("se") is None else f"± {estimate['se']:.3f}"
-
-
-def interval_text(estimate: Mapping[str, Any]) -> str:
-    ci = estimate.get("ci")
-    return "" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 def score_with_se(entry: Mapping[str, Any]) -> str:
