@@ -434,6 +434,24 @@ def test_keep_alive_connections_are_reused(scripted_server):
     assert server.count == 20 and len(set(server.ports)) == 2  # two connections served all 20
 
 
+def test_replies_longer_than_the_receive_buffer_arrive_whole(scripted_server):
+    """The fast client receives into a buffer of its own, reused between reads and replies: replies of
+    several buffers, one after another on one connection, come back intact and each to its request."""
+    from benchmark.readers.transport import READ_BUFFER_BYTES
+
+    def answer(body):
+        question = body["messages"][-1]["content"]
+        return f"{question}: " + "river é 河 " * (READ_BUFFER_BYTES // 4) + question
+
+    server = scripted_server(answer)
+    requests = [ask(f"q{i}") for i in range(4)]
+    responses = scripted_reader(server, concurrency=1).generate(requests)
+    for i, response in enumerate(responses):
+        assert len(response.raw_text.encode()) > 3 * READ_BUFFER_BYTES
+        assert response.raw_text == f"q{i}: " + "river é 河 " * (READ_BUFFER_BYTES // 4) + f"q{i}"
+    assert len(set(server.ports)) == 1
+
+
 def test_backoff_grows_with_jitter_and_is_capped():
     for attempt, base in [(0, 1.0), (3, 1.0), (20, 1.0)]:
         step = min(MAX_BACKOFF_S, base * 2**attempt)

@@ -155,7 +155,14 @@ def make_transport(client: str, base_url: str, api_key: str) -> Transport:
 _NEVER = float("inf")
 
 
-class _Connection(asyncio.Protocol):
+READ_BUFFER_BYTES = 64 * 1024
+"""Each connection's receive buffer. asyncio's plain protocols receive into a fresh 256 KiB bytes object
+per read, which glibc maps, shrinks and unmaps (three system calls and page faults per reply): a bare
+loop receiving that way cost about twice the client CPU of one receiving into a buffer of its own
+(docs/performance.md)."""
+
+
+class _Connection(asyncio.BufferedProtocol):
     """One keep-alive HTTP/1.1 connection; one request at a time. `deadline` (event-loop time) is when
     the request under way times out; the pool's watchdog enforces it."""
 
@@ -163,6 +170,7 @@ class _Connection(asyncio.Protocol):
         self._pool = pool
         self._headers: dict[bytes, bytes] = {}
         self._body: list[bytes] = []
+        self._buffer = memoryview(bytearray(READ_BUFFER_BYTES))
         # the parser calls these for every header and body piece: C methods, no Python frame each
         self.on_header = self._headers.__setitem__
         self.on_body = self._body.append
@@ -176,18 +184,21 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.deadline = _NEVER
 
-    # asyncio.Protocol
+    # asyncio.BufferedProtocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self.done is None:
             self.close()  # bytes nobody asked for: this connection cannot be trusted any more
             return
         self.got_bytes = True
         self.payload = None  # a reply began: there will be no fresh try
         try:
-            self._parser.feed_data(data)
+            self._parser.feed_data(self._buffer[:nbytes])  # its callbacks get copies, not views of the buffer
         except httptools.HttpParserError as exc:
             self.close()
             self._fail(TransportError(f"the server's reply is not valid HTTP/1.1 ({exc})"))
