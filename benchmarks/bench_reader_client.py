@@ -4,7 +4,7 @@ servers (so that the client, not a model, is what is measured).
 Run by hand (figures go into docs/performance.md):
 
     python benchmarks/bench_reader_client.py [--requests 4000] [--concurrency 1 4 16 64 256] [--rounds 7]
-        [--servers 1] [--system-kb 4] [--sdk]
+        [--servers 1] [--system-kb 4] [--sdk] [--fresh] [--in-process]
 
 Each fake server is an asyncio protocol in a process of its own that answers every chat request with one
 canned completion at once, over keep-alive HTTP/1.1, with the headers uvicorn sends. Every client sends
@@ -20,8 +20,8 @@ JSON:
   JSON around the two texts fixed, only the texts escaped per request; replies decoded from UTF-8
   before parsing);
 - `bare callbacks, framed JSON, own buffer`: the same loop receiving into a buffer of its own, as the
-  reader's client does (asyncio's plain protocols receive into a fresh 256 KiB bytes object per read):
-  the fastest loop found here;
+  reader's client does, rather than into the fresh 256 KiB bytes object per read of asyncio's plain
+  protocols: the fastest loop found here;
 - `ours`: `OpenAIReader(...).generate(requests, on_result=...)`, the whole reader: retries armed,
   per-try timeout, reply checks, the answer objects, `on_result`, failure bookkeeping;
 - with `--sdk`, also `bare openai SDK` (`AsyncOpenAI.chat.completions.create` in a loop) and `ours
@@ -36,12 +36,24 @@ rounds, the throughput of the fastest bare loop (the one with the highest median
 ÷ ours, the same against whichever bare loop was fastest in each round (the best of four noisy
 figures: biased against ours, shown for comparison with earlier runs), and ours ÷ the cheapest bare
 loop of the round in client CPU per request.
+
+What a plain protocol's 256 KiB read costs depends on the process's past: glibc serves an allocation
+that large with mmap (then mremap to shrink it, munmap to free it: three system calls and a page fault
+per reply) until the process has freed one mmap'd block, after which its threshold rises and the
+block comes from the heap. All clients share this process, so by the time most run the threshold has
+risen. `--fresh` runs each client in a fresh interpreter instead, as a reader in a process of its own
+runs.
+
+`--in-process` leaves out the sockets and the fake server: each request written is answered with
+RESPONSE on the event loop's next turn (`_LoopbackLoop`). What remains is each client's own work,
+which varies little from round to round, so it is the steadiest measure of what the reader adds.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import multiprocessing
 import os
@@ -127,6 +139,50 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class _Loopback(asyncio.Transport):
+    """A connection without a socket (`--in-process`): each request written is answered with RESPONSE on
+    the loop's next turn, handed to the protocol the way asyncio hands it what a socket received."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, protocol: asyncio.BaseProtocol) -> None:
+        super().__init__()
+        self._loop, self._protocol, self._closing = loop, protocol, False
+
+    def write(self, data: bytes) -> None:
+        self._loop.call_soon(self._answer)
+
+    def _answer(self) -> None:
+        if self._closing:
+            return
+        if isinstance(self._protocol, asyncio.BufferedProtocol):
+            self._protocol.get_buffer(len(RESPONSE))[: len(RESPONSE)] = RESPONSE
+            self._protocol.buffer_updated(len(RESPONSE))
+        else:
+            self._protocol.data_received(RESPONSE)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self._loop.call_soon(self._protocol.connection_lost, None)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+
+class _LoopbackLoop(asyncio.SelectorEventLoop):
+    """An event loop whose connections are `_Loopback`s: the clients' own work, without the kernel's."""
+
+    async def create_connection(self, protocol_factory, host=None, port=None, **kwargs):  # type: ignore[override]
+        protocol = protocol_factory()
+        transport = _Loopback(self, protocol)
+        protocol.connection_made(transport)
+        return transport, protocol
+
+
+class _LoopbackPolicy(asyncio.DefaultEventLoopPolicy):
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        return _LoopbackLoop()
 
 
 # ---------------------------------------------------------------- the clients
@@ -389,14 +445,23 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f}× [{min(values):.2f}–{max(values):.2f}]"
 
 
-def rounds(clients: dict[str, Client], ports, requests: int, concurrency: int, count: int):
-    """Each client's figures per round; the clients take turns within a round, in a rotating order."""
-    figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in clients}
-    names = list(clients)
+def measure_named(name: str, system_kb: float, in_process: bool, ports: Sequence[int], n: int, concurrency: int):
+    """`measure` of the client named `name`, the module's settings made first (for `--fresh`, where it
+    runs in a new interpreter)."""
+    global SYSTEM
+    SYSTEM = system_message(system_kb)
+    if in_process:
+        asyncio.set_event_loop_policy(_LoopbackPolicy())
+    return measure({**CLIENTS, **SDK_CLIENTS}[name], ports, n, concurrency)
+
+
+def rounds(names: list[str], run_one: Callable[[str], tuple[float, float, float]], count: int):
+    """Each client's figures per round (`run_one(name)`); the clients take turns within a round, in a
+    rotating order."""
+    figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
     for r in range(count):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            n = requests // 10 if name in SDK_CLIENTS else requests
-            figures[name].append(measure(clients[name], ports, n, concurrency))
+            figures[name].append(run_one(name))
     return figures
 
 
@@ -408,14 +473,28 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=1, help="fake servers, one process each")
     parser.add_argument("--sdk", action="store_true", help="also the openai SDK, bare and in the reader")
     parser.add_argument("--system-kb", type=float, default=4, help="size of each request's system message")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="run each client in a fresh interpreter, where glibc's malloc has its default settings (see above)",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="no sockets and no fake server: each request is answered on the event loop's next turn (see above)",
+    )
     args = parser.parse_args()
+    if args.in_process and args.sdk:
+        parser.error("--in-process does not run the SDK clients (their HTTP client opens its own sockets)")
     global SYSTEM
     SYSTEM = system_message(args.system_kb)
+    if args.in_process:
+        asyncio.set_event_loop_policy(_LoopbackPolicy())
 
     clients = {**CLIENTS, **(SDK_CLIENTS if args.sdk else {})}
-    ports = [free_port() for _ in range(args.servers)]
+    ports = [free_port() for _ in range(0 if args.in_process else args.servers)] or [0]
     servers = []
-    for port in ports:
+    for port in ports if not args.in_process else ():
         ready = multiprocessing.Event()
         process = multiprocessing.Process(target=serve, args=(port, ready), daemon=True)
         process.start()
@@ -424,7 +503,16 @@ def main() -> None:
     rows = []
     try:
         for concurrency in args.concurrency:
-            figures = rounds(clients, ports, args.requests, concurrency, args.rounds)
+
+            def run_one(name: str, concurrency: int = concurrency) -> tuple[float, float, float]:
+                n = args.requests // 10 if name in SDK_CLIENTS else args.requests
+                if not args.fresh:
+                    return measure(clients[name], ports, n, concurrency)
+                with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    job = pool.submit(measure_named, name, args.system_kb, args.in_process, ports, n, concurrency)
+                    return job.result()
+
+            figures = rounds(list(clients), run_one, args.rounds)
             bare = [name for name in CLIENTS if name.startswith("bare")]
             fastest = max(bare, key=lambda b: statistics.median(f[0] for f in figures[b]))
             rate_ratio = [figures[fastest][r][0] / f[0] for r, f in enumerate(figures["ours"])]
@@ -450,8 +538,9 @@ def main() -> None:
         for process in servers:
             process.terminate()
             process.join()
+    where = "no sockets (--in-process)" if args.in_process else f"{args.servers} fake server(s)"
     print(
-        f"\n{args.servers} fake server(s); {len(SYSTEM):,}-character system message; load average "
+        f"\n{where}; {len(SYSTEM):,}-character system message; load average "
         f"{os.getloadavg()[0]:.1f}; requests/s (client CPU per request), medians of {args.rounds} rounds\n"
     )
     headers = [

@@ -9,10 +9,10 @@ that broke). `post` is the same as a coroutine. The reader retries around both.
 - `FastTransport`: HTTP/1.1 over asyncio with the `httptools` parser (llhttp, the parser uvicorn uses)
   and a keep-alive pool of connections. `done` runs inside the callback that read the reply, so the
   reader can send its next request from there, without a task switch or an event-loop turn per
-  request. Bodies are written around their messages (`request_body.py`) and replies decoded from
-  UTF-8 before parsing: a request costs about as much client CPU as a bare loop that encodes the body
-  with `json.dumps` (0.96–1.10×), 1.25–1.5× one that writes JSON the same way as we do (7–9 µs more;
-  docs/performance.md), against 1.4–2.6 ms through the `openai` SDK.
+  request. Connections receive into a buffer of their own (`READ_BUFFER_BYTES`), bodies are written
+  around their messages (`request_body.py`) and replies decoded from UTF-8 before parsing: with the
+  reader's bookkeeping, a request costs 28–32 µs of client CPU at 4–16 in flight, 1.45–1.6× the
+  fastest bare loop written here (docs/performance.md), against 1.2–1.7 ms through the `openai` SDK.
 - `OpenAISDKTransport`: the `openai` package's own client (httpx), the reference: it honours proxy
   settings from the environment, which `FastTransport` does not, and tests hold both to the same
   requests and replies.
@@ -157,9 +157,9 @@ _NEVER = float("inf")
 
 READ_BUFFER_BYTES = 64 * 1024
 """Each connection's receive buffer. asyncio's plain protocols receive into a fresh 256 KiB bytes object
-per read, which glibc maps, shrinks and unmaps (three system calls and page faults per reply): a bare
-loop receiving that way cost about twice the client CPU of one receiving into a buffer of its own
-(docs/performance.md)."""
+per read, which glibc maps, shrinks and unmaps (three system calls and a page fault per reply) until
+the process has freed one mapped block: in a fresh process a bare loop receiving that way cost 2.0× the
+client CPU of the same loop receiving into a buffer of its own (docs/performance.md)."""
 
 
 class _Connection(asyncio.BufferedProtocol):
