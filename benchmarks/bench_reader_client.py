@@ -22,6 +22,9 @@ JSON:
 - `bare callbacks, framed JSON, own buffer`: the same loop receiving into a buffer of its own, as the
   reader's client does, rather than into the fresh 256 KiB bytes object per read of asyncio's plain
   protocols: the fastest loop found here;
+- `checked callbacks`: the loop with its own buffer doing the per-request work that any careful
+  client must, with the reader's own code (`ChatBody` for the body, the headers kept, `read_reply` for
+  the checks and the answer object), without the reader's structure; not a bare loop;
 - `ours`: `OpenAIReader(...).generate(requests, on_result=...)`, the whole reader: retries armed,
   per-try timeout, reply checks, the answer objects, `on_result`, failure bookkeeping;
 - with `--sdk`, also `bare openai SDK` (`AsyncOpenAI.chat.completions.create` in a loop) and `ours
@@ -68,7 +71,9 @@ from tabulate import tabulate
 
 from benchmark.readers import ReaderRequest, SamplingParams
 from benchmark.readers.openai_reader import OpenAIReader
-from benchmark.readers.transport import READ_BUFFER_BYTES, FastTransport
+from benchmark.readers.replies import read_reply
+from benchmark.readers.request_body import BodyFrame, ChatBody
+from benchmark.readers.transport import READ_BUFFER_BYTES, FastTransport, HttpReply
 
 DECODE = json.JSONDecoder().decode
 MEMORY_LINE = "The memory holds facts about rivers and cities. "
@@ -349,6 +354,30 @@ class _BufferedPump(_FramedPump, asyncio.BufferedProtocol):
         self.parser.feed_data(self.buffer[:nbytes])
 
 
+class _CheckedPump(_BufferedPump):
+    """`_BufferedPump` doing the reader's per-request work that any careful client must do, with the
+    reader's own code, and nothing of its structure: each body written by `ChatBody` from a
+    `ReaderRequest`, each reply's headers kept and the reply read by `read_reply` (the checks, the answer
+    object). The gap from the bare loops to this one is that work; from this one to ours, the reader's
+    structure (the transport and its pool, slots, deadlines, retries, failure tally)."""
+
+    frame = BodyFrame("bench", PARAMS, None, True)
+
+    def __init__(self, *args) -> None:
+        self.headers: dict[bytes, bytes] = {}
+        self.on_header = self.headers.__setitem__  # before the parser is made: it looks its callbacks up once
+        super().__init__(*args)
+
+    def build(self, head: bytes, request: ReaderRequest) -> bytes:  # type: ignore[override]
+        body = ChatBody(request.messages, self.frame).encode()
+        return b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
+
+    def read(self, reply: bytes) -> str:
+        response = read_reply(HttpReply(self.parser.get_status_code(), None, reply, self.headers.copy()))
+        self.headers.clear()
+        return response.text
+
+
 async def bare_callbacks(ports: Sequence[int], texts: list[str], concurrency: int, pump=_Pump) -> None:
     pending = iter(texts)
     loop = asyncio.get_running_loop()
@@ -423,6 +452,7 @@ CLIENTS: dict[str, Client] = {
         as_texts,
         lambda *a: asyncio.run(bare_callbacks(*a, pump=_BufferedPump)),
     ),
+    "checked callbacks": (reader_requests, lambda *a: asyncio.run(bare_callbacks(*a, pump=_CheckedPump))),
     "ours": (reader_requests, ours("fast")),
 }
 SDK_CLIENTS: dict[str, Client] = {

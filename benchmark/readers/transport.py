@@ -11,8 +11,8 @@ that broke). `post` is the same as a coroutine. The reader retries around both.
   reader can send its next request from there, without a task switch or an event-loop turn per
   request. Connections receive into a buffer of their own (`READ_BUFFER_BYTES`), bodies are written
   around their messages (`request_body.py`) and replies decoded from UTF-8 before parsing: with the
-  reader's bookkeeping, a request costs 28–32 µs of client CPU at 4–16 in flight, 1.45–1.6× the
-  fastest bare loop written here (docs/performance.md), against 1.2–1.7 ms through the `openai` SDK.
+  reader's checks and bookkeeping, a request costs 29–35 µs of client CPU at 4–16 in flight, 1.4–1.6×
+  the fastest bare loop written here (docs/performance.md), against 1.3–1.8 ms through the `openai` SDK.
 - `OpenAISDKTransport`: the `openai` package's own client (httpx), the reference: it honours proxy
   settings from the environment, which `FastTransport` does not, and tests hold both to the same
   requests and replies.
@@ -158,8 +158,8 @@ _NEVER = float("inf")
 READ_BUFFER_BYTES = 64 * 1024
 """Each connection's receive buffer. asyncio's plain protocols receive into a fresh 256 KiB bytes object
 per read, which glibc maps, shrinks and unmaps (three system calls and a page fault per reply) until
-the process has freed one mapped block: in a fresh process a bare loop receiving that way cost 2.0× the
-client CPU of the same loop receiving into a buffer of its own (docs/performance.md)."""
+the process has freed one mapped block: in a fresh process a bare loop receiving that way cost twice
+the client CPU of the same loop receiving into a buffer of its own (docs/performance.md)."""
 
 
 class _Connection(asyncio.BufferedProtocol):
