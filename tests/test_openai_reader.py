@@ -20,7 +20,13 @@ from benchmark.readers.base import SYSTEMATIC_AFTER, SamplingParams, tools_json
 from benchmark.readers.openai_reader import MAX_BACKOFF_S, OpenAIReader, backoff_delay
 from benchmark.readers.replies import ReplyProblem, read_reply, retry_after_seconds, server_message
 from benchmark.readers.request_body import BodyFrame, ChatBody
-from benchmark.readers.transport import FastTransport, HttpReply, OpenAISDKTransport, make_transport
+from benchmark.readers.transport import (
+    READ_BUFFER_BYTES,
+    FastTransport,
+    HttpReply,
+    OpenAISDKTransport,
+    make_transport,
+)
 
 
 @pytest.fixture(params=["fast", "openai"])
@@ -437,7 +443,6 @@ def test_keep_alive_connections_are_reused(scripted_server):
 def test_replies_longer_than_the_receive_buffer_arrive_whole(scripted_server):
     """The fast client receives into a buffer of its own, reused between reads and replies: replies of
     several buffers, one after another on one connection, come back intact and each to its request."""
-    from benchmark.readers.transport import READ_BUFFER_BYTES
 
     def answer(body):
         question = body["messages"][-1]["content"]

@@ -159,7 +159,8 @@ READ_BUFFER_BYTES = 64 * 1024
 """Each connection's receive buffer. asyncio's plain protocols receive into a fresh 256 KiB bytes object
 per read, which glibc maps, shrinks and unmaps (three system calls and a page fault per reply) until
 the process has freed one mapped block: in a fresh process a bare loop receiving that way cost twice
-the client CPU of the same loop receiving into a buffer of its own (docs/performance.md)."""
+the client CPU of the same loop receiving into a buffer of its own (docs/performance.md). A reply longer
+than the buffer arrives in several reads. 64 KiB a connection is 16 MiB at 256 in flight."""
 
 
 class _Connection(asyncio.BufferedProtocol):
