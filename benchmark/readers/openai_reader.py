@@ -34,7 +34,15 @@ from urllib.parse import urlsplit
 from benchmark.readers.base import FailureTally, OnResult, ReaderError, ReaderRequest, ReaderResponse, SamplingParams
 from benchmark.readers.replies import FieldRejected, ReplyProblem, read_reply
 from benchmark.readers.request_body import BodyFrame, ChatBody
-from benchmark.readers.transport import CLIENTS, HttpReply, Transport, TransportError, make_transport, post
+from benchmark.readers.transport import (
+    CLIENTS,
+    BackgroundTasks,
+    HttpReply,
+    Transport,
+    TransportError,
+    make_transport,
+    post,
+)
 
 MAX_BACKOFF_S = 60.0
 MAX_RETRY_AFTER_S = 600.0
@@ -301,7 +309,7 @@ class _Run:
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending = iter(range(len(requests)))  # each index is taken once
         self._slots = 0
-        self._retries: set[asyncio.Task] = set()
+        self._retries = BackgroundTasks()
 
     def start(self) -> None:
         self._slots = min(self.reader.concurrency, len(self.requests))
@@ -309,8 +317,7 @@ class _Run:
             self._next()
 
     def stop(self) -> None:
-        for task in list(self._retries):
-            task.cancel()
+        self._retries.cancel()
 
     def _next(self) -> None:
         """Send the next request in this slot (its first try), or close the slot."""
@@ -334,9 +341,7 @@ class _Run:
                     raise outcome
                 response = read_reply(outcome)
             except (ReplyProblem, TimeoutError, TransportError) as problem:
-                task = asyncio.get_running_loop().create_task(self._retry(i, server, with_field, problem))
-                self._retries.add(task)
-                task.add_done_callback(self._retries.discard)
+                self._retries.start(self._retry(i, server, with_field, problem))
                 return
             self._answered(i, response)
             self._next()

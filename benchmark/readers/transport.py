@@ -106,17 +106,17 @@ async def post(transport: Transport, payload: Payload, timeout: float) -> HttpRe
     return await reply
 
 
-class _Tasks:
-    """The background tasks of a transport (connecting, SDK calls), kept until done, cancelled on close."""
+class BackgroundTasks:
+    """Tasks started from callbacks (a transport's connecting and SDK calls, the reader's retries): kept
+    until done, so that none is collected while it runs, and cancelled together."""
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task] = set()
 
-    def start(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task:
+    def start(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return task
 
     def cancel(self) -> None:
         for task in list(self._tasks):
@@ -239,7 +239,7 @@ class _Connection(asyncio.BufferedProtocol):
             return
         if isinstance(error, TransportError) and self.reused and self.payload is not None:
             # the server closed an idle keep-alive connection as we reused it: one fresh try
-            self._pool.resend(self.payload, deadline, done)
+            self._pool.send_on_new_connection(self.payload, deadline, done)
         else:
             done(error)
 
@@ -290,7 +290,7 @@ class FastTransport:
         ).encode("latin-1")
         self.idle: list[_Connection] = []
         self._open: set[_Connection] = set()
-        self._tasks = _Tasks()
+        self._tasks = BackgroundTasks()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watchdog: asyncio.Task | None = None
         self._tick = 1.0
@@ -307,7 +307,7 @@ class FastTransport:
                 connection.send(self._encode(payload), payload, deadline, done, True)
                 return
             self._open.discard(connection)
-        self._tasks.start(self._connect_and_send(payload, deadline, done))
+        self.send_on_new_connection(payload, deadline, done)
 
     def _encode(self, payload: Payload) -> bytes:
         body = payload.encode()
@@ -323,8 +323,8 @@ class FastTransport:
         connection.close()
         self._open.discard(connection)
 
-    def resend(self, payload: Payload, deadline: float, done: Done) -> None:
-        """Send a request again on a fresh connection."""
+    def send_on_new_connection(self, payload: Payload, deadline: float, done: Done) -> None:
+        """Send a request on a connection opened for it (when none is idle, and for a fresh try)."""
         self._tasks.start(self._connect_and_send(payload, deadline, done))
 
     async def _connect_and_send(self, payload: Payload, deadline: float, done: Done) -> None:
@@ -390,7 +390,7 @@ class OpenAISDKTransport:
 
         self._openai = openai
         self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=None)
-        self._tasks = _Tasks()
+        self._tasks = BackgroundTasks()
 
     def send(self, payload: Payload, timeout: float, done: Done) -> None:
         self._tasks.start(self._send(payload, timeout, done))
