@@ -389,8 +389,7 @@ def check_score_inputs(
     from .input_limits import InputLimits, check_memories_file
 
     data_dir = Path(data) if data else default_data_dir()
-    if (Path(run_dir) / MEMORIES).is_file():  # a missing file is named by the reader of it below
-        check_memories_file(Path(run_dir) / MEMORIES, limits or InputLimits())
+    check_memories_file(Path(run_dir) / MEMORIES, limits or InputLimits())
     tasks = memory_tasks(run_dir)
     check_built(data_dir, tasks)
     return data_dir, tasks

@@ -491,8 +491,7 @@ def load_run(
     run_dir: Path, data_dir: Path, limits: InputLimits | None = None
 ) -> tuple[list[MemoryRecord], dict[str, TaskData]]:
     memories = run_dir / "memories.jsonl"
-    if memories.is_file():
-        check_memories_file(memories, limits or InputLimits())
+    check_memories_file(memories, limits or InputLimits())
     records = read_memories(memories)
     tasks = load_tasks(data_dir, sorted({r.task for r in records}))
     check_ids(records, tasks, memories)
