@@ -294,10 +294,7 @@ class _Sizer:
                 position += len(text)
         if self._fast:
             scans = self._keep_scans(blocks)
-            counts = [
-                [b - a for a, b in itertools.pairwise([0, *(scan.before(end) for end in ends), scan.tokens])]
-                for scan, ends in zip(scans, cuts, strict=True)
-            ]
+            counts = [scan.piece_counts(ends) for scan, ends in zip(scans, cuts, strict=True)]
         else:
             counts = piece_counts(self.counter, [text for _, _, text in blocks], cuts)
         pieces = []

@@ -94,6 +94,12 @@ class TokenScan:
             k -= 1
         return k
 
+    def piece_counts(self, ends: Sequence[int]) -> list[int]:
+        """Tokens per piece of the text cut at the character positions `ends` (ascending): a token
+        counts for the piece its first character is in."""
+        bounds = [0, *(self.before(end) for end in ends), self.tokens]
+        return [b - a for a, b in itertools.pairwise(bounds)]
+
 
 @dataclass
 class HFTokenizerCounter:
@@ -134,11 +140,7 @@ class HFTokenizerCounter:
     def count_pieces(self, texts: Sequence[str], cuts: Sequence[Sequence[int]]) -> list[list[int]]:
         """Tokens per piece of each text cut at the character positions `cuts[k]` (ascending), from one
         batched pass over the whole texts: a token counts for the piece its first character is in."""
-        out = []
-        for scan, ends in zip(self.scan(texts), cuts, strict=True):
-            bounds = [0, *(scan.before(end) for end in ends), scan.tokens]
-            out.append([b - a for a, b in itertools.pairwise(bounds)])
-        return out
+        return [scan.piece_counts(ends) for scan, ends in zip(self.scan(texts), cuts, strict=True)]
 
     @cached_property
     def splits_at_spaces(self) -> bool:
