@@ -180,16 +180,10 @@ def check_scores(obj: Any, where: str) -> dict[str, Any]:
     return check_versioned(obj, SCORES_MODELS, "scores.json", where)
 
 
-def read_json(path: Path, what: str) -> Any:
-    """The file through the project's one strict JSON reader (`tasks.strict_json`): its errors name the
-    file, the line and the field."""
-    return load_file(path, what)
-
-
 def read_scores(path: str | Path) -> dict[str, Any]:
     """A run's scores.json, checked; a file in the format before `format` existed loads as it is."""
     path = Path(path)
-    return check_scores(read_json(path, "scores.json"), str(path))
+    return check_scores(load_file(path, "scores.json"), str(path))
 
 
 def json_schema(models: Mapping[str | None, type[Open]], title: str, file_name: str) -> dict[str, Any]:

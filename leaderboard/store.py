@@ -150,7 +150,7 @@ class ResultsStore:
     def add(self, record: dict[str, Any]) -> Path:
         """Write a new record; DuplicateEntryError, and the store as it was, if its identity is taken;
         ScorerMismatchError if it was not scored with the scorer its board pins (StoreError: no pin);
-        ResultsFormatError if it is not a record of the current format."""
+        StoreError if it is of an older format, ResultsFormatError if it is not a valid record."""
         if record.get("format") != RECORD_FORMAT:
             raise StoreError(f"entry {record.get('id')}: field format: new records are {RECORD_FORMAT}")
         check_record(record, f"entry {record.get('id')}")

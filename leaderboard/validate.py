@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.memory import MemoryRecord, parse_record
-from benchmark.results_schema import LEGACY_SCORES, SCORES_MODELS, ResultsFormatError, check_scores, read_json
+from benchmark.results_schema import LEGACY_SCORES, SCORES_MODELS, ResultsFormatError, check_scores
 from tasks.errors import TaskError, quoted
 from tasks.manifest import load_built
-from tasks.strict_json import JsonProblem, decode
+from tasks.strict_json import JsonProblem, decode, load_file
 
 from .boards import Board
 from .contamination import Contamination, assess
@@ -329,7 +329,7 @@ def validate_results_file(path: str | Path) -> tuple[str, str]:
     """Check a results record or a run's scores.json against the schema of its format, told apart by its
     `format` (a file without one is a scores.json of format 1); returns (what it is, its format)."""
     path = Path(path)
-    obj = read_json(path, "results record or scores.json")
+    obj = load_file(path, "results record or scores.json")
     fmt = obj.get("format") if isinstance(obj, dict) else None
     if fmt in RECORD_MODELS:
         check_record(obj, str(path))
