@@ -256,7 +256,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     from .schema import published_schemas
 
-    text = published_schemas()[args.which][1]()
+    text = published_schemas()[args.which]()
     if args.out is None:
         sys.stdout.write(text)
     else:

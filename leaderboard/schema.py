@@ -13,18 +13,17 @@ ajv uses by default): the character class of invisible characters holds code poi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmark.results_schema import SCORES_SCHEMA_FILE, scores_schema
 from benchmark.results_schema import schema_text as document_text
+from benchmark.results_schema import scores_schema
 from tasks.registry import all_suites, all_tasks
 
 from .boards import get_board
 from .names import ignorable_class
-from .record_schema import RECORD_SCHEMA_FILE, record_schema
+from .record_schema import record_schema
 from .submission import (
     CONTROL,
     CONTROL_MULTILINE,
@@ -119,13 +118,13 @@ def submission_schema() -> dict[str, Any]:
 
 def schema_text() -> str:
     """The schema file's text (sorted keys, ASCII with escapes, so that it is stable and diffable)."""
-    return json.dumps(submission_schema(), indent=2, sort_keys=True, ensure_ascii=True) + "\n"
+    return document_text(submission_schema())
 
 
-def published_schemas() -> dict[str, tuple[Path, Callable[[], str]]]:
-    """Every JSON Schema we publish: its file and the function that generates its text."""
+def published_schemas() -> dict[str, Callable[[], str]]:
+    """Every JSON Schema we publish, by name: the function that generates its file's text."""
     return {
-        "submission": (SCHEMA_FILE, schema_text),
-        "record": (RECORD_SCHEMA_FILE, lambda: document_text(record_schema())),
-        "scores": (SCORES_SCHEMA_FILE, lambda: document_text(scores_schema())),
+        "submission": schema_text,
+        "record": lambda: document_text(record_schema()),
+        "scores": lambda: document_text(scores_schema()),
     }
