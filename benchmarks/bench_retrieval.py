@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -37,10 +36,11 @@ import tracemalloc
 import types
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import bm25s
 import numpy as np
-from bench_scoring import corpus
+from bench_scoring import corpus, spread
 from rank_bm25 import BM25Okapi
 
 from benchmark.retrieval import MemoryIndex, tokenize
@@ -70,13 +70,14 @@ def ours(texts: list[str], questions: list[str], index_class: type = MemoryIndex
     return built - start, time.process_time() - built
 
 
-def peak_memory(texts: list[str], questions: list[str], index_class: type = MemoryIndex) -> int:
-    """Peak bytes allocated while an index is built and searched (the index included)."""
+def peak_memory(texts: list[str], questions: list[str], index_class: type = MemoryIndex) -> tuple[int, Any]:
+    """Peak bytes allocated while an index is built and searched (the index included), and the index."""
     tracemalloc.start()
-    index_class(texts, epsilon=0.25).search_many(questions, TOP_K)
+    index = index_class(texts, epsilon=0.25)
+    index.search_many(questions, TOP_K)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return peak
+    return peak, index
 
 
 def baseline_index(ref: str) -> type:
@@ -114,14 +115,9 @@ def baseline_cells(times: list | None, texts: list[str], questions: list[str], o
         return ""
     if times is None:
         return " — | — |"
-    peak = peak_memory(texts, questions, old)
+    peak, _ = peak_memory(texts, questions, old)
     per_question = [(b + s) / len(questions) for b, s in times]
     return f" {spread(per_question, 1000)} | {peak / 2**20:,.1f} ({peak / chars:.1f}) |"
-
-
-def spread(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
-    scaled = [v * scale for v in values]
-    return f"{statistics.median(scaled):,.{digits}f} ({min(scaled):,.{digits}f}–{max(scaled):,.{digits}f})"
 
 
 def main() -> None:
@@ -169,8 +165,9 @@ def main() -> None:
         build = [b for b, _ in times["ours"]]
         search = [s for _, s in times["ours"]]
         per_question = [(b + s) / len(qs) for b, s in times["ours"]]
-        peak = peak_memory(texts, qs)
-        size = MemoryIndex(texts, epsilon=0.25).nbytes()
+        peak, index = peak_memory(texts, qs)
+        size = index.nbytes()
+        del index
         anchors = {
             "bm25s": spread([(b + s) / len(qs) for b, s in times["bm25s"]], 1000) if "bm25s" in times else "—",
             "original": spread(times["original"], 1000, 1) if "original" in times else "—",

@@ -127,8 +127,10 @@ def original(memory: Memory, questions: list[str], counter: TokenCounter) -> flo
     return time.process_time() - start
 
 
-def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.3f} ({min(values):.3f}–{max(values):.3f})"
+def spread(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
+    """Median (min–max) of `values` times `scale`."""
+    scaled = [v * scale for v in values]
+    return f"{statistics.median(scaled):,.{digits}f} ({min(scaled):,.{digits}f}–{max(scaled):,.{digits}f})"
 
 
 def ratio(slow: list[float], fast: list[float]) -> str:
@@ -138,18 +140,19 @@ def ratio(slow: list[float], fast: list[float]) -> str:
 
 def variants(
     memory: Memory, questions: list[str], few: list[str], prompts: dict[str, ReaderPrompt], counter: TokenCounter
-) -> dict[str, Callable[[], float]]:
-    """Each variant's milliseconds of CPU per question, one run."""
+) -> tuple[dict[str, Callable[[], float]], int]:
+    """Each variant's milliseconds of CPU per question, one run; and the memory's size in tokens."""
     n = len(questions)
     bench = instance(memory, questions, counter)
     simple = SimpleCounter()
     bench_simple = instance(memory, questions, simple)
-    return {
+    runs = {
         **{name: lambda name=name: ours(bench, prompts[name], name, counter) / n * 1000 for name in PROFILES},
         "v1, simple": lambda: ours(bench_simple, prompts["v1"], "v1", simple) / n * 1000,
         "count": lambda: count(memory, counter) / n * 1000,
         "original": lambda: original(memory, few, counter) / len(few) * 1000,
     }
+    return runs, bench.tokens.size
 
 
 def main() -> None:
@@ -180,14 +183,13 @@ def main() -> None:
     totals = []
     for n in args.sizes:
         memory = make_memory(sentences, n)
-        runs = variants(memory, qs, few, prompts, counter)
+        runs, tokens = variants(memory, qs, few, prompts, counter)
         for name in PROFILES:  # warm: the word table, power tables, templates
             runs[name]()
         times: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.repeat):
             for name, run in runs.items():
                 times[name].append(run())
-        tokens = MemoryTokens.count(memory, counter).size
         print(
             f"| {n:,} | {tokens:,} | {spread(times['v1'])} | {spread(times['memalpha-paper'])} "
             f"| {spread(times['count'])} | {spread(times['v1, simple'])} "
