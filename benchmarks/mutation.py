@@ -33,7 +33,6 @@ from tabulate import tabulate
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "mutants"
-COPIED = ("benchmark", "tasks", "reference_agent", "leaderboard", "tests", "docs")
 TESTS = {
     "benchmark/aggregation.py": ["tests/test_aggregation.py"],
     "benchmark/metrics.py": ["tests/test_metrics.py"],
@@ -63,8 +62,6 @@ TESTS = {
     "reference_agent/rewards.py": ["tests/test_rewards.py"],
 }
 """The core modules and the tests that are each one's own."""
-KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout"}
-SURVIVED = {0: "survived", 5: "no tests", 33: "no tests"}
 
 
 def slug(module: str) -> str:
@@ -74,15 +71,17 @@ def slug(module: str) -> str:
 def work_folder(module: str) -> Path:
     """mutants/<module>/ holding the current sources and tests, its pyproject.toml set to this module."""
     folder = WORK / slug(module)
-    for name in COPIED:
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    settings = tomllib.loads(text)["tool"]["mutmut"]
+    for name in [*settings["source_paths"], *settings["also_copy"]]:
+        if name == "pyproject.toml":  # written below, set to this module
+            continue
         shutil.copytree(
             ROOT / name,
             folder / name,
             dirs_exist_ok=True,
             ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache"),
         )
-    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    settings = tomllib.loads(text)["tool"]["mutmut"]
     settings.update(only_mutate=[module], pytest_add_cli_args_test_selection=TESTS[module])
     table = "[tool.mutmut]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
     text = re.sub(r"^\[tool\.mutmut\]\n(?:(?!\[).*\n|\n)*", lambda _: table + "\n", text + "\n", count=1, flags=re.M)
@@ -108,8 +107,10 @@ def outcomes(module: str) -> dict[str, str]:
     meta = WORK / slug(module) / "mutants" / f"{module}.meta"
     if not meta.is_file():
         return {}
+    from mutmut.stats import status_by_exit_code  # mutmut's own names for its exit codes
+
     codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
-    return {name: KILLED.get(code) or SURVIVED.get(code) or f"other ({code})" for name, code in codes.items()}
+    return {name: status_by_exit_code.get(code, f"other ({code})") for name, code in codes.items()}
 
 
 def summary(module: str, found: dict[str, str], seconds: float | None) -> list:
