@@ -86,11 +86,6 @@ def _power_table(base: int, n: int) -> np.ndarray:
     return table[:n]
 
 
-def _token_hashes(lowered: str) -> tuple[np.ndarray, np.ndarray]:
-    """(hash, start offset) of every `\\w+` token of an already lower-cased text, without a Python loop."""
-    return _hash_codes(_code_points(lowered))
-
-
 def _code_points(text: str) -> np.ndarray:
     """The text's code points: one byte each for ASCII text, four otherwise (the same numbers)."""
     if text.isascii():

@@ -243,12 +243,14 @@ def _generate_in_windows(
     count: int,
     request: Callable[[int], ReaderRequest],
     on_result: Callable[[int, ReaderResponse], None],
-    window: int,
+    window: int | None,
     timings: Timings | None,
 ) -> None:
-    """Ask `reader` for requests 0 .. count-1, `window` of them per call, each request made (by `request(i)`)
-    just before its window is sent and dropped after. Requests that fail for good are gathered over every
-    window and raised together (RequestsFailed, indices of the whole run) once all others are answered."""
+    """Ask `reader` for requests 0 .. count-1, `window` of them per call (None: all in one call), each request
+    made (by `request(i)`) just before its window is sent and dropped after. Requests that fail for good are
+    gathered over every window and raised together (RequestsFailed, indices of the whole run) once all others
+    are answered."""
+    window = window or count or 1
     failures: dict[int, str] = {}
     for start in range(0, count, window):
         end = min(count, start + window)
@@ -283,7 +285,7 @@ def answer(
         if on_result is not None:
             on_result(i, response)
 
-    _generate_in_windows(reader, len(items), lambda i: items[i].request, answered, window or len(items) or 1, timings)
+    _generate_in_windows(reader, len(items), lambda i: items[i].request, answered, window, timings)
 
 
 def judged(item: QuestionItem) -> bool:
@@ -321,8 +323,7 @@ def judge(
         if on_result is not None:
             on_result(i, reply)
 
-    size = window or len(pending) or 1
-    _generate_in_windows(judge_reader, len(pending), lambda i: judge_request(pending[i], config), verdict, size, None)
+    _generate_in_windows(judge_reader, len(pending), lambda i: judge_request(pending[i], config), verdict, window, None)
 
 
 def score_items(items: Sequence[QuestionItem]) -> None:

@@ -129,13 +129,13 @@ def test_ties_at_the_k_boundary_keep_memory_order_in_the_batched_path():
 @pytest.mark.realdata
 def test_array_tokeniser_finds_exactly_the_regex_tokens(raw_dir):
     """The index tokenises without a Python loop; its tokens must be the original's \\w+ words."""
-    from benchmark.retrieval import _token_hashes
+    from benchmark.retrieval import _code_points, _hash_codes
 
     paragraphs = read_squad_file(next((raw_dir / "squad").glob("*.json")))
     text = "\n".join(p.context for p in paragraphs).lower() + " naïve café_ü 東京 x²"
     assert not text.isascii()
     words = tokenize(text)
-    hashes, starts = _token_hashes(text)
+    hashes, starts = _hash_codes(_code_points(text))
     assert len(hashes) == len(words) == len(starts)
     assert all(text.startswith(w, s) for w, s in zip(words, starts.tolist(), strict=True))
     seen: dict[str, int] = {}
