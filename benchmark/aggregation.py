@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,15 +74,21 @@ def competency_order(competencies: Sequence[str] | set[str]) -> list[str]:
     return [c for c in COMPETENCIES if c in present] + sorted(present - set(COMPETENCIES))
 
 
+def _by_competency(tasks: Iterable[str], competency_of: Mapping[str, str]) -> dict[str, list[str]]:
+    """The tasks of each competency, in the order given."""
+    by_comp: dict[str, list[str]] = defaultdict(list)
+    for task in tasks:
+        by_comp[competency_of[task]].append(task)
+    return by_comp
+
+
 def means(
     task_scores: Mapping[str, float], competency_of: Mapping[str, str], rules: Sequence[str] = RULES
 ) -> tuple[dict[str, float], dict[str, float]]:
     """(competency means, the averages named in `rules`) of task scores by the rule; rounded as scores.json
     rounds (a competency mean first, the overall from the rounded competency means)."""
-    by_comp: dict[str, list[float]] = defaultdict(list)
-    for task, score in task_scores.items():
-        by_comp[competency_of[task]].append(score)
-    comps = {c: _round(statistics.fmean(by_comp[c])) for c in competency_order(by_comp)}
+    by_comp = _by_competency(task_scores, competency_of)
+    comps = {c: _round(statistics.fmean(task_scores[t] for t in by_comp[c])) for c in competency_order(by_comp)}
     values = {
         "mean_of_competencies": _round(statistics.fmean(comps.values())) if comps else 0.0,
         "mean_of_tasks": _round(statistics.fmean(task_scores.values())) if task_scores else 0.0,
@@ -95,9 +101,7 @@ def weights(
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Each average's weight on each task: {"tasks": {t: {t: 1}}, "competencies": {c: ...}, "averages":
     {rule: ...}}; the means above are exactly these sums."""
-    by_comp: dict[str, list[str]] = defaultdict(list)
-    for task in tasks:
-        by_comp[competency_of[task]].append(task)
+    by_comp = _by_competency(tasks, competency_of)
     comps = {c: {t: 1 / len(by_comp[c]) for t in by_comp[c]} for c in competency_order(by_comp)}
     rule_weights = {
         "mean_of_competencies": {t: w / len(comps) for c in comps for t, w in comps[c].items()},

@@ -17,12 +17,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from benchmark.aggregation import means
+from benchmark.aggregation import competency_order, means
 from benchmark.aggregation import uncertainty as aggregation_uncertainty
 from benchmark.profiles import get_profile
 from tasks.errors import UnknownNameError
 from tasks.registry import all_suites, all_tasks, get_suite, get_task
-from tasks.schema import COMPETENCIES
 
 LEGACY_PROFILE = "v1@1"
 """The profile of a results record written before boards had one (the scorer then was v1@1)."""
@@ -60,8 +59,7 @@ class Board:
     @property
     def competencies(self) -> tuple[str, ...]:
         """The competencies its tasks cover, in the fixed order AR, TTL, LRU, CR."""
-        present = {get_task(t).competency for t in self.tasks}
-        return tuple(c for c in COMPETENCIES if c in present)
+        return tuple(competency_order({get_task(t).competency for t in self.tasks}))
 
 
 def evaluation_split(task: str) -> str:
