@@ -502,11 +502,12 @@ def pack_units(
     counts = sizer.whole_units()
     sep_tokens = counter.count(sep)
 
-    def count(index: int, start: int, end: int) -> tuple[int, str]:
+    def count(index: int, start: int, end: int) -> tuple[int, str, str]:
+        """(tokens, text, body) of the chunk of units start .. end-1."""
         body = sep.join(units[start:end])
         text = wrap(index, body)
         (n,) = sizer.count([_Laid([(u, 0, len(units[u])) for u in range(start, end)], sep, body, text)])
-        return n, text
+        return n, text, body
 
     chunks: list[Chunk] = []
     start = 0
@@ -523,14 +524,14 @@ def pack_units(
             if flush is not None and total >= flush:
                 break
         # token counts are not exactly additive under BPE: verify, and give units back until it fits
-        n, text = count(index, start, end)
+        n, text, body = count(index, start, end)
         while end - start > 1 and n > limit:
             end -= 1
-            n, text = count(index, start, end)
+            n, text, body = count(index, start, end)
         if end - start == 1 and n > limit:
             pieces = pack([units[start]], counter, limit, wrap=shifted(index), keep_first_line=keep_first_line)
             chunks.extend(Chunk(c.text, c.body, (start,)) for c in pieces)
         else:
-            chunks.append(Chunk(text, sep.join(units[start:end]), tuple(range(start, end))))
+            chunks.append(Chunk(text, body, tuple(range(start, end))))
         start = end
     return chunks
