@@ -25,7 +25,9 @@ from benchmark.readers.transport import (
     FastTransport,
     HttpReply,
     OpenAISDKTransport,
+    TransportError,
     make_transport,
+    post,
 )
 
 
@@ -455,6 +457,73 @@ def test_replies_longer_than_the_receive_buffer_arrive_whole(scripted_server):
         assert len(response.raw_text.encode()) > 3 * READ_BUFFER_BYTES
         assert response.raw_text == f"q{i}: " + "river é 河 " * (READ_BUFFER_BYTES // 4) + f"q{i}"
     assert len(set(server.ports)) == 1
+
+
+def _raw_exchange(*pieces: bytes, close: bool = True) -> HttpReply | BaseException:
+    """What the fast transport makes of a server that answers one request with `pieces` (each written
+    on its own, a moment apart, so that they arrive in separate reads) and then closes the connection."""
+
+    async def exchange() -> HttpReply | BaseException:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            for piece in pieces:
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(0.05)
+            if close:
+                writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport = FastTransport(f"http://127.0.0.1:{port}/v1", "EMPTY")
+        payload = ChatBody((("user", "Where?"),), BodyFrame("m", SamplingParams(), None, False))
+        try:
+            return await post(transport, payload, 5.0)
+        except Exception as error:  # what the reader would be handed
+            return error
+        finally:
+            await transport.aclose()
+            server.close()
+
+    return asyncio.run(exchange())
+
+
+def test_a_body_that_ends_with_the_connection_is_a_whole_reply():
+    reply = _raw_exchange(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n", b'{"choices": []}')
+    assert isinstance(reply, HttpReply)
+    assert (reply.status, reply.body) == (200, b'{"choices": []}')
+    assert reply.headers == {"content-type": "application/json"}
+
+
+def test_headers_split_over_reads_are_read_whole():
+    """Headers are read from the reply's raw bytes only when asked for (an error's Retry-After): a head
+    that came in several pieces is read whole, names in lower case."""
+    reply = _raw_exchange(
+        b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 2\r\nRetry-",
+        b"After: 7\r\nX-Note: caf\xe9\r\n\r\n{}",
+        close=False,
+    )
+    assert isinstance(reply, HttpReply) and reply.status == 429 and reply.body == b"{}"
+    assert reply.headers == {"content-length": "2", "retry-after": "7", "x-note": "caf\xe9"}
+    with pytest.raises(ReplyProblem) as info:
+        read_reply(reply)
+    assert info.value.retryable and info.value.retry_after == 7.0
+
+
+@pytest.mark.parametrize(
+    ("pieces", "where"),
+    [
+        ((), "before replying"),
+        ((b"HTTP/1.1 200 OK\r\nContent-",), "mid-reply"),  # the head unfinished
+        ((b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n", b'{"choices"'), "mid-reply"),  # the body
+    ],
+)
+def test_a_connection_closed_before_the_reply_ends_is_no_reply(pieces, where):
+    error = _raw_exchange(*pieces)
+    assert isinstance(error, TransportError)
+    assert f"the server closed the connection {where}" in str(error)
 
 
 def test_backoff_grows_with_jitter_and_is_capped():

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import urllib.request
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -36,29 +36,58 @@ CLIENTS = ("auto", "fast", "openai")
 
 
 class HttpReply:
-    """A server's reply: status, headers (names in lower case) and the raw body. Headers may be handed
-    in undecoded (`raw_headers`, as the parser gives them) and are decoded on first use: most replies
-    are read for their body alone."""
+    """A server's reply: status, headers (names in lower case) and the raw body. The fast transport hands
+    in the reply's raw bytes (`received`) instead of its headers, which are parsed from them on first
+    use: most replies are read for their status and body alone, and collecting every header as it
+    arrives cost about 0.6 µs a reply (docs/performance.md)."""
 
-    __slots__ = ("_decoded", "_raw_headers", "body", "status")
+    __slots__ = ("_headers", "_received", "body", "status")
 
     def __init__(
         self,
         status: int,
         headers: Mapping[str, str] | None,
         body: bytes,
-        raw_headers: Mapping[bytes, bytes] | None = None,
+        received: list[bytes] | None = None,
     ):
         self.status = status
         self.body = body
-        self._decoded = headers
-        self._raw_headers = raw_headers or {}
+        self._headers = headers
+        self._received = received
 
     @property
     def headers(self) -> Mapping[str, str]:
-        if self._decoded is None:
-            self._decoded = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in self._raw_headers.items()}
-        return self._decoded
+        if self._headers is None:
+            self._headers = read_head(self._received or ())[1]
+        return self._headers
+
+
+class _HeadReader:
+    """httptools callbacks that collect a reply's headers (names in lower case) and whether they ended."""
+
+    def __init__(self) -> None:
+        self.headers: dict[str, str] = {}
+        self.complete = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self.complete = True
+
+
+def read_head(received: Iterable[bytes]) -> tuple[bool, dict[str, str]]:
+    """(whether the head is complete, the headers) of a reply's first bytes, `received` in the pieces
+    they came in. For the rare replies whose headers matter: errors (Retry-After), and replies cut
+    short by the server closing the connection (was the body delimited?)."""
+    head = _HeadReader()
+    parser = httptools.HttpResponseParser(head)
+    try:
+        for piece in received:
+            parser.feed_data(piece)
+    except httptools.HttpParserError:  # past the head: what was read of it stands
+        pass
+    return head.complete, head.headers
 
 
 class TransportError(Exception):
@@ -169,19 +198,17 @@ class _Connection(asyncio.BufferedProtocol):
 
     def __init__(self, pool: FastTransport) -> None:
         self._pool = pool
-        self._headers: dict[bytes, bytes] = {}
         self._body: list[bytes] = []
+        self._received: list[bytes] = []  # the reply's raw bytes so far (its headers are read from them)
         self._buffer = memoryview(bytearray(READ_BUFFER_BYTES))
-        # the parser calls these for every header and body piece: C methods, no Python frame each
-        self.on_header = self._headers.__setitem__
+        # the parser calls this for every body piece: a C method, no Python frame each; it has no header
+        # callbacks, so it makes no objects for the headers (see `HttpReply`)
         self.on_body = self._body.append
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
-        self._status_seen = False
         self.done: Done | None = None  # the request under way's
         self.payload: Payload | None = None  # the request under way, until its reply begins
         self.reused = False  # whether it was sent on a connection that had answered before
-        self.got_bytes = False
         self.closed = False
         self.deadline = _NEVER
 
@@ -196,10 +223,11 @@ class _Connection(asyncio.BufferedProtocol):
         if self.done is None:
             self.close()  # bytes nobody asked for: this connection cannot be trusted any more
             return
-        self.got_bytes = True
         self.payload = None  # a reply began: there will be no fresh try
+        data = self._buffer[:nbytes].tobytes()
+        self._received.append(data)
         try:
-            self._parser.feed_data(self._buffer[:nbytes])  # its callbacks get copies, not views of the buffer
+            self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self.close()
             self._fail(TransportError(f"the server's reply is not valid HTTP/1.1 ({exc})"))
@@ -208,20 +236,17 @@ class _Connection(asyncio.BufferedProtocol):
         self.closed = True
         if self.done is None:
             return
-        headers = HttpReply(0, None, b"", self._headers).headers
+        head_complete, headers = read_head(self._received)
         delimited = "content-length" in headers or "chunked" in headers.get("transfer-encoding", "")
-        if self._status_seen and not delimited:  # a body that ends where the connection ends
+        if head_complete and not delimited:  # a body that ends where the connection ends
             self.on_message_complete()
             return
-        where = "mid-reply" if self.got_bytes else "before replying"
+        where = "mid-reply" if self._received else "before replying"
         self._fail(TransportError(f"the server closed the connection {where}" + (f" ({exc})" if exc else "")))
 
-    # httptools callbacks (besides on_header and on_body)
-    def on_headers_complete(self) -> None:
-        self._status_seen = True
-
+    # httptools callback (besides on_body)
     def on_message_complete(self) -> None:
-        reply = HttpReply(self._parser.get_status_code(), None, b"".join(self._body), self._headers.copy())
+        reply = HttpReply(self._parser.get_status_code(), None, b"".join(self._body), self._received)
         done, self.done, self.deadline = self.done, None, _NEVER
         if self._parser.should_keep_alive() and not self.closed:
             self._pool.idle.append(self)
@@ -253,9 +278,8 @@ class _Connection(asyncio.BufferedProtocol):
         client CPU against 1.27× at 256 in flight (docs/performance.md)."""
         assert self._transport is not None
         self.done, self.payload, self.reused, self.deadline = done, payload, reused, deadline
-        self._headers.clear()
+        self._received = []  # not cleared: the last reply may still read its headers from it
         self._body.clear()
-        self.got_bytes = self._status_seen = False
         self._transport.write(data)
 
     def close(self) -> None:
