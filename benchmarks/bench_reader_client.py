@@ -23,8 +23,9 @@ JSON:
   reader's client does, rather than into the fresh 256 KiB bytes object per read of asyncio's plain
   protocols: the fastest loop found here;
 - `checked callbacks`: the loop with its own buffer doing the per-request work that any careful
-  client must, with the reader's own code (`ChatBody` for the body, the headers kept, `read_reply` for
-  the checks and the answer object), without the reader's structure; not a bare loop;
+  client must, with the reader's own code (`ChatBody` for the body, the reply's bytes kept for its
+  headers, `read_reply` for the checks and the answer object), without the reader's structure; not a
+  bare loop;
 - `ours`: `OpenAIReader(...).generate(requests, on_result=...)`, the whole reader: retries armed,
   per-try timeout, reply checks, the answer objects, `on_result`, failure bookkeeping;
 - with `--sdk`, also `bare openai SDK` (`AsyncOpenAI.chat.completions.create` in a loop) and `ours
@@ -60,11 +61,13 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
+import resource
 import socket
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring_ascii
+from typing import NamedTuple
 
 import httptools
 from tabulate import tabulate
@@ -357,24 +360,29 @@ class _BufferedPump(_FramedPump, asyncio.BufferedProtocol):
 class _CheckedPump(_BufferedPump):
     """`_BufferedPump` doing the reader's per-request work that any careful client must do, with the
     reader's own code, and nothing of its structure: each body written by `ChatBody` from a
-    `ReaderRequest`, each reply's headers kept and the reply read by `read_reply` (the checks, the answer
-    object). The gap from the bare loops to this one is that work; from this one to ours, the reader's
-    structure (the transport and its pool, slots, deadlines, retries, failure tally)."""
+    `ReaderRequest`, each reply's raw bytes kept for its headers (read only when asked for, as the
+    reader does) and the reply read by `read_reply` (the checks, the answer object). The gap from the
+    bare loops to this one is that work; from this one to ours, the reader's structure (the transport
+    and its pool, slots, deadlines, retries, failure tally)."""
 
     frame = BodyFrame("bench", PARAMS, None, True)
 
     def __init__(self, *args) -> None:
-        self.headers: dict[bytes, bytes] = {}
-        self.on_header = self.headers.__setitem__  # before the parser is made: it looks its callbacks up once
         super().__init__(*args)
+        self.received: list[bytes] = []
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = self.buffer[:nbytes].tobytes()
+        self.received.append(data)
+        self.parser.feed_data(data)
 
     def build(self, head: bytes, request: ReaderRequest) -> bytes:  # type: ignore[override]
         body = ChatBody(request.messages, self.frame).encode()
         return b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
 
     def read(self, reply: bytes) -> str:
-        response = read_reply(HttpReply(self.parser.get_status_code(), None, reply, self.headers.copy()))
-        self.headers.clear()
+        response = read_reply(HttpReply(self.parser.get_status_code(), None, reply, self.received))
+        self.received = []
         return response.text
 
 
@@ -461,14 +469,23 @@ SDK_CLIENTS: dict[str, Client] = {
 }
 
 
-def measure(client: Client, ports: Sequence[int], n: int, concurrency: int) -> tuple[float, float, float]:
-    """(requests/s, client CPU µs per request, client CPU share of the wall time) of one run."""
+class Figures(NamedTuple):
+    """One run of one client."""
+
+    rate: float  # requests per second, wall clock
+    cpu_us: float  # the client process's CPU per request, user and kernel
+    kernel_us: float  # the kernel's part of it (system calls, page faults, waking the server)
+    cpu_share: float  # the client's CPU time ÷ the wall time
+
+
+def measure(client: Client, ports: Sequence[int], n: int, concurrency: int) -> Figures:
     prepare, run = client
     prepared = prepare(questions(n))
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     run(ports, prepared, concurrency)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return n / wall, cpu / n * 1e6, cpu / wall
+    wall, after = time.perf_counter() - wall, resource.getrusage(resource.RUSAGE_SELF)
+    user, kernel = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    return Figures(n / wall, (user + kernel) / n * 1e6, kernel / n * 1e6, (user + kernel) / wall)
 
 
 def spread(values: list[float]) -> str:
@@ -485,14 +502,35 @@ def measure_named(name: str, system_kb: float, in_process: bool, ports: Sequence
     return measure({**CLIENTS, **SDK_CLIENTS}[name], ports, n, concurrency)
 
 
-def rounds(names: list[str], run_one: Callable[[str], tuple[float, float, float]], count: int):
+def rounds(names: list[str], run_one: Callable[[str], Figures], count: int) -> dict[str, list[Figures]]:
     """Each client's figures per round (`run_one(name)`); the clients take turns within a round, in a
     rotating order."""
-    figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
+    figures: dict[str, list[Figures]] = {name: [] for name in names}
     for r in range(count):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             figures[name].append(run_one(name))
     return figures
+
+
+def cell(runs: list[Figures]) -> str:
+    """A client's medians: requests/s (CPU µs per request; the kernel's part)."""
+    rate, cpu, kernel = (
+        statistics.median(getattr(f, field) for f in runs) for field in ("rate", "cpu_us", "kernel_us")
+    )
+    return f"{rate:,.0f} ({cpu:,.1f} µs; {kernel:,.1f})"
+
+
+def comparison(figures: dict[str, list[Figures]], bare: list[str]) -> list[str]:
+    """The ratio columns: the fastest bare loop (by median throughput) and, per round, its throughput ÷
+    ours, the best bare loop of each round ÷ ours, ours ÷ the cheapest bare loop of the round in CPU;
+    and ours' CPU share."""
+    ours = figures["ours"]
+    fastest = max(bare, key=lambda b: statistics.median(f.rate for f in figures[b]))
+    rate_ratio = [figures[fastest][r].rate / f.rate for r, f in enumerate(ours)]
+    best_of_round = [max(figures[b][r].rate for b in bare) / f.rate for r, f in enumerate(ours)]
+    cpu_ratio = [f.cpu_us / min(figures[b][r].cpu_us for b in bare) for r, f in enumerate(ours)]
+    share = statistics.median(f.cpu_share for f in ours)
+    return [fastest, spread(rate_ratio), spread(best_of_round), spread(cpu_ratio), f"{share:.0%}"]
 
 
 def main() -> None:
@@ -503,6 +541,13 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=1, help="fake servers, one process each")
     parser.add_argument("--sdk", action="store_true", help="also the openai SDK, bare and in the reader")
     parser.add_argument("--system-kb", type=float, default=4, help="size of each request's system message")
+    parser.add_argument(
+        "--clients",
+        nargs="+",
+        metavar="NAME",
+        choices=[*CLIENTS, *SDK_CLIENTS],
+        help="only these clients (default: all but the SDK's); the ratio columns need `ours` and a bare loop",
+    )
     parser.add_argument(
         "--fresh",
         action="store_true",
@@ -521,7 +566,11 @@ def main() -> None:
     if args.in_process:
         asyncio.set_event_loop_policy(_LoopbackPolicy())
 
-    clients = {**CLIENTS, **(SDK_CLIENTS if args.sdk else {})}
+    every = {**CLIENTS, **SDK_CLIENTS}
+    chosen = args.clients or [*CLIENTS, *(SDK_CLIENTS if args.sdk else ())]
+    clients = {name: every[name] for name in chosen}
+    bare = [name for name in clients if name.startswith("bare") and name not in SDK_CLIENTS]
+    compared = "ours" in clients and bool(bare)
     ports = [free_port() for _ in range(0 if args.in_process else args.servers)] or [0]
     servers = []
     for port in ports if not args.in_process else ():
@@ -534,7 +583,7 @@ def main() -> None:
     try:
         for concurrency in args.concurrency:
 
-            def run_one(name: str, concurrency: int = concurrency) -> tuple[float, float, float]:
+            def run_one(name: str, concurrency: int = concurrency) -> Figures:
                 n = args.requests // 10 if name in SDK_CLIENTS else args.requests
                 if not args.fresh:
                     return measure(clients[name], ports, n, concurrency)
@@ -543,26 +592,10 @@ def main() -> None:
                     return job.result()
 
             figures = rounds(list(clients), run_one, args.rounds)
-            bare = [name for name in CLIENTS if name.startswith("bare")]
-            fastest = max(bare, key=lambda b: statistics.median(f[0] for f in figures[b]))
-            rate_ratio = [figures[fastest][r][0] / f[0] for r, f in enumerate(figures["ours"])]
-            best_of_round = [max(figures[b][r][0] for b in bare) / f[0] for r, f in enumerate(figures["ours"])]
-            cpu_ratio = [f[1] / min(figures[b][r][1] for b in bare) for r, f in enumerate(figures["ours"])]
-            rows.append(
-                [
-                    concurrency,
-                    *(
-                        f"{statistics.median(f[0] for f in figures[name]):,.0f} "
-                        f"({statistics.median(f[1] for f in figures[name]):,.1f} µs)"
-                        for name in clients
-                    ),
-                    fastest,
-                    spread(rate_ratio),
-                    spread(best_of_round),
-                    spread(cpu_ratio),
-                    f"{statistics.median(f[2] for f in figures['ours']):.0%}",
-                ]
-            )
+            row = [concurrency, *(cell(figures[name]) for name in clients)]
+            if compared:
+                row += comparison(figures, bare)
+            rows.append(row)
             print(f"concurrency {concurrency} done", flush=True)
     finally:
         for process in servers:
@@ -571,17 +604,18 @@ def main() -> None:
     where = "no sockets (--in-process)" if args.in_process else f"{args.servers} fake server(s)"
     print(
         f"\n{where}; {len(SYSTEM):,}-character system message; load average "
-        f"{os.getloadavg()[0]:.1f}; requests/s (client CPU per request), medians of {args.rounds} rounds\n"
+        f"{os.getloadavg()[0]:.1f}; requests/s (client CPU per request; its part in the kernel), medians of "
+        f"{args.rounds} rounds\n"
     )
-    headers = [
-        "concurrency",
-        *clients,
-        "fastest bare loop",
-        "it ÷ ours (throughput)",
-        "best bare of each round ÷ ours",
-        "ours ÷ cheapest bare (CPU)",
-        "ours: client CPU share",
-    ]
+    headers = ["concurrency", *clients]
+    if compared:
+        headers += [
+            "fastest bare loop",
+            "it ÷ ours (throughput)",
+            "best bare of each round ÷ ours",
+            "ours ÷ cheapest bare (CPU)",
+            "ours: client CPU share",
+        ]
     print(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
 
 
