@@ -48,6 +48,14 @@ block comes from the heap. All clients share this process, so by the time most r
 risen. `--fresh` runs each client in a fresh interpreter instead, as a reader in a process of its own
 runs.
 
+A fake server that answers at once and then waits for the next request sleeps in `epoll_wait`, so
+a client's every send must wake it: on this 2-vCPU virtual machine that wake-up costs the sender
+kernel time (`_raw_spin_unlock_irqrestore` under `sendto` in `perf record -e task-clock`) and slows
+its own code after it. The slower the client, the more often the server has gone to sleep, so the
+penalty grows with the client's own cost and exaggerates the gaps between clients. `--busy-server`
+makes the fake servers poll without ever sleeping, as a loaded model server's loop does (a real one
+is busy with the model between requests): what remains is each client's work and its system calls.
+
 `--in-process` leaves out the sockets and the fake server: each request written is answered with
 RESPONSE on the event loop's next turn (`_LoopbackLoop`). What remains is each client's own work,
 which varies little from round to round, so it is the steadiest measure of what the reader adds.
@@ -134,9 +142,18 @@ class _FakeServer(asyncio.BufferedProtocol):
             self.transport.write(RESPONSE)
 
 
-def serve(port: int, ready) -> None:
+def serve(port: int, ready, busy: bool = False) -> None:
+    """Run a fake server on `port`; `busy`: its event loop never sleeps (see `--busy-server`)."""
+
     async def main() -> None:
-        server = await asyncio.get_running_loop().create_server(_FakeServer, "127.0.0.1", port, backlog=2048)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_FakeServer, "127.0.0.1", port, backlog=2048)
+        if busy:  # a callback always ready: each turn of the loop polls its sockets without waiting
+
+            def spin() -> None:
+                loop.call_soon(spin)
+
+            spin()
         ready.set()
         await server.serve_forever()
 
@@ -554,11 +571,18 @@ def main() -> None:
         help="run each client in a fresh interpreter, where glibc's malloc has its default settings (see above)",
     )
     parser.add_argument(
+        "--busy-server",
+        action="store_true",
+        help="fake servers that poll without ever sleeping, as a loaded server does (see above)",
+    )
+    parser.add_argument(
         "--in-process",
         action="store_true",
         help="no sockets and no fake server: each request is answered on the event loop's next turn (see above)",
     )
     args = parser.parse_args()
+    if args.in_process and args.busy_server:
+        parser.error("--in-process runs no server")
     if args.in_process and args.sdk:
         parser.error("--in-process does not run the SDK clients (their HTTP client opens its own sockets)")
     global SYSTEM
@@ -575,7 +599,7 @@ def main() -> None:
     servers = []
     for port in ports if not args.in_process else ():
         ready = multiprocessing.Event()
-        process = multiprocessing.Process(target=serve, args=(port, ready), daemon=True)
+        process = multiprocessing.Process(target=serve, args=(port, ready, args.busy_server), daemon=True)
         process.start()
         ready.wait(10)
         servers.append(process)
@@ -602,6 +626,7 @@ def main() -> None:
             process.terminate()
             process.join()
     where = "no sockets (--in-process)" if args.in_process else f"{args.servers} fake server(s)"
+    where += ", busy (--busy-server)" if args.busy_server else ""
     print(
         f"\n{where}; {len(SYSTEM):,}-character system message; load average "
         f"{os.getloadavg()[0]:.1f}; requests/s (client CPU per request; its part in the kernel), medians of "
