@@ -4,7 +4,7 @@ servers (so that the client, not a model, is what is measured).
 Run by hand (figures go into docs/performance.md):
 
     python benchmarks/bench_reader_client.py [--requests 4000] [--concurrency 1 4 16 64 256] [--rounds 7]
-        [--servers 1] [--system-kb 4] [--sdk] [--fresh] [--in-process]
+        [--servers 1] [--system-kb 4] [--sdk] [--busy-server] [--in-process] [--clients NAME...]
 
 Each fake server is an asyncio protocol in a process of its own that answers every chat request with one
 canned completion at once, over keep-alive HTTP/1.1, with the headers uvicorn sends. Every client sends
@@ -42,19 +42,20 @@ figures: biased against ours, shown for comparison with earlier runs), and ours 
 loop of the round in client CPU per request.
 
 What a plain protocol's 256 KiB read costs depends on the process's past: glibc serves an allocation
-that large with mmap (then mremap to shrink it, munmap to free it: three system calls and a page fault
-per reply) until the process has freed one mmap'd block, after which its threshold rises and the
-block comes from the heap. All clients share this process, so by the time most run the threshold has
-risen. `--fresh` runs each client in a fresh interpreter instead, as a reader in a process of its own
-runs.
+that large with mmap, shrinks it with mremap to the bytes read and frees it with munmap (three system
+calls and a page fault per reply: the kernel column shows them), until the process frees a mapped
+block larger than its threshold, which then rises so that such blocks come from the heap. All clients
+share this process, so whether the plain loops pay depends on what ran before them (the SDK clients,
+for one, free such a block); `--clients` with the plain loops alone shows what a process that never
+did pays.
 
-A fake server that answers at once and then waits for the next request sleeps in `epoll_wait`, so
-a client's every send must wake it: on this 2-vCPU virtual machine that wake-up costs the sender
-kernel time (`_raw_spin_unlock_irqrestore` under `sendto` in `perf record -e task-clock`) and slows
-its own code after it. The slower the client, the more often the server has gone to sleep, so the
-penalty grows with the client's own cost and exaggerates the gaps between clients. `--busy-server`
-makes the fake servers poll without ever sleeping, as a loaded model server's loop does (a real one
-is busy with the model between requests): what remains is each client's work and its system calls.
+A fake server that answers at once and then waits for the next request sleeps in `epoll_wait`, so a
+client's send may have to wake it, and that wake-up is paid in the sender's kernel time
+(`perf record -g` shows it under `sendto`). A slower client leaves the server asleep more often, so
+the penalty can grow with the client's own cost and widen the gaps between clients.
+`--busy-server` makes the fake servers poll without ever sleeping, as a loaded model server's loop
+does (a real one is busy with the model between requests): what remains is each client's work and
+its system calls.
 
 `--in-process` leaves out the sockets and the fake server: each request written is answered with
 RESPONSE on the event loop's next turn (`_LoopbackLoop`). What remains is each client's own work,
@@ -65,7 +66,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
 import json
 import multiprocessing
 import os
@@ -509,16 +509,6 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f}× [{min(values):.2f}–{max(values):.2f}]"
 
 
-def measure_named(name: str, system_kb: float, in_process: bool, ports: Sequence[int], n: int, concurrency: int):
-    """`measure` of the client named `name`, the module's settings made first (for `--fresh`, where it
-    runs in a new interpreter)."""
-    global SYSTEM
-    SYSTEM = system_message(system_kb)
-    if in_process:
-        asyncio.set_event_loop_policy(_LoopbackPolicy())
-    return measure({**CLIENTS, **SDK_CLIENTS}[name], ports, n, concurrency)
-
-
 def rounds(names: list[str], run_one: Callable[[str], Figures], count: int) -> dict[str, list[Figures]]:
     """Each client's figures per round (`run_one(name)`); the clients take turns within a round, in a
     rotating order."""
@@ -563,12 +553,8 @@ def main() -> None:
         nargs="+",
         metavar="NAME",
         choices=[*CLIENTS, *SDK_CLIENTS],
-        help="only these clients (default: all but the SDK's); the ratio columns need `ours` and a bare loop",
-    )
-    parser.add_argument(
-        "--fresh",
-        action="store_true",
-        help="run each client in a fresh interpreter, where glibc's malloc has its default settings (see above)",
+        help=f"only these clients, of: {'; '.join([*CLIENTS, *SDK_CLIENTS])} (default: all but the SDK's); "
+        "the ratio columns need `ours` and a bare loop",
     )
     parser.add_argument(
         "--busy-server",
@@ -609,11 +595,7 @@ def main() -> None:
 
             def run_one(name: str, concurrency: int = concurrency) -> Figures:
                 n = args.requests // 10 if name in SDK_CLIENTS else args.requests
-                if not args.fresh:
-                    return measure(clients[name], ports, n, concurrency)
-                with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                    job = pool.submit(measure_named, name, args.system_kb, args.in_process, ports, n, concurrency)
-                    return job.result()
+                return measure(clients[name], ports, n, concurrency)
 
             figures = rounds(list(clients), run_one, args.rounds)
             row = [concurrency, *(cell(figures[name]) for name in clients)]

@@ -10,9 +10,11 @@ that broke). `post` is the same as a coroutine. The reader retries around both.
   and a keep-alive pool of connections. `done` runs inside the callback that read the reply, so the
   reader can send its next request from there, without a task switch or an event-loop turn per
   request. Connections receive into a buffer of their own (`READ_BUFFER_BYTES`), bodies are written
-  around their messages (`request_body.py`) and replies decoded from UTF-8 before parsing: with the
-  reader's checks and bookkeeping, a request costs 29–35 µs of client CPU at 4–16 in flight, 1.4–1.6×
-  the fastest bare loop written here (docs/performance.md), against 1.3–1.8 ms through the `openai` SDK.
+  around their messages (`request_body.py`), replies decoded from UTF-8 before parsing and their headers
+  read only when needed (`HttpReply`): with the reader's checks and bookkeeping, a request costs about
+  20 µs of client CPU at 4–64 in flight against a busy fake server (1.21–1.23× the fastest bare loop
+  written here) and about 30 µs against one that sleeps between requests (docs/performance.md),
+  against 1.3–1.8 ms through the `openai` SDK.
 - `OpenAISDKTransport`: the `openai` package's own client (httpx), the reference: it honours proxy
   settings from the environment, which `FastTransport` does not, and tests hold both to the same
   requests and replies.
@@ -39,7 +41,7 @@ class HttpReply:
     """A server's reply: status, headers (names in lower case) and the raw body. The fast transport hands
     in the reply's raw bytes (`received`) instead of its headers, which are parsed from them on first
     use: most replies are read for their status and body alone, and collecting every header as it
-    arrives cost about 0.6 µs a reply (docs/performance.md)."""
+    arrives cost about 1 µs a request (docs/performance.md)."""
 
     __slots__ = ("_headers", "_received", "body", "status")
 
