@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.memory import MemoryRecord, parse_record
-from benchmark.results_schema import LEGACY_SCORES, SCORES_MODELS, ResultsFormatError, check_scores
+from benchmark.results_schema import LEGACY_SCORES, SCORES_MODELS, check_versioned
 from tasks.errors import TaskError, quoted
 from tasks.manifest import load_built
 from tasks.strict_json import JsonProblem, decode, load_file
 
 from .boards import Board
 from .contamination import Contamination, assess
-from .record_schema import RECORD_MODELS, check_record
+from .record_schema import RECORD_MODELS
 from .store import ResultsStore
 from .submission import (
     MEMORIES_FILE,
@@ -329,16 +329,9 @@ def validate_results_file(path: str | Path) -> tuple[str, str]:
     """Check a results record or a run's scores.json against the schema of its format, told apart by its
     `format` (a file without one is a scores.json of format 1); returns (what it is, its format)."""
     path = Path(path)
-    obj = load_file(path, "results record or scores.json")
-    fmt = obj.get("format") if isinstance(obj, dict) else None
+    what = "results record or scores.json"
+    obj = check_versioned(load_file(path, what), {**SCORES_MODELS, **RECORD_MODELS}, what, str(path))
+    fmt = obj.get("format")
     if fmt in RECORD_MODELS:
-        check_record(obj, str(path))
         return "results record", fmt
-    if fmt is not None and fmt not in SCORES_MODELS:
-        known = ", ".join(repr(k) for k in (*RECORD_MODELS, *SCORES_MODELS) if k is not None)
-        raise ResultsFormatError(
-            f"{path}: field format: {fmt!r} is neither a results record nor a scores.json format this version "
-            f"reads ({known}); written by a newer memalpha-bench?"
-        )
-    check_scores(obj, str(path))
     return "scores.json", fmt or f"{LEGACY_SCORES} (no format key)"

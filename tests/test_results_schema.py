@@ -287,7 +287,9 @@ def test_validate_takes_a_record_file(scored, tmp_path, capsys):
     assert f"is a results record of format {RECORD_FORMAT}" in capsys.readouterr().out
     path.write_text(json.dumps({**scored[1], "format": "memalpha-bench/leaderboard-record@7"}))
     assert main(["leaderboard", "validate", str(path)]) == 1
-    assert "neither a results record nor a scores.json format" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{path}: field format: 'memalpha-bench/leaderboard-record@7' is not a results record or scores.json" in err
+    assert repr(RECORD_FORMAT) in err and "newer memalpha-bench" in err
 
 
 def test_reports_and_the_site_show_standard_errors_and_intervals(scored, tmp_path):
