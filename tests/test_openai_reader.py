@@ -526,6 +526,16 @@ def test_a_connection_closed_before_the_reply_ends_is_no_reply(pieces, where):
     assert f"the server closed the connection {where}" in str(error)
 
 
+@pytest.mark.parametrize(
+    "pieces",
+    [(b"SMTP ready\r\n\r\n",), (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n", b"Content-Length: x\r\n\r\n{}")],
+)
+def test_a_reply_that_is_not_http_is_no_reply(pieces):
+    error = _raw_exchange(*pieces, close=False)
+    assert isinstance(error, TransportError)
+    assert "the server's reply is not valid HTTP/1.1" in str(error)
+
+
 def test_backoff_grows_with_jitter_and_is_capped():
     for attempt, base in [(0, 1.0), (3, 1.0), (20, 1.0)]:
         step = min(MAX_BACKOFF_S, base * 2**attempt)

@@ -81,14 +81,12 @@ class _HeadReader:
 def read_head(received: Iterable[bytes]) -> tuple[bool, dict[str, str]]:
     """(whether the head is complete, the headers) of a reply's first bytes, `received` in the pieces
     they came in. For the rare replies whose headers matter: errors (Retry-After), and replies cut
-    short by the server closing the connection (was the body delimited?)."""
+    short by the server closing the connection (was the body delimited?). The connection's own parser
+    has read the same bytes without error (it closes the connection on the first it finds)."""
     head = _HeadReader()
     parser = httptools.HttpResponseParser(head)
-    try:
-        for piece in received:
-            parser.feed_data(piece)
-    except httptools.HttpParserError:  # past the head: what was read of it stands
-        pass
+    for piece in received:
+        parser.feed_data(piece)
     return head.complete, head.headers
 
 
