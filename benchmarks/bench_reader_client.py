@@ -37,7 +37,7 @@ the reader). Every round runs every client once, in turn (the order rotates betw
 a busy spell of the machine hits them alike. Reported per client: the median over rounds of requests
 per second (wall clock) and of client CPU per request; and, per round, as median [min–max] over the
 rounds, the throughput of the fastest bare loop (the one with the highest median at that concurrency)
-÷ ours, the same against whichever bare loop was fastest in each round (the best of four noisy
+÷ ours, the same against whichever bare loop was fastest in each round (the best of several noisy
 figures: biased against ours, shown for comparison with earlier runs), and ours ÷ the cheapest bare
 loop of the round in client CPU per request.
 
@@ -509,13 +509,16 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f}× [{min(values):.2f}–{max(values):.2f}]"
 
 
-def rounds(names: list[str], run_one: Callable[[str], Figures], count: int) -> dict[str, list[Figures]]:
-    """Each client's figures per round (`run_one(name)`); the clients take turns within a round, in a
-    rotating order."""
-    figures: dict[str, list[Figures]] = {name: [] for name in names}
+def rounds(
+    clients: dict[str, Client], ports: Sequence[int], requests: int, concurrency: int, count: int
+) -> dict[str, list[Figures]]:
+    """Each client's figures per round; the clients take turns within a round, in a rotating order."""
+    figures: dict[str, list[Figures]] = {name: [] for name in clients}
+    names = list(clients)
     for r in range(count):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            figures[name].append(run_one(name))
+            n = requests // 10 if name in SDK_CLIENTS else requests
+            figures[name].append(measure(clients[name], ports, n, concurrency))
     return figures
 
 
@@ -581,9 +584,10 @@ def main() -> None:
     clients = {name: every[name] for name in chosen}
     bare = [name for name in clients if name.startswith("bare") and name not in SDK_CLIENTS]
     compared = "ours" in clients and bool(bare)
-    ports = [free_port() for _ in range(0 if args.in_process else args.servers)] or [0]
+    server_ports = [] if args.in_process else [free_port() for _ in range(args.servers)]
+    ports = server_ports or [0]  # in process, connections never reach a port
     servers = []
-    for port in ports if not args.in_process else ():
+    for port in server_ports:
         ready = multiprocessing.Event()
         process = multiprocessing.Process(target=serve, args=(port, ready, args.busy_server), daemon=True)
         process.start()
@@ -592,12 +596,7 @@ def main() -> None:
     rows = []
     try:
         for concurrency in args.concurrency:
-
-            def run_one(name: str, concurrency: int = concurrency) -> Figures:
-                n = args.requests // 10 if name in SDK_CLIENTS else args.requests
-                return measure(clients[name], ports, n, concurrency)
-
-            figures = rounds(list(clients), run_one, args.rounds)
+            figures = rounds(clients, ports, args.requests, concurrency, args.rounds)
             row = [concurrency, *(cell(figures[name]) for name in clients)]
             if compared:
                 row += comparison(figures, bare)

@@ -461,7 +461,8 @@ def test_replies_longer_than_the_receive_buffer_arrive_whole(scripted_server):
 
 def _raw_exchange(*pieces: bytes, close: bool = True) -> HttpReply | BaseException:
     """What the fast transport makes of a server that answers one request with `pieces` (each written
-    on its own, a moment apart, so that they arrive in separate reads) and then closes the connection."""
+    on its own, a moment apart, so that they arrive in separate reads) and then, if `close`, closes the
+    connection."""
 
     async def exchange() -> HttpReply | BaseException:
         async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
