@@ -17,8 +17,8 @@ JSON:
 - `bare callbacks`: the same parser, the next request sent from the callback that read the reply (no
   task switch per request);
 - `bare callbacks, framed JSON`: the same loop writing and reading JSON the way the reader does (the
-  JSON around the two texts fixed, only the texts escaped per request; replies decoded from UTF-8
-  before parsing);
+  JSON around the two texts fixed, only the texts encoded per request; `orjson` for the texts and the
+  replies, where the loops above use the standard library's `json`);
 - `bare callbacks, framed JSON, own buffer`: the same loop receiving into a buffer of its own, as the
   reader's client does, rather than into the fresh 256 KiB bytes object per read of asyncio's plain
   protocols: the fastest loop found here;
@@ -74,10 +74,10 @@ import socket
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from json.encoder import encode_basestring_ascii
 from typing import NamedTuple
 
 import httptools
+import orjson
 from tabulate import tabulate
 
 from benchmark.readers import ReaderRequest, SamplingParams
@@ -86,7 +86,6 @@ from benchmark.readers.replies import read_reply
 from benchmark.readers.request_body import BodyFrame, ChatBody
 from benchmark.readers.transport import READ_BUFFER_BYTES, FastTransport, HttpReply
 
-DECODE = json.JSONDecoder().decode
 MEMORY_LINE = "The memory holds facts about rivers and cities. "
 
 
@@ -235,18 +234,17 @@ def request_bytes(head: bytes, question: str) -> bytes:
 
 
 def framed_request_bytes(head: bytes, question: str) -> bytes:
-    """The same bytes as `request_bytes`, written as the reader writes them: the JSON around the two texts
-    is fixed, only the texts are escaped per request."""
-    payload = "".join(
+    """The same JSON value as `request_bytes`, written as the reader writes it: the JSON around the two
+    texts is fixed, only the texts are encoded per request, by `orjson`."""
+    payload = b"".join(
         (
-            '{"model": "bench", "messages": [{"role": "system", "content": ',
-            encode_basestring_ascii(SYSTEM),
-            '}, {"role": "user", "content": ',
-            encode_basestring_ascii(question),
-            '}], "max_tokens": 16, "temperature": 0.0, "top_p": 1.0, ',
-            '"chat_template_kwargs": {"enable_thinking": false}}',
+            b'{"model":"bench","messages":[{"role":"system","content":',
+            orjson.dumps(SYSTEM),
+            b'},{"role":"user","content":',
+            orjson.dumps(question),
+            b'}],"max_tokens":16,"temperature":0.0,"top_p":1.0,"chat_template_kwargs":{"enable_thinking":false}}',
         )
-    ).encode()
+    )
     return b"%sContent-Length: %d\r\n\r\n%s" % (head, len(payload), payload)
 
 
@@ -350,13 +348,13 @@ class _Pump(asyncio.Protocol):
 
 
 class _FramedPump(_Pump):
-    """`_Pump` that writes and reads JSON the reader's way: `framed_request_bytes`, replies decoded from
-    UTF-8 before they are parsed."""
+    """`_Pump` that writes and reads JSON the reader's way: `framed_request_bytes`, replies read by
+    `orjson`."""
 
     build = staticmethod(framed_request_bytes)
 
     def read(self, reply: bytes) -> str:
-        return DECODE(reply.decode())["choices"][0]["message"]["content"]
+        return orjson.loads(reply)["choices"][0]["message"]["content"]
 
 
 class _BufferedPump(_FramedPump, asyncio.BufferedProtocol):

@@ -141,17 +141,24 @@ def test_tool_schemas_keep_their_key_order():
 
 @pytest.mark.parametrize("template_field", [False, True])
 def test_body_encoded_around_the_messages_is_the_json_of_its_fields(template_field):
-    """The fast client writes the JSON around the messages once per settings and escapes only the
-    texts per request: the bytes must be what encoding the whole body's fields gives."""
+    """The fast client writes the JSON around the messages once per settings and encodes only the
+    texts per request: the body must be valid UTF-8 JSON whose value is the whole body's fields, with
+    the texts as UTF-8 (not escaped) except one that is not valid Unicode (a lone surrogate), which is
+    escaped so that it stays valid JSON text."""
     params = SamplingParams(max_tokens=9, temperature=0.3, stop=("\n\n", "é"), enable_thinking=True)
+    texts = ['memory: "quoted" \\ é 🙂 \n\t\x00\x7f\u2028', "lone \ud800 surrogate", ""]
     for tools in (None, tools_json(TOOLS)):
         frame = BodyFrame("módel", params, tools, template_field)
-        for messages in [(), (("system", 'memory: "quoted" \\ é 🙂 \ud800 \n\t'),), (("user", "a"), ("assistant", ""))]:
+        for messages in [(), (("system", texts[0]),), (("user", texts[1]), ("assistant", texts[2]))]:
             body = ChatBody(messages, frame)
-            assert body.encode() == json.dumps(body.fields()).encode()
-            fields = json.loads(body.encode())
-            assert fields["messages"] == [{"role": r, "content": c} for r, c in messages]
+            encoded = body.encode()
+            fields = json.loads(encoded.decode("utf-8"))
+            assert fields == body.fields()
             assert ("tools" in fields, "chat_template_kwargs" in fields) == (tools is not None, template_field)
+            if messages == (("system", texts[0]),):
+                assert "é 🙂".encode() in encoded
+            if messages[:1] == (("user", texts[1]),):
+                assert b"lone \\ud800 surrogate" in encoded
 
 
 def test_reply_read_as_json_reads_bytes():

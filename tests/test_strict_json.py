@@ -119,14 +119,18 @@ def test_echoed_input_is_cut_with_its_length():
 
 
 def test_a_reply_is_refused_only_for_what_would_crash_or_corrupt_text():
-    """decode_reply: json.loads speed for a plain reply, the strict reader's refusal where json gives up or an
-    escape is a lone surrogate; repeated keys and NaN, which a reply's reader never looks at, pass."""
+    """decode_reply: orjson's speed for a plain reply, json's for what orjson refuses (NaN, a byte-order
+    mark), the strict reader's refusal where json gives up or an escape is a lone surrogate, on either
+    path; repeated keys, NaN and control characters in keys, which a reply's reader never looks at, pass."""
     assert decode_reply(b'{"a": [1, 2.5, "\\u00e9\\ud83d\\ude42"]}') == {"a": [1, 2.5, "é🙂"]}  # a whole pair
     assert decode_reply(b'{"a": 1, "a": 2, "b": NaN}')["a"] == 2
+    assert decode_reply(b'\xef\xbb\xbf{"a": "\\ud83d\\ude42", "b": 1e999}') == {"a": "🙂", "b": float("inf")}
+    assert decode_reply(b'{"\\u0001": 1}') == {"\x01": 1}
     for data, message in [
         (b"[" * 100_000 + b"]" * 100_000, "nested deeper than 64 levels"),
         (b'{"n": ' + b"7" * 5000 + b"}", "an integer of 5,000 digits"),
         (b'{"c": "Par\\ud800is"}', r"lone surrogate U\+D800"),
+        (b'{"c": "Par\\udc00is", "n": NaN}', r"lone surrogate U\+DC00"),  # read by json, not orjson
         (b'{"c": "Par', "not valid JSON"),
     ]:
         with pytest.raises(JsonProblem, match=message):
