@@ -20,7 +20,7 @@ at every string for surrogates). Measured in the same run, interleaved, CPU seco
 Then one chat-completion reply (~400 bytes, as a reader server sends it; once more with its answer's
 non-ASCII characters escaped): microseconds per reply (`timeit`, median of --repeat) of
 `tasks.strict_json.decode_reply` (what `benchmark.readers.replies.read_reply` reads a reply with), of the
-full `decode`, and of `json.loads` (anchor).
+full `decode`, and of `json.loads` and `orjson.loads` (anchors: decode_reply reads with orjson first).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ import time
 import timeit
 from collections.abc import Callable
 from pathlib import Path
+
+import orjson
 
 from benchmark.memory import parse_record, read_memories
 from tasks.atomic import replace_file
@@ -109,17 +111,28 @@ def reply_body(ensure_ascii: bool) -> bytes:
 
 
 def replies(repeat: int, number: int = 20_000) -> None:
-    print("\n| reply | bytes | decode_reply (µs) | decode (µs) | json.loads (µs) | decode_reply ÷ json.loads |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "\n| reply | bytes | decode_reply (µs) | decode (µs) | json.loads (µs) | orjson.loads (µs) "
+        "| decode_reply ÷ json.loads |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for ensure_ascii in (False, True):
         body = reply_body(ensure_ascii)
-        runs: dict[Callable[[bytes], object], list[float]] = {decode_reply: [], decode: [], json.loads: []}
+        runs: dict[Callable[[bytes], object], list[float]] = {
+            decode_reply: [],
+            decode: [],
+            json.loads: [],
+            orjson.loads: [],
+        }
         for _ in range(repeat):
             for fn, times in runs.items():
                 times.append(timeit.timeit(lambda fn=fn, body=body: fn(body), number=number) / number * 1e6)
-        fast, full, plain = (statistics.median(times) for times in runs.values())
+        fast, full, plain, orjson_plain = (statistics.median(times) for times in runs.values())
         writer = "ensure_ascii=True" if ensure_ascii else "ensure_ascii=False"
-        print(f"| {writer} | {len(body)} | {fast:.1f} | {full:.1f} | {plain:.1f} | {fast / plain:.2f}× |")
+        print(
+            f"| {writer} | {len(body)} | {fast:.1f} | {full:.1f} | {plain:.1f} | {orjson_plain:.1f} "
+            f"| {fast / plain:.2f}× |"
+        )
 
 
 if __name__ == "__main__":

@@ -10,11 +10,11 @@ that broke). `post` is the same as a coroutine. The reader retries around both.
   and a keep-alive pool of connections. `done` runs inside the callback that read the reply, so the
   reader can send its next request from there, without a task switch or an event-loop turn per
   request. Connections receive into a buffer of their own (`READ_BUFFER_BYTES`), bodies are written
-  around their messages (`request_body.py`), replies decoded from UTF-8 before parsing and their headers
-  read only when needed (`HttpReply`): with the reader's checks and bookkeeping, a request costs about
-  20 µs of client CPU at 4–64 in flight against a busy fake server (1.21–1.23× the fastest bare loop
-  written here) and about 30 µs against one that sleeps between requests (docs/performance.md),
-  against 1.3–1.8 ms through the `openai` SDK.
+  around their messages with `orjson` (`request_body.py`), replies read by `orjson` and their headers
+  read only when needed (`HttpReply`): with the reader's checks and bookkeeping, a request costs 12–20
+  µs of client CPU at 4–256 in flight against a busy fake server and 15–24 µs against one that sleeps
+  between requests (1.27–1.59× the fastest bare loop written here, docs/performance.md), against
+  1.2–1.8 ms through the `openai` SDK.
 - `OpenAISDKTransport`: the `openai` package's own client (httpx), the reference: it honours proxy
   settings from the environment, which `FastTransport` does not, and tests hold both to the same
   requests and replies.
